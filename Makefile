@@ -1,0 +1,75 @@
+# Talkie developer entry points. `make run` and `make test` are all a newcomer needs.
+#
+# `make setup` is idempotent: the virtualenv is (re)built only when pyproject.toml or this Makefile
+# change (the stamp file's name carries a hash of both), so re-runs are instant.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Packages installed separately with --no-deps (see pyproject.toml for why).
+NODEPS_PKGS := mediapipe==0.10.21 silero-vad==6.2.3
+# Debian packages the project needs (espeak-ng voices; sox for audio tooling).
+APT_PKGS := espeak-ng libespeak-ng1 sox
+
+SETUP_HASH := $(shell cat pyproject.toml Makefile 2>/dev/null | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.talkie-setup-$(SETUP_HASH)
+
+SAMPLE_IMAGE := assets/samples/astronaut.png
+DEMO_TEXT := Hello! I am Talkie. Give me one picture, and I will talk to you with its face.
+DEMO_OUT := out/demo.mp4
+
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+export PIP_NO_INPUT := 1
+
+.PHONY: help setup system-deps test lint typecheck pytest run bench clean
+
+help:
+	@echo "make run    - set up, then render the demo talking video to $(DEMO_OUT)"
+	@echo "make test   - set up, then ruff + mypy + pytest"
+	@echo "make setup  - create $(VENV) and install Talkie (idempotent)"
+	@echo "make bench  - run the engine benchmark (bench/engine.py)"
+	@echo "make clean  - remove outputs and caches (keeps $(VENV))"
+
+setup: system-deps $(STAMP)
+
+system-deps:
+	@scripts/system-deps.sh $(APT_PKGS)
+
+$(STAMP):
+	@command -v $(PYTHON) >/dev/null || { echo "setup: $(PYTHON) not found; install Python 3.11" >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --progress-bar off -q -e '.[dev]'
+	$(BIN)/python -m pip install --progress-bar off -q --no-deps $(NODEPS_PKGS)
+	@rm -f $(VENV)/.talkie-setup-*
+	@touch $@
+	@echo "setup: $(VENV) is ready"
+
+lint: setup
+	$(BIN)/ruff check src tests $(wildcard bench scripts)
+
+typecheck: setup
+	$(BIN)/mypy
+
+pytest: setup
+	$(BIN)/python -m pytest -q
+
+test: lint typecheck pytest
+
+$(SAMPLE_IMAGE): | $(STAMP)
+	$(BIN)/python scripts/make_samples.py
+
+run: setup $(SAMPLE_IMAGE)
+	@mkdir -p $(dir $(DEMO_OUT))
+	$(BIN)/talkie render --image $(SAMPLE_IMAGE) --text "$(DEMO_TEXT)" --out $(DEMO_OUT)
+	@echo
+	@echo "Demo video written to $(abspath $(DEMO_OUT))"
+
+bench: setup
+	$(BIN)/python bench/engine.py
+
+clean:
+	rm -rf out .pytest_cache .mypy_cache .ruff_cache src/*.egg-info
+	find . -path ./$(VENV) -prune -o -name __pycache__ -type d -prune -exec rm -rf {} +

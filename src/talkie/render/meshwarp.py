@@ -1,0 +1,179 @@
+"""The default CPU renderer: a 2.5-D mesh-warp puppet of the photo.
+
+Per frame: deform the mesh (``FaceDeformer``), rasterise the moving triangles into a half-resolution
+triangle-id map, turn it into an exact piecewise-affine backward map, upsample it, ``cv2.remap``
+only the region that moves (person colour premultiplied by its matte), composite that over the
+static background plate, and paint the mouth interior into the opened lips.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from talkie.messages import FaceParams
+from talkie.render.deform import FaceDeformer
+from talkie.render.framing import Stage, frame_rig
+from talkie.render.mouth import MouthPainter
+from talkie.rig.model import CharacterRig
+
+log = logging.getLogger(__name__)
+
+MAP_STEP = 2  # backward map resolution: one sample per 2x2 output pixels
+_SUBPIXEL_BITS = 4  # fillConvexPoly fixed-point precision
+
+
+@dataclass(frozen=True)
+class RenderOptions:
+    size: tuple[int, int] = (1280, 720)
+    map_step: int = MAP_STEP
+
+
+class MeshWarpRenderer:
+    """``Renderer`` for one rig at one output size. ``render`` is safe to call from one worker
+    thread at a time (it reuses buffers); make one renderer per thread for parallel rendering."""
+
+    def __init__(self, rig: CharacterRig, *, options: RenderOptions | None = None) -> None:
+        self.options = options or RenderOptions()
+        self.size = self.options.size
+        w, h = self.size
+        if w < 64 or h < 64 or w > 4096 or h > 4096:
+            raise ValueError(f"output size {w}x{h} is outside 64..4096 pixels per side")
+        self.stage: Stage = frame_rig(rig, self.size)
+        vertices = self.stage.to_output(rig.mesh.vertices)
+        self.deformer = FaceDeformer(mesh=rig.mesh, vertices=vertices)
+        self.rest = self.deformer.rest[:, :2].copy()
+        self.mouth = MouthPainter(
+            mesh=rig.mesh,
+            stage=self.stage,
+            rest=self.rest,
+            face_height=self.deformer.frame.face_height,
+        )
+
+        # Only triangles touching a vertex that can move are ever re-rasterised. They are drawn
+        # layer by layer (lips cover the mouth hole, lids the eyes) and, within a layer, far to
+        # near: where a head turn folds the skin near the silhouette, the nearer skin wins.
+        tris = rig.mesh.triangles
+        moving = self.deformer.moving[tris].any(axis=1)
+        depth = self.deformer.rest[tris[moving], 2].mean(axis=1)
+        order = np.lexsort((-depth, rig.mesh.layers[moving]))
+        self.triangles = tris[moving][order]
+        self.rest_tris = self.rest[self.triangles]  # (T, 3, 2)
+
+        # Premultiplied person layer: composite(P, A, plate) reproduces the canvas exactly at rest,
+        # so a still face matches the photo and the region edge leaves no seam.
+        # Where the matte is soft, alpha is raised just enough that the premultiplied colour is
+        # never negative (clipping it would break the exact reconstruction at rest); the plate
+        # stays the true background, so a moving head never uncovers darkened pixels.
+        canvas = self.stage.canvas.astype(np.float32)
+        plate = self.stage.plate.astype(np.float32)
+        a = self.stage.alpha.astype(np.float32) / 255.0
+        needed = 1.0 - np.min(canvas / np.maximum(plate, 1.0), axis=2)
+        a = np.where(a > 0, np.maximum(a, np.clip(needed, 0.0, 1.0)), 0.0)[..., None]
+        self._plate = self.stage.plate
+        premult = np.clip(canvas - (1.0 - a) * plate + 0.5, 0, 255).astype(np.uint8)
+        alpha = np.clip(a[..., 0] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        self._person = np.ascontiguousarray(np.dstack([premult, alpha]))
+        self._lock = threading.Lock()
+
+    def render(self, params: FaceParams) -> np.ndarray:
+        """One RGB uint8 frame of ``size`` for ``params``."""
+        with self._lock:
+            return self._render(params)
+
+    def deformed_vertices(self, params: FaceParams) -> np.ndarray:
+        """Where every mesh vertex lands for ``params``, in output pixels (V, 2)."""
+        return self.deformer.deform(params)
+
+    # ---------------------------------------------------------------------------------------
+
+    def _render(self, params: FaceParams) -> np.ndarray:
+        frame = self.stage.canvas.copy()
+        verts = self.deformer.deform(params)
+        dst_tris = verts[self.triangles]
+        roi = self._roi(dst_tris)
+        if roi is None:
+            return frame
+        x0, y0, x1, y1 = roi
+        map_x, map_y = self._backward_map(dst_tris, roi)
+        warped = cv2.remap(
+            self._person, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+        )
+        plate = self._plate[y0:y1, x0:x1]
+        alpha = cv2.merge([warped[..., 3]] * 3)
+        behind = cv2.subtract(plate, cv2.multiply(plate, alpha, scale=1.0 / 255.0))
+        frame[y0:y1, x0:x1] = cv2.add(warped[..., :3], behind)
+        self.mouth.paint(frame, verts)
+        return frame
+
+    def _roi(self, dst_tris: np.ndarray) -> tuple[int, int, int, int] | None:
+        """Bounding box (x0, y0, x1, y1) of everything that moved, rest and deformed."""
+        moved = np.abs(dst_tris - self.rest_tris).max(axis=(1, 2)) > 0.05
+        if not moved.any():
+            return None
+        pts = np.concatenate([dst_tris[moved], self.rest_tris[moved]]).reshape(-1, 2)
+        w, h = self.size
+        step = self.options.map_step
+        x0 = int(max(0, np.floor(pts[:, 0].min()) - 2)) // step * step
+        y0 = int(max(0, np.floor(pts[:, 1].min()) - 2)) // step * step
+        x1 = int(min(w, np.ceil(pts[:, 0].max()) + 3))
+        y1 = int(min(h, np.ceil(pts[:, 1].max()) + 3))
+        if x1 - x0 < 2 or y1 - y0 < 2:
+            return None
+        return x0, y0, x1, y1
+
+    def _backward_map(
+        self, dst_tris: np.ndarray, roi: tuple[int, int, int, int]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """For each output pixel in ``roi``: the canvas position it shows (piecewise affine)."""
+        x0, y0, x1, y1 = roi
+        step = self.options.map_step
+        lw, lh = -(-(x1 - x0) // step), -(-(y1 - y0) // step)
+        # Low-res sample (i, j) sits at output pixel (x0 + (j + .5) * step - .5, ...), the centre
+        # convention cv2.resize uses, so upsampling lands every sample on the right pixel.
+        scale = 1 << _SUBPIXEL_BITS
+        low = (dst_tris - np.array([x0, y0], np.float32) + 0.5) / step - 0.5
+        fixed = np.round(low * scale).astype(np.int32)
+        # Slivers (a closed eyelid, a pressed lip) own no pixels; OpenCV would still draw them as
+        # lines, with a near-singular (exploding) affine map.
+        coeffs, solid = _affine_coeffs(dst_tris, self.rest_tris)  # [x, y, 1] -> source x, y
+        ids = np.full((lh, lw), -1, np.int32)
+        for t in np.flatnonzero(solid):
+            cv2.fillConvexPoly(ids, fixed[t], int(t), lineType=cv2.LINE_8, shift=_SUBPIXEL_BITS)
+
+        gx = x0 + (np.arange(lw, dtype=np.float32) + 0.5) * step - 0.5
+        gy = y0 + (np.arange(lh, dtype=np.float32) + 0.5) * step - 0.5
+        covered = ids >= 0
+        c = coeffs[np.where(covered, ids, 0)]  # (lh, lw, 3, 2)
+        xs, ys = gx[None, :], gy[:, None]
+        src_x = xs * c[..., 0, 0] + ys * c[..., 1, 0] + c[..., 2, 0]
+        src_y = xs * c[..., 0, 1] + ys * c[..., 1, 1] + c[..., 2, 1]
+        src_x = np.where(covered, src_x, xs).astype(np.float32)
+        src_y = np.where(covered, src_y, ys).astype(np.float32)
+        full = (x1 - x0, y1 - y0)
+        if step == 1:
+            return src_x[: full[1], : full[0]], src_y[: full[1], : full[0]]
+        big = (lw * step, lh * step)
+        map_x = cv2.resize(src_x, big, interpolation=cv2.INTER_LINEAR)[: full[1], : full[0]]
+        map_y = cv2.resize(src_y, big, interpolation=cv2.INTER_LINEAR)[: full[1], : full[0]]
+        return map_x, map_y
+
+
+def _affine_coeffs(dst: np.ndarray, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per triangle, the affine map taking its deformed corners back to its rest corners,
+    as (T, 3, 2) coefficients, and whether the triangle has enough area to be drawn.
+
+    Solved for all triangles at once; triangles under a quarter pixel of area get the identity.
+    """
+    d1, d2 = dst[:, 1] - dst[:, 0], dst[:, 2] - dst[:, 0]
+    area = 0.5 * np.abs(d1[:, 0] * d2[:, 1] - d1[:, 1] * d2[:, 0])
+    solid = area >= 0.25
+    m = np.concatenate([dst, np.ones(dst.shape[:2] + (1,), np.float32)], axis=2)  # (T, 3, 3)
+    src = src.copy()
+    m[~solid] = np.eye(3, dtype=np.float32)
+    src[~solid] = np.eye(3, 2, dtype=np.float32)
+    return np.linalg.solve(m.astype(np.float64), src).astype(np.float32), solid

@@ -1,0 +1,158 @@
+"""One image -> ``CharacterRig``: find the face, landmarks, person matte, background plate, mesh."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from talkie.errors import NoFaceFoundError
+from talkie.rig import detect
+from talkie.rig import topology as topo
+from talkie.rig.mesh import build_landmark_mesh
+from talkie.rig.model import CharacterRig, FacePoints
+
+log = logging.getLogger(__name__)
+
+# The working image is cropped around the face (room for hair, shoulders and head motion) and
+# resized so the face box is at most this many pixels: enough for 1080p output, small enough to
+# keep rig time and rig files small for 20-megapixel photos.
+MAX_FACE_PX = 400
+CROP_LEFT_RIGHT, CROP_ABOVE, CROP_BELOW = 2.6, 2.0, 3.4  # in face-box sizes
+
+NO_FACE_HELP = (
+    "place the points by hand instead: `talkie rig IMAGE --points points.json` with the eyes, "
+    "mouth corners and chin (see README, 'Manual rigs'), or use a clearer, front-facing photo"
+)
+
+Progress = Callable[[str], None]
+
+
+def build_rig(image: np.ndarray, *, progress: Progress | None = None) -> CharacterRig:
+    """Rig an RGB uint8 image. Raises ``NoFaceFoundError`` when no usable face is visible."""
+    say = progress or (lambda _msg: None)
+    height, width = image.shape[:2]
+    notes: list[str] = []
+
+    say("finding faces")
+    faces = detect.detect_faces(image)
+    if len(faces) > 1:
+        notes.append(
+            f"found {len(faces)} faces; animating the most prominent one "
+            f"(box {faces[0].w:.0f}x{faces[0].h:.0f} px at {faces[0].x:.0f},{faces[0].y:.0f})"
+        )
+    if faces:
+        box = faces[0]
+        cx, cy = box.centre
+        size = max(box.w, box.h)
+    else:
+        # The detector misses faces that fill the frame; the landmark model's own detector
+        # handles those, so try the whole image before giving up.
+        cx, cy, size = width / 2, height / 2, max(width, height) / CROP_BELOW
+
+    x0 = max(0, int(cx - CROP_LEFT_RIGHT * size))
+    x1 = min(width, int(cx + CROP_LEFT_RIGHT * size))
+    y0 = max(0, int(cy - CROP_ABOVE * size))
+    y1 = min(height, int(cy + CROP_BELOW * size))
+    scale = min(1.0, MAX_FACE_PX / size) if faces else min(1.0, 1600 / max(width, height))
+    crop = image[y0:y1, x0:x1]
+    working = cv2.resize(
+        crop,
+        (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
+        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+    )
+
+    say("placing face landmarks")
+    landmarks = _landmarks_near(working, (cx - x0) * scale, (cy - y0) * scale, size * scale)
+    if landmarks is None:
+        raise NoFaceFoundError(f"no face found in the image; {NO_FACE_HELP}")
+    _check_face(landmarks, working.shape[1], working.shape[0])
+
+    say("separating the person from the background")
+    alpha = _person_alpha(working, landmarks)
+    plate = _background_plate(working, alpha)
+
+    say("building the mesh")
+    mesh = build_landmark_mesh(landmarks, (working.shape[1], working.shape[0]))
+    return CharacterRig(
+        image=working,
+        alpha=alpha,
+        plate=plate,
+        face=FacePoints(landmarks, "mediapipe"),
+        mesh=mesh,
+        crop=(float(x0), float(y0), float(scale)),
+        source_size=(width, height),
+        notes=tuple(notes),
+    )
+
+
+def _landmarks_near(image: np.ndarray, cx: float, cy: float, size: float) -> np.ndarray | None:
+    """Landmarks from a square crop around the face (the mesh model wants the face large in
+    its input), falling back to the whole working image."""
+    h, w = image.shape[:2]
+    half = 1.0 * size
+    x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
+    x1, y1 = min(w, int(cx + half)), min(h, int(cy + half))
+    if x1 - x0 > 32 and y1 - y0 > 32:
+        found = detect.face_landmarks(image[y0:y1, x0:x1])
+        if found is not None:
+            found[:, 0] += x0
+            found[:, 1] += y0
+            return found
+    return detect.face_landmarks(image)
+
+
+def _check_face(landmarks: np.ndarray, width: int, height: int) -> None:
+    xy = landmarks[:, :2]
+    face_h = float(np.linalg.norm(xy[topo.FOREHEAD_TOP] - xy[topo.CHIN]))
+    if face_h < 48:
+        raise NoFaceFoundError(
+            f"the face is too small to animate ({face_h:.0f} px tall, need at least 48); "
+            "use a larger or closer photo"
+        )
+    inside = (xy[:, 0] >= -0.05 * width) & (xy[:, 0] <= 1.05 * width)
+    inside &= (xy[:, 1] >= -0.05 * height) & (xy[:, 1] <= 1.05 * height)
+    if inside.mean() < 0.9:
+        raise NoFaceFoundError(
+            "the face is cut off by the image border; use a photo that shows the whole face"
+        )
+
+
+def _person_alpha(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """Person matte (uint8): the segmenter's mask, with the face itself always solid."""
+    mask = detect.person_mask(image)
+    mask = cv2.GaussianBlur(mask, (0, 0), sigmaX=1.0)
+    # Sharpen the soft segmenter output into a matte with a few-pixel soft edge.
+    alpha = np.clip((mask - 0.3) / 0.4, 0.0, 1.0)
+    face = np.zeros(image.shape[:2], np.uint8)
+    cv2.fillConvexPoly(face, cv2.convexHull(landmarks[:, :2].astype(np.int32)), 255)
+    alpha = np.maximum(alpha, face.astype(np.float32) / 255.0)
+    return (alpha * 255.0 + 0.5).astype(np.uint8)
+
+
+def _background_plate(image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """The background with the person filled in, from the surrounding background colours.
+
+    Only a thin band next to the head is ever revealed by head motion, so a smooth low-resolution
+    fill is enough and keeps rigging fast.
+    """
+    h, w = image.shape[:2]
+    hole = (alpha > 8).astype(np.uint8) * 255
+    hole = cv2.dilate(hole, np.ones((5, 5), np.uint8), iterations=2)
+    small_scale = min(1.0, 192 / max(h, w))
+    sw, sh = max(8, round(w * small_scale)), max(8, round(h * small_scale))
+    small = cv2.resize(image, (sw, sh), interpolation=cv2.INTER_AREA)
+    small_hole = cv2.resize(hole, (sw, sh), interpolation=cv2.INTER_NEAREST)
+    small_hole = cv2.dilate(small_hole, np.ones((3, 3), np.uint8))
+    if small_hole.all():
+        # No background visible at all (a close-up): a blurred version is the best guess.
+        filled = cv2.GaussianBlur(small, (0, 0), 5)
+    else:
+        filled = cv2.inpaint(small, small_hole, 6, cv2.INPAINT_TELEA)
+        filled = cv2.GaussianBlur(filled, (0, 0), 2)
+    filled = cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR)
+    keep = (1.0 - cv2.GaussianBlur(hole.astype(np.float32) / 255.0, (0, 0), 2))[..., None]
+    plate = image.astype(np.float32) * keep + filled.astype(np.float32) * (1.0 - keep)
+    return np.clip(plate + 0.5, 0, 255).astype(np.uint8)

@@ -1,0 +1,28 @@
+"""Shared fixtures. Media fixtures are generated at test time; nothing is downloaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+
+@pytest.fixture(scope="session")
+def astronaut_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 512x512 RGB PNG portrait (scikit-image's ``data.astronaut()``, public domain)."""
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("samples") / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def cat_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 451x300 RGB PNG of a cat (scikit-image's ``data.chelsea()``): a non-human face."""
+    from skimage import data
+
+    path = tmp_path_factory.mktemp("samples") / "chelsea.png"
+    Image.fromarray(data.chelsea()).save(path)
+    return path
