@@ -17,6 +17,7 @@ import numpy as np
 
 from talkie.messages import FaceParams
 from talkie.render.deform import FaceDeformer
+from talkie.render.eyes import EyelidPainter
 from talkie.render.framing import Stage, frame_rig
 from talkie.render.mouth import MouthPainter
 from talkie.rig.model import CharacterRig
@@ -47,6 +48,7 @@ class MeshWarpRenderer:
         vertices = self.stage.to_output(rig.mesh.vertices)
         self.deformer = FaceDeformer(mesh=rig.mesh, vertices=vertices)
         self.rest = self.deformer.rest[:, :2].copy()
+        self.eyelids = EyelidPainter(mesh=rig.mesh, stage=self.stage, rest=self.rest)
         self.mouth = MouthPainter(
             mesh=rig.mesh,
             stage=self.stage,
@@ -66,14 +68,16 @@ class MeshWarpRenderer:
 
         # Premultiplied person layer: composite(P, A, plate) reproduces the canvas exactly at rest,
         # so a still face matches the photo and the region edge leaves no seam.
-        # Where the matte is soft, alpha is raised just enough that the premultiplied colour is
-        # never negative (clipping it would break the exact reconstruction at rest); the plate
-        # stays the true background, so a moving head never uncovers darkened pixels.
+        # Alpha is raised to the least value that explains each photo pixel as some colour over
+        # the plate (the plate is inpainted a little beyond the matte, darker or brighter than the
+        # photo there): premultiplied colour then never clips, the composite reproduces the
+        # photo exactly at rest, and the fringe moves with the head instead of ghosting.
         canvas = self.stage.canvas.astype(np.float32)
         plate = self.stage.plate.astype(np.float32)
-        a = self.stage.alpha.astype(np.float32) / 255.0
-        needed = 1.0 - np.min(canvas / np.maximum(plate, 1.0), axis=2)
-        a = np.where(a > 0, np.maximum(a, np.clip(needed, 0.0, 1.0)), 0.0)[..., None]
+        darker = (plate - canvas) / np.maximum(plate, 1.0)
+        brighter = (canvas - plate) / np.maximum(255.0 - plate, 1.0)
+        needed = np.clip(np.max(np.maximum(darker, brighter), axis=2), 0.0, 1.0)
+        a = np.maximum(self.stage.alpha.astype(np.float32) / 255.0, needed)[..., None]
         self._plate = self.stage.plate
         premult = np.clip(canvas - (1.0 - a) * plate + 0.5, 0, 255).astype(np.uint8)
         alpha = np.clip(a[..., 0] * 255.0 + 0.5, 0, 255).astype(np.uint8)
@@ -108,6 +112,7 @@ class MeshWarpRenderer:
         behind = cv2.subtract(plate, cv2.multiply(plate, alpha, scale=1.0 / 255.0))
         frame[y0:y1, x0:x1] = cv2.add(warped[..., :3], behind)
         self.mouth.paint(frame, verts)
+        self.eyelids.paint(frame, verts, (params.blink_right, params.blink_left))
         return frame
 
     def _roi(self, dst_tris: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -150,17 +155,18 @@ class MeshWarpRenderer:
         covered = ids >= 0
         c = coeffs[np.where(covered, ids, 0)]  # (lh, lw, 3, 2)
         xs, ys = gx[None, :], gy[:, None]
-        src_x = xs * c[..., 0, 0] + ys * c[..., 1, 0] + c[..., 2, 0]
-        src_y = xs * c[..., 0, 1] + ys * c[..., 1, 1] + c[..., 2, 1]
-        src_x = np.where(covered, src_x, xs).astype(np.float32)
-        src_y = np.where(covered, src_y, ys).astype(np.float32)
-        full = (x1 - x0, y1 - y0)
-        if step == 1:
-            return src_x[: full[1], : full[0]], src_y[: full[1], : full[0]]
-        big = (lw * step, lh * step)
-        map_x = cv2.resize(src_x, big, interpolation=cv2.INTER_LINEAR)[: full[1], : full[0]]
-        map_y = cv2.resize(src_y, big, interpolation=cv2.INTER_LINEAR)[: full[1], : full[0]]
-        return map_x, map_y
+        # Work with displacements (source - output position): they are zero where nothing moves,
+        # so upsampling (which clamps at the region's edge) cannot shift still pixels.
+        dx = np.where(covered, xs * c[..., 0, 0] + ys * c[..., 1, 0] + c[..., 2, 0] - xs, 0.0)
+        dy = np.where(covered, xs * c[..., 0, 1] + ys * c[..., 1, 1] + c[..., 2, 1] - ys, 0.0)
+        width, height = x1 - x0, y1 - y0
+        if step > 1:
+            big = (lw * step, lh * step)
+            dx = cv2.resize(dx.astype(np.float32), big, interpolation=cv2.INTER_LINEAR)
+            dy = cv2.resize(dy.astype(np.float32), big, interpolation=cv2.INTER_LINEAR)
+        map_x = dx[:height, :width] + np.arange(x0, x1, dtype=np.float32)[None, :]
+        map_y = dy[:height, :width] + np.arange(y0, y1, dtype=np.float32)[:, None]
+        return map_x.astype(np.float32), map_y.astype(np.float32)
 
 
 def _affine_coeffs(dst: np.ndarray, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

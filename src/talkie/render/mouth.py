@@ -59,7 +59,7 @@ class MouthPainter:
         self.lip = lip
         self.teeth = np.array([236.0, 230.0, 218.0]) * min(0.95, 0.4 + 0.5 * light)
         self.cavity = lip * 0.28 + np.array([8.0, 2.0, 2.0])
-        self.tongue = lip * 0.78 + np.array([22.0, 2.0, 6.0])
+        self.tongue = lip * 0.7 + np.array([14.0, 0.0, 4.0])
         self.seam = lip * 0.55
 
     def _photo_teeth(
@@ -101,47 +101,57 @@ class MouthPainter:
         mask = np.zeros((rh, rw), np.uint8)
         cv2.fillPoly(mask, [fixed(poly)], 255, cv2.LINE_AA, _AA_SHIFT)
 
-        # Cavity: darker in the depth of the mouth and in the upper lip's shadow.
+        # Shading shared by every layer: light falls off towards the mouth corners (the cheeks
+        # shade them) and into the depth under the upper lip.
+        up_mid = up[len(up) // 2] - origin
+        mouth_w = float(np.linalg.norm(up[-1] - up[0]))
+        xx = (np.arange(rw, dtype=np.float32) - up_mid[0]) / max(1.0, 0.5 * mouth_w)
+        side_light = np.clip(1.0 - 0.55 * xx**2, 0.25, 1.0)[None, :, None]
         yy = (np.arange(rh, dtype=np.float32) / max(1, rh - 1))[:, None, None]
         interior = np.empty((rh, rw, 3), np.float32)
-        interior[:] = self.cavity * (0.75 + 0.35 * yy)
+        interior[:] = self.cavity * (0.7 + 0.45 * yy) * side_light
 
-        mouth_w = float(np.linalg.norm(up[-1] - up[0]))
         n = len(up)
-        profile = np.sin(np.linspace(0.0, np.pi, n)) ** 0.7  # teeth recede into the corners
         fh = self.face_height
+        # Teeth show across the front of the mouth only, fading out well before the corners.
+        profile = np.clip(np.sin(np.linspace(0.0, np.pi, n)) * 1.6 - 0.35, 0.0, 1.0)
 
-        # Tongue: a soft mound resting on the floor of the mouth.
+        # Tongue: a soft mound low in the mouth, set back in shadow (a bright tongue against the
+        # lower lip reads as the lip itself).
         lo_mid = lo[n // 2] - origin
-        axes = (max(1, int(0.28 * mouth_w)), max(1, int(0.3 * gap)))
+        axes = (max(1, int(0.26 * mouth_w)), max(1, int(0.22 * gap)))
         tongue = np.zeros((rh, rw), np.uint8)
-        cv2.ellipse(
-            tongue, (int(lo_mid[0]), int(lo_mid[1])), axes, 0, 180, 360, 255, -1, cv2.LINE_AA
-        )
-        interior = _over(interior, self.tongue * (0.7 + 0.3 * yy), tongue)
+        centre = (int(lo_mid[0]), int(lo_mid[1] + 0.05 * gap))
+        cv2.ellipse(tongue, centre, axes, 0, 180, 360, 255, -1, cv2.LINE_AA)
+        interior = _over(interior, self.tongue * (0.55 + 0.25 * yy) * side_light, tongue)
 
-        # Lower teeth: a thin shadowed band inside the lower lip, seen only on wide openings.
-        low_h = np.clip(0.35 * (gap - 0.05 * fh), 0.0, 0.018 * fh) * profile
-        if low_h.max() > 0.5:
-            interior = _over(interior, self.teeth * 0.68, self._band(lo, -low_h, fixed, (rh, rw)))
+        # Lower teeth: the tips of the front ones, in the lower lip's shadow, on wide openings.
+        low_h = np.clip(0.25 * (gap - 0.07 * fh), 0.0, 0.012 * fh) * profile**2
+        if self._teeth_patch is None and low_h.max() > 0.75:
+            lower_teeth = (self.teeth * 0.6 + self.cavity * 0.4) * side_light
+            interior = _over(interior, lower_teeth, self._band(lo, -low_h, fixed, (rh, rw)))
 
         if self._teeth_patch is not None:
             interior = self._paste_photo_teeth(interior, verts, origin)
         else:
-            top_h = np.minimum(0.036 * fh, 0.5 * gap) * profile
+            top_h = np.minimum(0.03 * fh, 0.45 * gap) * profile
             band = self._band(up, top_h, fixed, (rh, rw))
-            # Under the upper lip's shadow at the top, lighter at the biting edge; faint gaps
-            # between the front teeth.
-            teeth = self.teeth * (0.82 + 0.18 * yy)
+            # Darker right under the lip (its shadow), lighter towards the biting edge.
+            below_lip = np.clip(
+                (np.arange(rh, dtype=np.float32) + y0 - up[:, 1].min())
+                / max(1.0, float(top_h.max())),
+                0,
+                1,
+            )
+            teeth = self.teeth * (0.72 + 0.28 * below_lip[:, None, None]) * side_light
             interior = _over(interior, teeth, band)
-            centre = up[n // 2] - origin
             gaps = np.zeros((rh, rw), np.uint8)
             for k in (-1.5, -0.5, 0.5, 1.5):
-                x = int(round(centre[0] + k * 0.085 * mouth_w))
-                y = int(round(centre[1]))
-                cv2.line(gaps, (x, y), (x, y + int(0.7 * float(top_h.max()))), 255, 1, cv2.LINE_AA)
+                x = int(round(up_mid[0] + k * 0.085 * mouth_w))
+                y = int(round(up_mid[1]))
+                cv2.line(gaps, (x, y), (x, y + int(0.8 * float(top_h.max()))), 255, 1, cv2.LINE_AA)
             gap_lines = np.minimum(gaps, band).astype(np.float32)[..., None] / 255.0
-            interior = interior * (1 - 0.22 * gap_lines)
+            interior = interior * (1 - 0.15 * gap_lines)
 
         interior = cv2.GaussianBlur(interior, (0, 0), self.blur)
         alpha = cv2.GaussianBlur(mask, (3, 3), 0).astype(np.float32)[..., None] * (strength / 255.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -21,13 +22,26 @@ log = logging.getLogger(__name__)
 # keep rig time and rig files small for 20-megapixel photos.
 MAX_FACE_PX = 400
 CROP_LEFT_RIGHT, CROP_ABOVE, CROP_BELOW = 2.6, 2.0, 3.4  # in face-box sizes
+MAX_CANDIDATES = 6  # candidate faces verified with the landmark model
 
 NO_FACE_HELP = (
-    "place the points by hand instead: `talkie rig IMAGE --points points.json` with the eyes, "
-    "mouth corners and chin (see README, 'Manual rigs'), or use a clearer, front-facing photo"
+    "use a clear photo in which one face is visible from the front, at least 48 pixels tall "
+    "and not cut off by the border (drawings and animals are not supported yet)"
 )
 
 Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True, eq=False)
+class _Located:
+    """A verified face: the working crop around it and its landmarks in that crop."""
+
+    working: np.ndarray
+    landmarks: np.ndarray
+    x0: int
+    y0: int
+    scale: float
+    box: detect.FaceBox | None
 
 
 def build_rig(image: np.ndarray, *, progress: Progress | None = None) -> CharacterRig:
@@ -37,37 +51,24 @@ def build_rig(image: np.ndarray, *, progress: Progress | None = None) -> Charact
     notes: list[str] = []
 
     say("finding faces")
-    faces = detect.detect_faces(image)
-    if len(faces) > 1:
-        notes.append(
-            f"found {len(faces)} faces; animating the most prominent one "
-            f"(box {faces[0].w:.0f}x{faces[0].h:.0f} px at {faces[0].x:.0f},{faces[0].y:.0f})"
-        )
-    if faces:
-        box = faces[0]
-        cx, cy = box.centre
-        size = max(box.w, box.h)
-    else:
-        # The detector misses faces that fill the frame; the landmark model's own detector
-        # handles those, so try the whole image before giving up.
-        cx, cy, size = width / 2, height / 2, max(width, height) / CROP_BELOW
-
-    x0 = max(0, int(cx - CROP_LEFT_RIGHT * size))
-    x1 = min(width, int(cx + CROP_LEFT_RIGHT * size))
-    y0 = max(0, int(cy - CROP_ABOVE * size))
-    y1 = min(height, int(cy + CROP_BELOW * size))
-    scale = min(1.0, MAX_FACE_PX / size) if faces else min(1.0, 1600 / max(width, height))
-    crop = image[y0:y1, x0:x1]
-    working = cv2.resize(
-        crop,
-        (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
-        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
-    )
-
+    candidates = detect.detect_faces(image)
     say("placing face landmarks")
-    landmarks = _landmarks_near(working, (cx - x0) * scale, (cy - y0) * scale, size * scale)
-    if landmarks is None:
+    found = [f for f in (_locate(image, box) for box in candidates[:MAX_CANDIDATES]) if f]
+    if not found:
+        # A close-up can defeat the detectors; the landmark model's own detector may still
+        # see it in the whole image.
+        whole = _locate(image, None)
+        found = [whole] if whole else []
+    if not found:
         raise NoFaceFoundError(f"no face found in the image; {NO_FACE_HELP}")
+    face = found[0]
+    if len(found) > 1 and face.box is not None:
+        b = face.box
+        notes.append(
+            f"found {len(found)} faces; animating the most prominent one "
+            f"({b.w:.0f}x{b.h:.0f} px at {b.x:.0f},{b.y:.0f})"
+        )
+    working, landmarks = face.working, face.landmarks
     _check_face(landmarks, working.shape[1], working.shape[0])
 
     say("separating the person from the background")
@@ -82,20 +83,54 @@ def build_rig(image: np.ndarray, *, progress: Progress | None = None) -> Charact
         plate=plate,
         face=FacePoints(landmarks, "mediapipe"),
         mesh=mesh,
-        crop=(float(x0), float(y0), float(scale)),
+        crop=(float(face.x0), float(face.y0), float(face.scale)),
         source_size=(width, height),
         notes=tuple(notes),
     )
 
 
+def _locate(image: np.ndarray, box: detect.FaceBox | None) -> _Located | None:
+    """Crop the working image around a candidate face and place its landmarks, or None when
+    the landmark model finds no face there (a false detection)."""
+    height, width = image.shape[:2]
+    if box is not None:
+        cx, cy = box.centre
+        size = max(box.w, box.h)
+        scale = min(1.0, MAX_FACE_PX / size)
+    else:
+        cx, cy, size = width / 2, height / 2, max(width, height) / CROP_BELOW
+        scale = min(1.0, 1600 / max(width, height))
+    x0 = max(0, int(cx - CROP_LEFT_RIGHT * size))
+    x1 = min(width, int(cx + CROP_LEFT_RIGHT * size))
+    y0 = max(0, int(cy - CROP_ABOVE * size))
+    y1 = min(height, int(cy + CROP_BELOW * size))
+    crop = image[y0:y1, x0:x1]
+    working = cv2.resize(
+        crop,
+        (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
+        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+    )
+    landmarks = _landmarks_near(working, (cx - x0) * scale, (cy - y0) * scale, size * scale)
+    if landmarks is None:
+        return None
+    if box is not None:
+        # The landmarks must belong to this candidate, not to a neighbour inside the crop.
+        centre = landmarks[:, :2].mean(axis=0) / scale + (x0, y0)
+        if np.hypot(*(centre - box.centre)) > 0.75 * size:
+            return None
+    return _Located(working, landmarks, x0, y0, scale, box)
+
+
 def _landmarks_near(image: np.ndarray, cx: float, cy: float, size: float) -> np.ndarray | None:
     """Landmarks from a square crop around the face (the mesh model wants the face large in
-    its input), falling back to the whole working image."""
+    its input; detector boxes vary in how much head they include, so two crop sizes are tried),
+    falling back to the whole working image."""
     h, w = image.shape[:2]
-    half = 1.0 * size
-    x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
-    x1, y1 = min(w, int(cx + half)), min(h, int(cy + half))
-    if x1 - x0 > 32 and y1 - y0 > 32:
+    for half in (1.0 * size, 0.6 * size):
+        x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
+        x1, y1 = min(w, int(cx + half)), min(h, int(cy + half))
+        if x1 - x0 <= 32 or y1 - y0 <= 32:
+            continue
         found = detect.face_landmarks(image[y0:y1, x0:x1])
         if found is not None:
             found[:, 0] += x0

@@ -41,10 +41,10 @@ def _solutions() -> Any:
 def _graph(name: str) -> Any:
     if name not in _graphs:
         solutions = _solutions()
-        if name == "detector":
-            # Full-range model: finds faces down to a few percent of the image width.
+        if name in ("detector", "detector_near"):
+            # Full-range (1) finds small, distant faces; short-range (0) large, close ones.
             _graphs[name] = solutions.face_detection.FaceDetection(
-                model_selection=1, min_detection_confidence=0.5
+                model_selection=1 if name == "detector" else 0, min_detection_confidence=0.4
             )
         elif name == "mesh":
             _graphs[name] = solutions.face_mesh.FaceMesh(
@@ -81,21 +81,105 @@ class FaceBox:
         return float(self.w * self.h * self.score * (1.0 - 0.6 * off_centre))
 
 
-def detect_faces(image: np.ndarray, *, max_side: int = 1280) -> list[FaceBox]:
-    """All faces in an RGB image, most prominent first."""
+def detect_faces(image: np.ndarray) -> list[FaceBox]:
+    """Candidate faces in an RGB image, most prominent first.
+
+    MediaPipe's detectors want a square input with the face a sizeable part of it, so they run
+    on the whole image padded to a square and on overlapping square tiles (for small faces in
+    large photos and group shots); OpenCV's multi-scale Haar cascade adds candidates the neural
+    detectors miss. Candidates are only candidates: the rig builder verifies each with the
+    landmark model before using it.
+    """
     h, w = image.shape[:2]
-    scale = min(1.0, max_side / max(h, w))
-    small = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-    with _lock:
-        result = _graph("detector").process(small)
-    boxes: list[FaceBox] = []
-    for det in result.detections or []:
-        rel = det.location_data.relative_bounding_box
-        boxes.append(
-            FaceBox(rel.xmin * w, rel.ymin * h, rel.width * w, rel.height * h, float(det.score[0]))
-        )
+    boxes = _mediapipe_boxes(image, 0, 0, max(h, w))
+    # Two tile sizes: faces down to ~2 % of the image side end up >= 25 px in some tile.
+    for fraction, models in ((0.6, _BOTH), (0.3, _FAR)):
+        side = int(min(min(h, w), fraction * max(h, w)))
+        if side < 400 or side >= max(h, w):
+            continue
+        for y in _tile_starts(h, side):
+            for x in _tile_starts(w, side):
+                boxes += _mediapipe_boxes(image[y : y + side, x : x + side], x, y, side, models)
+    boxes += _haar_boxes(image)
+    boxes = _suppress_overlaps(boxes)
     boxes.sort(key=lambda b: b.prominence(w, h), reverse=True)
     return boxes
+
+
+def _tile_starts(length: int, side: int) -> list[int]:
+    if side >= length:
+        return [0]
+    count = int(np.ceil((length - side) / (side / 2))) + 1
+    return [int(round(v)) for v in np.linspace(0, length - side, count)]
+
+
+_BOTH = ("detector", "detector_near")
+_FAR = ("detector",)
+
+
+def _mediapipe_boxes(
+    region: np.ndarray, x0: int, y0: int, side: int, models: tuple[str, ...] = _BOTH
+) -> list[FaceBox]:
+    """Both MediaPipe detectors on ``region`` padded to a ``side`` square, in image pixels."""
+    h, w = region.shape[:2]
+    square = np.zeros((side, side, 3), np.uint8)
+    square[:h, :w] = region
+    small = cv2.resize(square, (640, 640), interpolation=cv2.INTER_AREA)
+    boxes: list[FaceBox] = []
+    for name in models:
+        with _lock:
+            result = _graph(name).process(small)
+        for det in result.detections or []:
+            rel = det.location_data.relative_bounding_box
+            boxes.append(
+                FaceBox(
+                    x0 + rel.xmin * side,
+                    y0 + rel.ymin * side,
+                    rel.width * side,
+                    rel.height * side,
+                    float(det.score[0]),
+                )
+            )
+    return boxes
+
+
+def _haar_boxes(image: np.ndarray) -> list[FaceBox]:
+    h, w = image.shape[:2]
+    scale = min(1.0, 1600 / max(h, w))
+    gray = cv2.cvtColor(
+        cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA),
+        cv2.COLOR_RGB2GRAY,
+    )
+    with _lock:
+        if "haar" not in _graphs:
+            _graphs["haar"] = cv2.CascadeClassifier(_haar_path())
+        found = _graphs["haar"].detectMultiScale(
+            cv2.equalizeHist(gray), scaleFactor=1.1, minNeighbors=5, minSize=(24, 24)
+        )
+    # The cascade has no calibrated score; rank it below confident neural detections.
+    return [FaceBox(x / scale, y / scale, bw / scale, bh / scale, 0.5) for x, y, bw, bh in found]
+
+
+def _haar_path() -> str:
+    from cv2 import data as cv2_data  # the cascades ship inside the OpenCV wheel
+
+    return os.path.join(cv2_data.haarcascades, "haarcascade_frontalface_default.xml")
+
+
+def _suppress_overlaps(boxes: list[FaceBox]) -> list[FaceBox]:
+    """Merge boxes of the same face (overlap > 30 %), keeping the most confident."""
+    kept: list[FaceBox] = []
+    for box in sorted(boxes, key=lambda b: b.score, reverse=True):
+        if all(_iou(box, other) < 0.3 for other in kept):
+            kept.append(box)
+    return kept
+
+
+def _iou(a: FaceBox, b: FaceBox) -> float:
+    ix = max(0.0, min(a.x + a.w, b.x + b.w) - max(a.x, b.x))
+    iy = max(0.0, min(a.y + a.h, b.y + b.h) - max(a.y, b.y))
+    inter = ix * iy
+    return inter / (a.w * a.h + b.w * b.h - inter + 1e-9)
 
 
 def face_landmarks(image: np.ndarray) -> np.ndarray | None:

@@ -32,22 +32,19 @@ def build_landmark_mesh(landmarks: np.ndarray, image_size: tuple[int, int]) -> R
     vertices = [landmarks.astype(np.float32)]
     regions: dict[str, np.ndarray] = {}
     next_index = len(landmarks)
-    spacing = 0.02 * max(width, height)
+    spacing = 0.012 * max(width, height)
     placed = [landmarks[:, :2]]
     oval_depth = landmarks[oval_idx, 2]
     for k, scale in enumerate(RING_SCALES, start=1):
+        # Rings are kept whole (clamped inside the image rather than dropped): the outermost one
+        # is where motion stops, and a gap in it would let the fade reach the border.
         ring = centre + (oval - centre) * scale
-        inside = (
-            (ring[:, 0] > 2)
-            & (ring[:, 0] < width - 3)
-            & (ring[:, 1] > 2)
-            & (ring[:, 1] < height - 3)
-        )
-        kept = _far_from(ring[inside], np.concatenate(placed), spacing)
-        ring = ring[inside][kept]
+        ring = np.clip(ring, [2.0, 2.0], [width - 3.0, height - 3.0])
+        kept = _far_from(ring, np.concatenate(placed), spacing)
+        ring = ring[kept]
         # A ring point is never nearer the camera than the face outline it extends: otherwise a
         # head turn moves it more than the ear next to it and the skin between them folds over.
-        depth = np.maximum(oval_depth[inside][kept], back_depth)[:, None]
+        depth = np.maximum(oval_depth[kept], back_depth)[:, None]
         vertices.append(np.hstack([ring, depth]).astype(np.float32))
         regions[f"ring{k}"] = np.arange(next_index, next_index + len(ring))
         placed.append(ring)

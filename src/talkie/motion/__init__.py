@@ -1,0 +1,30 @@
+"""Motion: speech (phoneme timeline and/or audio) + idle/listening behaviour -> FaceParams.
+
+The entry point is :class:`MotionGenerator`, which produces :class:`~talkie.messages.FaceFrame`
+objects four at a time, each step continuing the last. The parts are usable on their own:
+``visemes`` (phoneme -> viseme -> mouth shape, reference openness track), ``lipsync`` (mouth
+track of a clip), ``prosody`` (speech gestures) and ``idle`` (blinks, breathing, drift, gaze).
+"""
+
+from talkie.motion.generator import MotionGenerator, MotionOptions
+from talkie.motion.idle import IdleMotion, IdleOptions
+from talkie.motion.lipsync import LipSyncOptions, MouthTrack, mouth_track
+from talkie.motion.prosody import ProsodyOptions, ProsodyTrack, prosody_track
+from talkie.motion.visemes import OPENNESS, VISEMES, phoneme_openness_track, viseme_for
+
+__all__ = [
+    "OPENNESS",
+    "VISEMES",
+    "IdleMotion",
+    "IdleOptions",
+    "LipSyncOptions",
+    "MotionGenerator",
+    "MotionOptions",
+    "MouthTrack",
+    "ProsodyOptions",
+    "ProsodyTrack",
+    "mouth_track",
+    "phoneme_openness_track",
+    "prosody_track",
+    "viseme_for",
+]
