@@ -128,6 +128,8 @@ def _cmd_render(args: argparse.Namespace) -> int:
     _check_output(args.out, (".mp4",))
     if args.transcript and not args.audio:
         raise InvalidInputError("--transcript goes with --audio (it gives the words of that audio)")
+    if args.text is not None and not args.text.strip():
+        raise InvalidInputError("nothing to say: the text is empty; pass --text with some words")
     t0 = time.perf_counter()
     rig = _load_rig(args)
     for note in rig.notes:

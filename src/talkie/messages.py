@@ -119,6 +119,14 @@ class VideoFrame:
 
 
 @dataclass(frozen=True)
+class VoiceActivity:
+    """The user started (``speaking=True``) or stopped speaking at media time ``pts``."""
+
+    speaking: bool
+    pts: float = 0.0
+
+
+@dataclass(frozen=True)
 class Transcript:
     """Recognised user speech; ``final`` is False for partial results while the user speaks."""
 

@@ -6,9 +6,12 @@ guarded by a lock: MediaPipe's solution objects are not safe to call from severa
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import sys
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +28,30 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 _lock = threading.Lock()
 _graphs: dict[str, Any] = {}
+_warmed: set[str] = set()
+
+
+@contextlib.contextmanager
+def _quiet_native_logs(name: str) -> Iterator[None]:
+    """Silence stderr at the file-descriptor level while a graph is created and first runs.
+
+    MediaPipe's C++ code logs a dozen harmless warnings then (XNNPACK, feedback tensors,
+    NORM_RECT) that no environment variable turns off; they would bury the CLI's own messages.
+    Later calls are left alone, so nothing of ours is ever hidden for long.
+    """
+    if name in _warmed:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        _warmed.add(name)
 
 
 def _solutions() -> Any:
@@ -127,7 +154,7 @@ def _mediapipe_boxes(
     small = cv2.resize(square, (640, 640), interpolation=cv2.INTER_AREA)
     boxes: list[FaceBox] = []
     for name in models:
-        with _lock:
+        with _lock, _quiet_native_logs(name):
             result = _graph(name).process(small)
         for det in result.detections or []:
             rel = det.location_data.relative_bounding_box
@@ -190,7 +217,7 @@ def face_landmarks(image: np.ndarray) -> np.ndarray | None:
     side = max(h, w)
     square = np.zeros((side, side, 3), np.uint8)
     square[:h, :w] = image
-    with _lock:
+    with _lock, _quiet_native_logs("mesh"):
         result = _graph("mesh").process(square)
     if not result.multi_face_landmarks:
         return None
@@ -200,6 +227,6 @@ def face_landmarks(image: np.ndarray) -> np.ndarray | None:
 
 def person_mask(image: np.ndarray) -> np.ndarray:
     """Soft person mask in [0, 1] (float32, same size as the image)."""
-    with _lock:
+    with _lock, _quiet_native_logs("segmenter"):
         result = _graph("segmenter").process(np.ascontiguousarray(image))
     return np.clip(result.segmentation_mask.astype(np.float32), 0.0, 1.0)

@@ -1,0 +1,28 @@
+"""The brain protocol: conversation history + the user's words -> the reply, streamed as text."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One line of the conversation. For the character, ``text`` is what the user actually
+    heard (a reply cut short by barge-in keeps only its spoken part)."""
+
+    role: Literal["user", "assistant"]
+    text: str
+
+
+@runtime_checkable
+class Brain(Protocol):
+    """Produces the character's replies. ``reply`` streams text deltas as soon as they exist;
+    cancelling the iteration (barge-in) must stop all work for that reply promptly."""
+
+    name: str
+
+    def greeting(self) -> str: ...
+
+    def reply(self, history: Sequence[Turn], user_text: str) -> AsyncIterator[str]: ...
