@@ -22,7 +22,7 @@ import numpy as np
 from talkie.errors import InvalidInputError
 from talkie.media.video import Mp4Writer
 from talkie.messages import PhonemeTiming, SpeechClip
-from talkie.motion import MotionGenerator
+from talkie.motion import MotionGenerator, product_motion_options
 from talkie.render import MeshWarpRenderer, RenderOptions
 from talkie.rig.model import CharacterRig
 from talkie.voice import TextToSpeech
@@ -100,7 +100,7 @@ def render_video(
     if speech.duration <= 0:
         raise InvalidInputError("the speech is empty: there is no audio to lip-sync")
     renderer = MeshWarpRenderer(rig, options=RenderOptions(size=size))
-    motion = MotionGenerator(fps=fps, seed=seed)
+    motion = MotionGenerator(fps=fps, seed=seed, options=product_motion_options())
     motion.push(speech, start=LEAD_IN)
     total = math.ceil((LEAD_IN + speech.duration + TAIL) * fps)
 

@@ -177,8 +177,18 @@ def test_odd_inputs_do_not_crash() -> None:
 
 
 def test_timed_stress_and_length_marks_do_not_close_the_mouth() -> None:
-    spec = [("", 0.3), ("l", 0.05), ("ˈ", 0.13), ("o", 0.06), ("ʊ", 0.05), ("b", 0.06),
-            ("ˈ", 0.05), ("ɑ", 0.07), ("ː", 0.13), ("", 0.3)]
+    spec = [
+        ("", 0.3),
+        ("l", 0.05),
+        ("ˈ", 0.13),
+        ("o", 0.06),
+        ("ʊ", 0.05),
+        ("b", 0.06),
+        ("ˈ", 0.05),
+        ("ɑ", 0.07),
+        ("ː", 0.13),
+        ("", 0.3),
+    ]
     clip = make_clip(spec)
     t = frames_of(clip, extra=0.0)
     jaw = mouth_track(clip, t).params[:, JAW]

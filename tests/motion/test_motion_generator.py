@@ -168,3 +168,35 @@ def test_speaking_moves_the_head_more_than_idle() -> None:
         idle_motion.append(np.abs(np.diff(idle[:, head], axis=0)).mean())
         assert np.abs(speaking[:, head]).max() < 10.0
     assert np.mean(speech_motion) > 1.2 * np.mean(idle_motion)
+
+
+def _arrays(frames: list[FaceFrame]) -> np.ndarray:
+    return np.array([f.params.as_array() for f in frames])
+
+
+def test_rewind_regenerates_unseen_frames_with_speech_pushed_late() -> None:
+    clip = make_clip(words(SENTENCE))
+    reference = MotionGenerator(fps=24, seed=5)
+    reference.generate(20)
+    reference.push(clip, start=1.0)
+    expected = _arrays(reference.generate(60))
+
+    live = MotionGenerator(fps=24, seed=5)
+    live.generate(20)
+    live.generate(8)  # rendered ahead of the viewer, before the speech was known
+    live.push(clip, start=1.0)
+    live.rewind(20)
+    assert live.frame_index == 20
+    np.testing.assert_allclose(_arrays(live.generate(60)), expected)
+
+
+def test_rewind_keeps_clips_and_refuses_the_distant_past() -> None:
+    gen = MotionGenerator(fps=24, seed=1)
+    gen.push(make_clip(words(SENTENCE)), start=0.5)
+    first = _arrays(gen.generate(30))
+    gen.rewind(24)
+    again = _arrays(gen.generate(6))
+    np.testing.assert_allclose(again, first[24:30])
+    gen.generate(400)
+    with pytest.raises(ValueError, match="cannot rewind"):
+        gen.rewind(10)

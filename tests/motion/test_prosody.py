@@ -44,9 +44,12 @@ def test_rms_envelope_is_centred_on_frame_times() -> None:
 
 def test_find_nuclei_merges_diphthongs_and_reads_stress() -> None:
     phonemes = (
-        PhonemeTiming("h", 0.0, 0.05), PhonemeTiming("ə", 0.05, 0.1),
-        PhonemeTiming("l", 0.1, 0.15), PhonemeTiming("ˈ", 0.15, 0.2),
-        PhonemeTiming("o", 0.2, 0.3), PhonemeTiming("ʊ", 0.3, 0.35),
+        PhonemeTiming("h", 0.0, 0.05),
+        PhonemeTiming("ə", 0.05, 0.1),
+        PhonemeTiming("l", 0.1, 0.15),
+        PhonemeTiming("ˈ", 0.15, 0.2),
+        PhonemeTiming("o", 0.2, 0.3),
+        PhonemeTiming("ʊ", 0.3, 0.35),
     )
     assert find_nuclei(phonemes) == [(0.05, 0.1, False), (0.2, 0.35, True)]
 
@@ -64,8 +67,14 @@ def test_pitch_accent_raises_the_brows_and_phrase_end_nods() -> None:
     t = np.arange(int((clip.duration + 0.6) * FPS)) / FPS
     mouth = mouth_track(clip, t)
     opts = ProsodyOptions(brow_probability=1.0)
-    track = prosody_track(clip, t, energy=mouth.energy, presence=mouth.presence,
-                          rng=np.random.default_rng(0), options=opts)
+    track = prosody_track(
+        clip,
+        t,
+        energy=mouth.energy,
+        presence=mouth.presence,
+        rng=np.random.default_rng(0),
+        options=opts,
+    )
     peak = t[int(np.argmax(track.brow_raise))]
     assert abs(peak - accent) < 0.3
     assert 0.1 < track.brow_raise.max() <= opts.brow_gain + 0.2
@@ -84,8 +93,9 @@ def test_prosody_is_deterministic_for_a_seed_and_works_without_phonemes() -> Non
     t = np.arange(int(clip.duration * FPS)) / FPS
     mouth = mouth_track(clip, t)
     a, b = (
-        prosody_track(clip, t, energy=mouth.energy, presence=mouth.presence,
-                      rng=np.random.default_rng(3))
+        prosody_track(
+            clip, t, energy=mouth.energy, presence=mouth.presence, rng=np.random.default_rng(3)
+        )
         for _ in range(2)
     )
     np.testing.assert_array_equal(a.head_pitch, b.head_pitch)
@@ -93,7 +103,8 @@ def test_prosody_is_deterministic_for_a_seed_and_works_without_phonemes() -> Non
 
     bare = make_clip(words(SENTENCE, 0.075), with_phonemes=False)
     m = mouth_track(bare, t)
-    track = prosody_track(bare, t, energy=m.energy, presence=m.presence,
-                          rng=np.random.default_rng(0))
+    track = prosody_track(
+        bare, t, energy=m.energy, presence=m.presence, rng=np.random.default_rng(0)
+    )
     assert np.all(np.isfinite(track.head_pitch)) and np.all(np.isfinite(track.brow_raise))
     assert np.abs(track.head_pitch).max() > 0.5  # gestures still happen

@@ -98,17 +98,45 @@ def test_openness_track_accepts_unsorted_input() -> None:
 
 def test_timeline_folds_piper_modifier_tokens() -> None:
     # Raw Piper alignments: "^ h ə l ˈ o ʊ , ␠ b ˈ ɑ ː b . $" (stress and length marks timed).
-    raw = [("^", 0.046), ("h", 0.035), ("ə", 0.035), ("l", 0.046), ("ˈ", 0.116), ("o", 0.058),
-           ("ʊ", 0.046), (",", 0.139), (" ", 0.162), ("b", 0.058), ("ˈ", 0.046), ("ɑ", 0.07),
-           ("ː", 0.081), ("b", 0.07), (".", 0.058), ("$", 0.035)]
+    raw = [
+        ("^", 0.046),
+        ("h", 0.035),
+        ("ə", 0.035),
+        ("l", 0.046),
+        ("ˈ", 0.116),
+        ("o", 0.058),
+        ("ʊ", 0.046),
+        (",", 0.139),
+        (" ", 0.162),
+        ("b", 0.058),
+        ("ˈ", 0.046),
+        ("ɑ", 0.07),
+        ("ː", 0.081),
+        ("b", 0.07),
+        (".", 0.058),
+        ("$", 0.035),
+    ]
     phonemes, t = [], 0.0
     for sym, dur in raw:
         phonemes.append(PhonemeTiming(sym, t, t + dur))
         t += dur
     spans = viseme_timeline(phonemes)
     symbols = [v for v, _, _ in spans]
-    assert symbols == ["sil", "kk", "E", "nn", "oh", "ou", "sil", "sil", "PP", "aa", "PP", "sil",
-                       "sil"]
+    assert symbols == [
+        "sil",
+        "kk",
+        "E",
+        "nn",
+        "oh",
+        "ou",
+        "sil",
+        "sil",
+        "PP",
+        "aa",
+        "PP",
+        "sil",
+        "sil",
+    ]
     by_vis = {v: (s, e) for v, s, e in spans}
     # The stress mark's time went to the stressed vowel, the length mark's to the vowel before it.
     assert by_vis["oh"][0] == pytest.approx(phonemes[4].start)

@@ -8,12 +8,13 @@ track of a clip), ``prosody`` (speech gestures) and ``idle`` (blinks, breathing,
 
 from talkie.motion.generator import MotionGenerator, MotionOptions
 from talkie.motion.idle import IdleMotion, IdleOptions
-from talkie.motion.lipsync import LipSyncOptions, MouthTrack, mouth_track
+from talkie.motion.lipsync import RENDERED_LIP_LEAD, LipSyncOptions, MouthTrack, mouth_track
 from talkie.motion.prosody import ProsodyOptions, ProsodyTrack, prosody_track
 from talkie.motion.visemes import OPENNESS, VISEMES, phoneme_openness_track, viseme_for
 
 __all__ = [
     "OPENNESS",
+    "RENDERED_LIP_LEAD",
     "VISEMES",
     "IdleMotion",
     "IdleOptions",
@@ -27,4 +28,11 @@ __all__ = [
     "phoneme_openness_track",
     "prosody_track",
     "viseme_for",
+    "product_motion_options",
 ]
+
+
+def product_motion_options() -> MotionOptions:
+    """Motion options for what people watch (offline renders and live sessions): the mouth
+    leads the sound by ``RENDERED_LIP_LEAD``, as measured on rendered frames."""
+    return MotionOptions(lip_lead=RENDERED_LIP_LEAD)

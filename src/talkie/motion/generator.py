@@ -13,6 +13,8 @@ sample that plays at that media time (a clip pushed with ``start=s`` plays its s
 
 from __future__ import annotations
 
+import collections
+import copy
 import logging
 import math
 from dataclasses import dataclass, field
@@ -56,6 +58,7 @@ class MotionOptions:
     head_limits_deg: tuple[float, float, float] = (10.0, 8.0, 6.0)  # |yaw|, |pitch|, |roll| caps
     release_frames: int = 4  # after clear() the mouth is closed within this many frames
     lead: float = 0.25  # a clip's track starts this long before its audio (anticipation)
+    lip_lead: float = 0.0  # shift of the whole speech track vs. its audio (negative = earlier)
     tail: float = 0.6  # ... and ends this long after (relax, close, settle the head)
     lipsync: LipSyncOptions = field(default_factory=LipSyncOptions)
     idle: IdleOptions = field(default_factory=IdleOptions)
@@ -74,6 +77,18 @@ class _Scheduled:
     @property
     def end(self) -> int:
         return self.first + len(self.presence)
+
+
+@dataclass(frozen=True, eq=False)
+class _Snapshot:
+    """The generator's state at the start of one step (for ``rewind``)."""
+
+    index: int
+    idle: IdleMotion
+    last_speech: np.ndarray
+    release: np.ndarray | None
+    release_step: int
+    clips: tuple[_Scheduled, ...]
 
 
 class MotionGenerator:
@@ -101,6 +116,7 @@ class MotionGenerator:
         self._release: np.ndarray | None = None  # speech contribution fading out after clear()
         self._release_step = 0
         self._generation = 0
+        self._snapshots: collections.deque[_Snapshot] = collections.deque(maxlen=8)
 
     # ------------------------------------------------------------------ control
 
@@ -125,7 +141,9 @@ class MotionGenerator:
         """
         opts = self.options
         fps = self.fps
-        first = max(math.ceil((start - opts.lead) * fps), self._index)
+        start = start + opts.lip_lead
+        # Not clamped to the current frame: frames before it only matter after a rewind().
+        first = max(math.ceil((start - opts.lead) * fps), 0)
         last = math.floor((start + clip.duration + opts.tail) * fps)
         self._generation = generation
         if last < first:
@@ -177,8 +195,46 @@ class MotionGenerator:
             frames.extend(self._produce(n_frames - len(frames)))
         return frames
 
+    def rewind(self, index: int) -> None:
+        """Make ``index`` the next frame to produce again, keeping every scheduled clip.
+
+        The live session renders a few frames ahead of what the viewer sees; when speech is
+        pushed to start sooner than that horizon, or barge-in cuts it, the frames not yet shown
+        are produced again from the state they started from. Only the last few steps can be
+        rewound (``ValueError`` beyond that).
+        """
+        if index >= self._index:
+            if index > self._index:
+                self._produce(index - self._index)
+            return
+        usable = [s for s in self._snapshots if s.index <= index]
+        if not usable:
+            raise ValueError(f"cannot rewind to frame {index}: only the last steps are kept")
+        snap = usable[-1]
+        while self._snapshots and self._snapshots[-1].index > snap.index:
+            self._snapshots.pop()
+        clips = list(snap.clips) + [c for c in self._clips if all(c is not k for k in snap.clips)]
+        self._idle = copy.deepcopy(snap.idle)
+        self._last_speech = snap.last_speech.copy()
+        self._release = None if snap.release is None else snap.release.copy()
+        self._release_step = snap.release_step
+        self._index = snap.index
+        self._clips = clips
+        if index > snap.index:
+            self._produce(index - snap.index)
+
     def _produce(self, n: int) -> list[FaceFrame]:
         first = self._index
+        self._snapshots.append(
+            _Snapshot(
+                index=first,
+                idle=copy.deepcopy(self._idle),
+                last_speech=self._last_speech.copy(),
+                release=None if self._release is None else self._release.copy(),
+                release_step=self._release_step,
+                clips=tuple(self._clips),
+            )
+        )
         idx = np.arange(first, first + n)
         speech, presence, generations = self._speech_at(idx)
         speech += self._release_part(n)

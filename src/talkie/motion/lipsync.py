@@ -80,6 +80,13 @@ class LipSyncOptions:
     timing_offset: float = 0.0
 
 
+# What the product uses (offline render and live sessions, via MotionOptions.lip_lead): the
+# whole speech track plays slightly ahead of its audio. Measured on rendered frames against the
+# speech envelope (bench/engine.py): no shift -> mouth 46 ms late, -60 ms -> 13 ms early.
+# Piper's alignments trail its audio; and lips lead sound in natural speech.
+RENDERED_LIP_LEAD = -0.05
+
+
 @dataclass(frozen=True, eq=False)
 class MouthTrack:
     """Mouth parameters of one clip on a frame grid.
