@@ -6,6 +6,8 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
+from talkie.errors import EngineError
+
 
 @dataclass(frozen=True)
 class Turn:
@@ -26,3 +28,17 @@ class Brain(Protocol):
     def greeting(self) -> str: ...
 
     def reply(self, history: Sequence[Turn], user_text: str) -> AsyncIterator[str]: ...
+
+
+class BrainUnavailable(EngineError):
+    """The brain cannot answer right now: its server is down, refuses the request, is too slow
+    to start answering, or its stream stalls. The session turns this into a short spoken apology.
+
+    ``reason`` is one of ``"connect"``, ``"http"``, ``"first_token"``, ``"stall"``, ``"total"``,
+    ``"protocol"``, ``"network"``; ``partial`` is true when some reply text was already streamed.
+    """
+
+    def __init__(self, message: str, *, reason: str, partial: bool = False) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.partial = partial

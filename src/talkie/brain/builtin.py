@@ -1,0 +1,323 @@
+"""The built-in brain: small talk and answers from the persona's knowledge text, without an LLM.
+
+Talkie must talk out of the box on a plain CPU, and no chat-capable LLM ships as a package, so this
+brain does the honest minimum well:
+
+- small talk (hello, how are you, who are you, what can you do, thanks, bye, "say that again",
+  "okay"), recognised from normalised words with fuzzy matching, so ASR slips ("helo", "thnks")
+  and phrasing variants still work;
+- questions answered with the one or two best sentences of the knowledge text
+  (``talkie.brain.knowledge``), never anything else: when nothing matches well enough it says it
+  does not know;
+- a request to repeat when the input is empty or only "uh"/"hm".
+
+Replies are deterministic (the same history and input give the same words) and streamed in word
+chunks, the first one at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import difflib
+import functools
+import logging
+import re
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from talkie.brain.base import Turn
+from talkie.brain.knowledge import STOP_WORDS, KnowledgeHit, KnowledgeIndex, normalize
+from talkie.brain.persona import DEFAULT_PERSONA, Persona
+
+__all__ = ["BuiltinBrain", "BuiltinOptions"]
+
+
+def _wordset(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+log = logging.getLogger(__name__)
+
+# Phrases per intent, as they sound after ``normalize`` (contractions expanded).
+_INTENT_PHRASES: dict[str, tuple[str, ...]] = {
+    "greeting": (
+        "hello", "hi", "hey", "hiya", "heya", "howdy", "greetings", "hallo", "yo",
+        "good morning", "good afternoon", "good evening", "morning", "hi there", "hello there",
+    ),
+    "how_are_you": (
+        "how are you", "how are you doing", "how is it going", "how are things", "how do you do",
+        "how have you been", "what is up", "whats up", "sup", "are you ok", "are you okay",
+        "are you well", "how you doing", "how is your day", "how are you feeling", "you alright",
+    ),
+    "who": (
+        "who are you", "what are you", "what is your name", "your name", "introduce yourself",
+        "tell me about yourself", "are you a robot", "are you human", "are you real",
+        "are you an ai", "are you a person", "who am i talking to", "who is this",
+        "what should i call you", "what do i call you",
+    ),
+    "capabilities": (
+        "what can you do", "what do you do", "how can you help", "can you help", "help me",
+        "help", "what can i ask", "what do you know", "what can you tell me",
+        "what are you good at", "what can you help with", "what should i ask",
+    ),
+    "thanks": (
+        "thanks", "thank you", "thank", "cheers", "appreciate it", "thx", "ty",
+        "much appreciated", "many thanks",
+    ),
+    "bye": (
+        "bye", "goodbye", "good bye", "see you", "see ya", "farewell", "good night",
+        "talk later", "talk to you later", "have to go", "got to go", "gotta go", "that is all",
+        "that is it", "i am done", "catch you later", "take care", "bye bye",
+    ),
+    "repeat": (
+        "say that again", "repeat", "repeat that", "pardon", "come again", "what did you say",
+        "sorry what", "one more time", "i did not catch that", "i did not hear you",
+        "say it again", "again please",
+    ),
+    "ack": (
+        "ok", "okay", "cool", "great", "nice", "alright", "all right", "got it", "i see", "good",
+        "perfect", "awesome", "yes", "yeah", "yep", "fine", "sure", "sounds good", "wow",
+        "interesting", "understood",
+    ),
+    "decline": (
+        "no", "nope", "no thanks", "no thank you", "not really", "nothing else", "not now",
+        "nah", "i am good", "i am fine",
+    ),
+}  # fmt: skip
+# When several intents are present the reply follows this order ("thanks, bye" -> goodbye).
+_PRIORITY = (
+    "bye", "decline", "thanks", "repeat", "who", "capabilities", "how_are_you", "greeting", "ack",
+)  # fmt: skip
+# Words that add nothing beyond an intent ("hello there, Talkie, how are you today?").
+_FILLER = _wordset(
+    """please so well um uh er erm ah oh hm hmm mm and the a an very much lot again there today
+    then just really too for everything all your you me my it that this is are i am be there
+    now tonight anyway again right"""
+)
+_NOISE = _wordset("um uh er erm ah oh hm hmm mm mhm uhm huh eh")
+_WORD = re.compile(r"[a-z0-9]+")
+_CHUNK = re.compile(r"\S+\s*")
+# Scoring a long knowledge text takes milliseconds: then it runs off the event loop.
+_THREAD_ABOVE_PASSAGES = 2_000
+
+
+@dataclass(frozen=True)
+class BuiltinOptions:
+    """Tuning of the built-in brain.
+
+    ``min_coverage``: a knowledge sentence is used as an answer only if it contains more than
+    this share of the question's important words (IDF-weighted); lower answers more and
+    guesses more.
+    ``second_ratio``: a second sentence is added when it scores at least this share of the first.
+    ``max_answer_chars``: spoken answers stay short.
+    """
+
+    min_coverage: float = 0.5
+    second_ratio: float = 0.6
+    max_answer_chars: int = 400
+    fuzzy_ratio: float = 0.8
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.min_coverage <= 1.0 or not 0.0 < self.second_ratio <= 1.0:
+            raise ValueError("min_coverage and second_ratio must be in (0, 1]")
+        if not 0.5 <= self.fuzzy_ratio <= 1.0:
+            raise ValueError("fuzzy_ratio must be in [0.5, 1]")
+
+
+@functools.lru_cache(maxsize=4096)
+def _similar(a: str, b: str, threshold: float) -> bool:
+    if a == b:
+        return True
+    # Short words must match exactly: "hi" ~ "he" would be noise, not robustness.
+    shorter, longer = sorted((len(a), len(b)))
+    if shorter < 4 or 2 * shorter < threshold * (shorter + longer):
+        return False  # the length difference alone rules it out (cheap, and most pairs)
+    matcher = difflib.SequenceMatcher(None, a, b)
+    return matcher.quick_ratio() >= threshold and matcher.ratio() >= threshold
+
+
+class BuiltinBrain:
+    """Zero-configuration brain: greeting, small talk and answers from ``persona.knowledge``."""
+
+    name = "builtin"
+
+    def __init__(
+        self, *, persona: Persona = DEFAULT_PERSONA, options: BuiltinOptions | None = None
+    ) -> None:
+        self.persona = persona
+        self.options = options or BuiltinOptions()
+        # Built once: indexing is the expensive part, questions are cheap.
+        self._index = KnowledgeIndex(persona.knowledge)
+        self._phrases = {
+            intent: tuple(tuple(phrase.split()) for phrase in phrases)
+            for intent, phrases in _INTENT_PHRASES.items()
+        }
+        self._name_words = frozenset(_WORD.findall(normalize(persona.name)))
+
+    def greeting(self) -> str:
+        """What the character says first."""
+        return self.persona.greeting
+
+    async def reply(self, history: Sequence[Turn], user_text: str) -> AsyncIterator[str]:
+        """Stream the reply to ``user_text`` in word chunks; the first chunk comes at once."""
+        if len(self._index) > _THREAD_ABOVE_PASSAGES:
+            text = await asyncio.to_thread(self.answer, history, user_text)
+        else:
+            text = self.answer(history, user_text)
+        for chunk in _CHUNK.findall(text):
+            yield chunk
+            # Let the session (and a barge-in) run between chunks; cancellation lands here.
+            await asyncio.sleep(0)
+
+    def answer(self, history: Sequence[Turn], user_text: str) -> str:
+        """The whole reply as one string (``reply`` streams this)."""
+        words = _WORD.findall(normalize(user_text))
+        if not words or all(word in _NOISE for word in words):
+            return self._clarify(history)
+        intents, content = self._intents(words)
+        turn = sum(1 for t in history if t.role == "assistant")
+        if intents and not content:
+            return self._small_talk(intents, history)
+        hits = self._search(user_text)
+        prefix = "Hi! " if "greeting" in intents else ""
+        if hits:
+            log.debug("knowledge answer: %d sentence(s), coverage %.2f",
+                      len(hits), hits[0].coverage)  # fmt: skip
+            return prefix + self._phrase_answer(hits, turn)
+        if intents and len(content) <= 1 and set(intents) - {"greeting", "ack", "decline"}:
+            # "what can you do for me mate": one unexplained word does not make a question.
+            return self._small_talk(intents, history)
+        if len(words) == 1 and len(words[0]) <= 2:
+            return self._clarify(history)
+        if not intents and not content:
+            # Only function words ("what about that?"): nothing to look up, so ask.
+            return "Could you tell me a little more about what you'd like to know?"
+        return prefix + self._dont_know()
+
+    # -- understanding ---------------------------------------------------------------------
+
+    def _intents(self, words: list[str]) -> tuple[list[str], list[str]]:
+        """Intents found in ``words`` (by priority) and the content words no intent explains."""
+        covered = [False] * len(words)
+        found: list[str] = []
+        for intent, phrases in self._phrases.items():
+            for phrase in phrases:
+                span = self._find(words, phrase)
+                if span is None:
+                    continue
+                if intent not in found:
+                    found.append(intent)
+                for index in range(*span):
+                    covered[index] = True
+        content = [
+            word
+            for word, is_covered in zip(words, covered, strict=True)
+            if not is_covered
+            and word not in _FILLER
+            and word not in STOP_WORDS
+            and not any(_similar(word, name, 0.8) for name in self._name_words)
+        ]
+        found.sort(key=_PRIORITY.index)
+        return found, content
+
+    def _find(self, words: list[str], phrase: tuple[str, ...]) -> tuple[int, int] | None:
+        ratio = self.options.fuzzy_ratio
+        size = len(phrase)
+        for start in range(len(words) - size + 1):
+            if all(_similar(words[start + k], phrase[k], ratio) for k in range(size)):
+                return start, start + size
+        return None
+
+    def _search(self, question: str) -> list[KnowledgeHit]:
+        hits = self._index.search(question, limit=2)
+        if not hits or hits[0].coverage <= self.options.min_coverage:
+            return []
+        best = hits[0]
+        chosen = [best]
+        for hit in hits[1:]:
+            if (
+                hit.score >= self.options.second_ratio * best.score
+                and hit.coverage > self.options.min_coverage
+                and len(best.text) + len(hit.text) <= self.options.max_answer_chars
+            ):
+                chosen.append(hit)
+        return sorted(chosen, key=lambda hit: hit.position)  # in the text's own order
+
+    # -- speaking --------------------------------------------------------------------------
+
+    def _phrase_answer(self, hits: list[KnowledgeHit], turn: int) -> str:
+        body = " ".join(hit.text for hit in hits)
+        if len(body) > self.options.max_answer_chars:
+            body = body[: self.options.max_answer_chars].rsplit(" ", 1)[0] + "..."
+        # A fixed lead-in every time sounds robotic; rotating by turn keeps it deterministic.
+        lead = ("Here is what I know: ", "", "Sure. ", "")[turn % 4]
+        return lead + body
+
+    def _topics(self) -> str:
+        topics = []
+        for topic in self._index.topics[:4]:
+            # "Opening hours" -> "opening hours", but keep names and acronyms ("Acme", "FAQ").
+            if len(topic) > 1 and topic[0].isupper() and topic[1:2].islower():
+                topic = topic[0].lower() + topic[1:]
+            topics.append(topic)
+        if not topics:
+            return ""
+        if len(topics) == 1:
+            return topics[0]
+        return ", ".join(topics[:-1]) + " or " + topics[-1]
+
+    def _dont_know(self) -> str:
+        topics = self._topics()
+        if topics:
+            return f"I'm sorry, I don't know that yet. You can ask me about {topics}."
+        return "I'm sorry, I don't know that yet."
+
+    def _clarify(self, history: Sequence[Turn]) -> str:
+        first = "Sorry, I didn't catch that. Could you say it again?"
+        last = _last_assistant(history)
+        if last == first:
+            return "I still didn't get that. Could you say it in a few more words?"
+        return first
+
+    def _small_talk(self, intents: list[str], history: Sequence[Turn]) -> str:
+        main = intents[0]
+        name = self.persona.name
+        topics = self._topics()
+        if main == "bye":
+            return "Goodbye! It was nice talking to you."
+        if main == "thanks":
+            return "You're welcome! Is there anything else I can help with?"
+        if main == "repeat":
+            last = _last_assistant(history)
+            return f"Sure. {last}" if last else self.persona.greeting
+        if main == "who":
+            about = (
+                f" I can answer questions about {topics}."
+                if topics
+                else " I'm a talking character, happy to chat."
+            )
+            return f"I'm {name}.{about}"
+        if main == "capabilities":
+            if topics:
+                return f"I can chat with you and answer questions about {topics}."
+            if len(self._index):
+                return "I can chat with you and answer questions about what I've been told."
+            return "I can say hello and chat a little, but I don't know many facts yet."
+        prefix = "Hi! " if "greeting" in intents and main != "greeting" else ""
+        if main == "how_are_you":
+            return prefix + "I'm doing great, thanks for asking! How can I help you?"
+        if main == "greeting":
+            greeted_before = any(t.role == "assistant" for t in history)
+            if greeted_before:
+                return "Hi again! What would you like to know?"
+            return f"Hello! I'm {name}. How can I help you today?"
+        if main == "decline":
+            return "Alright. I'm here if you need anything."
+        return "Okay! What else would you like to know?"
+
+
+def _last_assistant(history: Sequence[Turn]) -> str:
+    for turn in reversed(history):
+        if turn.role == "assistant" and turn.text.strip():
+            return turn.text.strip()
+    return ""

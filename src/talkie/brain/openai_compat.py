@@ -1,0 +1,561 @@
+"""A brain backed by any OpenAI-compatible chat-completions server (Ollama, llama.cpp server, vLLM,
+hosted APIs), streamed over HTTP with server-sent events.
+
+Latency and failure behaviour matter more than features here:
+
+- the reply streams: every content delta is cleaned (markdown, ``<think>`` blocks) and yielded at
+  once, so the session can start TTS on the first clause while the LLM still writes;
+- deadlines cover only the network waits, never the consumer's time between chunks (the
+  session synthesises speech between deltas): no first token within ``timeout_first_token_s``
+  (connect + queue + prompt processing), no data for ``timeout_stall_s`` mid-stream, or more
+  than ``timeout_total_s`` of waiting in all raise ``BrainUnavailable``, as do refused
+  connections and HTTP errors;
+- leaving the iteration (barge-in) closes the HTTP response, which closes the connection, so the
+  server stops generating.
+
+Secrets: the API key is only put in the ``Authorization`` header; it is excluded from ``repr``,
+logs and error messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from talkie.brain.base import BrainUnavailable, Turn
+from talkie.brain.markdown import MarkdownStripper
+from talkie.brain.persona import DEFAULT_PERSONA, Persona
+from talkie.errors import InvalidInputError
+
+__all__ = ["LLMOptions", "OpenAICompatibleBrain", "ReplyStats"]
+
+log = logging.getLogger(__name__)
+
+_LANGUAGES = {
+    "en": "English", "de": "German", "fr": "French", "es": "Spanish", "it": "Italian",
+    "pt": "Portuguese", "nl": "Dutch", "pl": "Polish", "sv": "Swedish", "da": "Danish",
+    "no": "Norwegian", "nb": "Norwegian", "fi": "Finnish", "cs": "Czech", "tr": "Turkish",
+    "ru": "Russian", "uk": "Ukrainian", "ja": "Japanese", "zh": "Chinese", "ko": "Korean",
+    "ar": "Arabic", "hi": "Hindi", "el": "Greek", "hu": "Hungarian", "ro": "Romanian",
+}  # fmt: skip
+_ERROR_BODY_BYTES = 2048
+
+
+@dataclass(frozen=True)
+class LLMOptions:
+    """Where and how to reach the LLM.
+
+    ``base_url`` is the API root that ``/chat/completions`` is appended to, e.g.
+    ``http://localhost:11434/v1`` (Ollama), ``http://localhost:8080/v1`` (llama.cpp server),
+    ``https://api.openai.com/v1``. History sent with each request is bounded by
+    ``max_history_turns`` and ``max_history_chars``; the persona's knowledge by
+    ``max_knowledge_chars`` (a long prompt costs seconds of prompt processing on a CPU server).
+    Timeouts count only time spent waiting for the server (see the module docstring).
+    """
+
+    base_url: str
+    model: str = "default"
+    api_key: str | None = field(default=None, repr=False)
+    temperature: float = 0.7
+    max_tokens: int = 200
+    timeout_first_token_s: float = 4.0
+    timeout_total_s: float = 30.0
+    timeout_stall_s: float = 5.0
+    timeout_connect_s: float = 3.0
+    max_history_turns: int = 12
+    max_history_chars: int = 6000
+    max_knowledge_chars: int = 8000
+
+    def __post_init__(self) -> None:
+        url = self.base_url.strip().rstrip("/")
+        # A full endpoint URL is a common copy-paste; accept it rather than POST to .../x/x.
+        if url.endswith("/chat/completions"):
+            url = url[: -len("/chat/completions")]
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InvalidInputError(
+                f"LLM base URL {_safe_url(url)!r} must be an http(s) URL such as "
+                "http://localhost:11434/v1"
+            )
+        object.__setattr__(self, "base_url", url)
+        if not self.model.strip():
+            raise InvalidInputError("LLM model name is empty; set TALKIE_LLM_MODEL")
+        for name in ("timeout_first_token_s", "timeout_total_s", "timeout_stall_s",
+                     "timeout_connect_s"):  # fmt: skip
+            if not getattr(self, name) > 0:
+                raise InvalidInputError(f"LLM option {name} must be > 0")
+        if self.max_tokens < 1 or self.max_history_turns < 0 or self.max_history_chars < 0:
+            raise InvalidInputError("LLM max_tokens must be >= 1 and history limits >= 0")
+        if not 0.0 <= self.temperature <= 2.0:
+            raise InvalidInputError("LLM temperature must be between 0 and 2")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> LLMOptions:
+        """Options from ``TALKIE_LLM_BASE_URL`` (required), ``TALKIE_LLM_API_KEY``,
+        ``TALKIE_LLM_MODEL``, and optionally ``TALKIE_LLM_TEMPERATURE``/``TALKIE_LLM_MAX_TOKENS``.
+        Keyword ``overrides`` win over the environment."""
+        env = os.environ if environ is None else environ
+        base_url = env.get("TALKIE_LLM_BASE_URL", "").strip()
+        if not base_url and "base_url" not in overrides:
+            raise InvalidInputError(
+                "no LLM configured: set TALKIE_LLM_BASE_URL (e.g. http://localhost:11434/v1 for "
+                "Ollama) and TALKIE_LLM_MODEL, or use the built-in brain"
+            )
+        values: dict[str, Any] = {"base_url": base_url}
+        if env.get("TALKIE_LLM_API_KEY", "").strip():
+            values["api_key"] = env["TALKIE_LLM_API_KEY"].strip()
+        if env.get("TALKIE_LLM_MODEL", "").strip():
+            values["model"] = env["TALKIE_LLM_MODEL"].strip()
+        for key, name, kind in (
+            ("TALKIE_LLM_TEMPERATURE", "temperature", float),
+            ("TALKIE_LLM_MAX_TOKENS", "max_tokens", int),
+        ):
+            raw = env.get(key, "").strip()
+            if raw:
+                try:
+                    values[name] = kind(raw)
+                except ValueError as exc:
+                    raise InvalidInputError(f"{key}={raw!r} is not a number") from exc
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def endpoint(self) -> str:
+        """The chat-completions URL."""
+        return f"{self.base_url}/chat/completions"
+
+
+@dataclass(frozen=True)
+class ReplyStats:
+    """Timings of the last reply, in seconds from the request: first content token (``None``
+    if none came), first speakable text, and the end of the stream."""
+
+    first_token_s: float | None
+    first_text_s: float | None
+    total_s: float
+    chars: int
+
+
+class OpenAICompatibleBrain:
+    """Streams replies from an OpenAI-compatible ``/chat/completions`` endpoint.
+
+    ``transport`` is for tests (an ``httpx.MockTransport``); normally omitted. Call ``aclose()``
+    when done to release pooled connections (optional: they are also closed on garbage
+    collection).
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        *,
+        options: LLMOptions,
+        persona: Persona = DEFAULT_PERSONA,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.options = options
+        self.persona = persona
+        self.last_stats: ReplyStats | None = None
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+        self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._where = _safe_url(options.base_url)
+        self._system_prompt = self._build_system_prompt()
+        log.info("LLM brain: model %r at %s", options.model, self._where)
+
+    def greeting(self) -> str:
+        """What the character says first (from the persona: no LLM round trip)."""
+        return self.persona.greeting
+
+    @property
+    def system_prompt(self) -> str:
+        """The system message sent with every request."""
+        return self._system_prompt
+
+    def build_messages(self, history: Sequence[Turn], user_text: str) -> list[dict[str, str]]:
+        """The ``messages`` array: system prompt, the recent history, the user's words.
+
+        History is cut to the newest turns within the budget; empty turns are skipped, leading
+        assistant turns dropped and consecutive same-role turns merged, because many local chat
+        templates (Gemma, Mistral) reject anything but strict user/assistant alternation.
+        """
+        user_text = user_text.strip()
+        turns = [turn for turn in history if turn.text.strip()]
+        if turns and turns[-1].role == "user" and turns[-1].text.strip() == user_text:
+            turns.pop()  # the caller already appended the current utterance
+        picked: list[Turn] = []
+        budget = self.options.max_history_chars
+        for turn in reversed(turns):
+            if len(picked) >= self.options.max_history_turns or len(turn.text) > budget:
+                break
+            picked.append(turn)
+            budget -= len(turn.text)
+        picked.reverse()
+        while picked and picked[0].role != "user":
+            picked.pop(0)
+        messages = [{"role": "system", "content": self._system_prompt}]
+        for turn in [*picked, Turn(role="user", text=user_text)]:
+            text = turn.text.strip()
+            if messages[-1]["role"] == turn.role:
+                messages[-1]["content"] += "\n" + text
+            else:
+                messages.append({"role": turn.role, "content": text})
+        return messages
+
+    async def reply(self, history: Sequence[Turn], user_text: str) -> AsyncIterator[str]:
+        """Stream the reply as cleaned text deltas. Raises ``BrainUnavailable`` on failures and
+        ``InvalidInputError`` for empty ``user_text``."""
+        if not user_text.strip():
+            raise InvalidInputError("the user's text is empty: nothing to reply to")
+        options = self.options
+        body = {
+            "model": options.model,
+            "messages": self.build_messages(history, user_text),
+            "stream": True,
+            "temperature": options.temperature,
+            "max_tokens": options.max_tokens,
+        }
+        headers = {"Accept": "text/event-stream"}
+        if options.api_key:
+            headers["Authorization"] = f"Bearer {options.api_key}"
+        client = self._get_client()
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        first_token_deadline = start + min(options.timeout_first_token_s, options.timeout_total_s)
+        # Time spent waiting for the server. The consumer's time between chunks (TTS, playback
+        # backpressure) is not the LLM's fault and does not count against the timeouts.
+        waited = 0.0
+        first_token: float | None = None
+        first_text: float | None = None
+        chars = 0
+        stripper = MarkdownStripper()
+        thoughts = _ThinkFilter()
+        request = client.build_request("POST", options.endpoint, json=body, headers=headers)
+        events: AsyncGenerator[dict[str, Any], None] | None = None
+        try:
+            async with asyncio.timeout_at(first_token_deadline):
+                response = await client.send(request, stream=True)
+        except TimeoutError:
+            raise self._timeout_error(None, loop.time() - start, total_spent=False) from None
+        except httpx.HTTPError as exc:
+            raise self._network_error(exc, partial=False) from exc
+        try:
+            if response.status_code >= 400:
+                raise await self._http_error(response, first_token_deadline)
+            content_type = response.headers.get("content-type", "")
+            if "json" in content_type and "event-stream" not in content_type:
+                events = _json_events(response)  # the server ignored "stream": true
+            else:
+                events = _sse_events(response.aiter_lines())
+            waited = loop.time() - start
+            while True:
+                wait_start = loop.time()
+                if first_token is None:
+                    deadline = first_token_deadline
+                else:
+                    budget = options.timeout_total_s - waited
+                    deadline = wait_start + min(options.timeout_stall_s, budget)
+                try:
+                    async with asyncio.timeout_at(deadline):
+                        event = await anext(events, None)
+                except TimeoutError:
+                    waited += loop.time() - wait_start
+                    raise self._timeout_error(
+                        first_token,
+                        loop.time() - start,
+                        total_spent=waited >= options.timeout_total_s - 1e-3,
+                    ) from None
+                received = loop.time()
+                waited += received - wait_start
+                if event is None:
+                    break
+                content, reasoning = _delta(event, self._where)
+                if first_token is None and (content or reasoning):
+                    first_token = received - start
+                text = stripper.push(thoughts.push(content)) if content else ""
+                if text:
+                    if first_text is None:
+                        first_text = loop.time() - start
+                        if thoughts.seen:
+                            log.warning("the model thinks before answering; disable reasoning "
+                                        "for voice latency")  # fmt: skip
+                    chars += len(text)
+                    yield text
+            tail = stripper.push(thoughts.flush()) + stripper.flush()
+            if tail.strip():
+                chars += len(tail)
+                yield tail
+        except httpx.HTTPError as exc:
+            raise self._network_error(exc, partial=chars > 0) from exc
+        finally:
+            if events is not None:
+                await events.aclose()
+            # Closing an unfinished streamed response closes its connection: the server notices
+            # the disconnect and stops generating (the point of barge-in).
+            await response.aclose()
+            self.last_stats = ReplyStats(first_token, first_text, loop.time() - start, chars)
+            log.debug("LLM reply: first token %s s, %d chars", first_token, chars)
+
+    async def aclose(self) -> None:
+        """Close pooled HTTP connections."""
+        if self._client is not None:
+            client, self._client = self._client, None
+            await client.aclose()
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _get_client(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._client is None or self._client_loop is not loop:
+            # Pooled connections belong to one event loop; a new loop needs a new client.
+            timeout = httpx.Timeout(
+                connect=self.options.timeout_connect_s, read=None, write=10.0, pool=5.0
+            )
+            self._client = httpx.AsyncClient(
+                timeout=timeout, transport=self._transport, trust_env=True
+            )
+            self._client_loop = loop
+        return self._client
+
+    def _build_system_prompt(self) -> str:
+        persona = self.persona
+        language = _LANGUAGES.get(persona.language.split("-")[0].split("_")[0].lower())
+        in_language = f" in {language}" if language else f" in the language {persona.language!r}"
+        parts = [
+            persona.system_prompt.strip(),
+            f"Your name is {persona.name}. You are speaking out loud in a live voice "
+            f"conversation{in_language}. Answer in one to three short sentences. Write plain "
+            "spoken text only: no markdown, lists, headings, emoji, code or links; write numbers "
+            "and symbols the way they are said.",
+        ]
+        knowledge = persona.knowledge.strip()
+        if knowledge:
+            limit = self.options.max_knowledge_chars
+            if len(knowledge) > limit:
+                log.warning("knowledge text cut to %d of %d characters for the LLM prompt",
+                            limit, len(knowledge))  # fmt: skip
+                knowledge = knowledge[:limit].rsplit("\n", 1)[0]
+            parts.append(
+                "Answer questions from the facts below. If they do not contain the answer, say "
+                "briefly that you do not know; never make facts up.\n\nFacts:\n" + knowledge
+            )
+        return "\n\n".join(parts)
+
+    def _timeout_error(
+        self, first_token: float | None, elapsed: float, *, total_spent: bool
+    ) -> BrainUnavailable:
+        if first_token is None:
+            return BrainUnavailable(
+                f"the LLM at {self._where} sent no answer within "
+                f"{self.options.timeout_first_token_s:g} s",
+                reason="first_token",
+            )
+        if total_spent:
+            return BrainUnavailable(
+                f"the LLM reply took longer than {self.options.timeout_total_s:g} s",
+                reason="total",
+                partial=True,
+            )
+        return BrainUnavailable(
+            f"the LLM stream stalled for {self.options.timeout_stall_s:g} s after {elapsed:.1f} s",
+            reason="stall",
+            partial=True,
+        )
+
+    def _network_error(self, exc: httpx.HTTPError, *, partial: bool) -> BrainUnavailable:
+        if isinstance(exc, httpx.ConnectError | httpx.ConnectTimeout):
+            return BrainUnavailable(
+                f"cannot connect to the LLM at {self._where}: is the server running?",
+                reason="connect",
+            )
+        # The exception text names the failure, not the request: no URL or key in it.
+        return BrainUnavailable(
+            f"the connection to the LLM at {self._where} failed: {type(exc).__name__}",
+            reason="network",
+            partial=partial,
+        )
+
+    async def _http_error(self, response: httpx.Response, deadline: float) -> BrainUnavailable:
+        detail = ""
+        try:
+            async with asyncio.timeout_at(deadline):
+                raw = b""
+                async for chunk in response.aiter_bytes():
+                    raw += chunk
+                    if len(raw) >= _ERROR_BODY_BYTES:
+                        break
+            detail = _error_detail(raw[:_ERROR_BODY_BYTES])
+        except (TimeoutError, httpx.HTTPError):
+            pass  # the status code alone still says what happened
+        hint = {
+            401: " (check TALKIE_LLM_API_KEY)",
+            403: " (check TALKIE_LLM_API_KEY)",
+            404: " (check TALKIE_LLM_BASE_URL and TALKIE_LLM_MODEL)",
+            429: " (rate limited)",
+        }.get(response.status_code, "")
+        message = f"the LLM at {self._where} answered HTTP {response.status_code}{hint}"
+        if detail:
+            message += f": {detail}"
+        return BrainUnavailable(message, reason="http")
+
+
+class _ThinkFilter:
+    """Drops ``<think>...</think>`` blocks (reasoning models served by Ollama/llama.cpp put their
+    thoughts in the content): a character must not read its thoughts aloud."""
+
+    OPEN = "<think>"
+    CLOSE = "</think>"
+
+    def __init__(self) -> None:
+        self._buf = ""
+        self._inside = False
+        self.seen = False
+
+    def push(self, text: str) -> str:
+        self._buf += text
+        out: list[str] = []
+        while self._buf:
+            tag = self.CLOSE if self._inside else self.OPEN
+            index = self._buf.find(tag)
+            if index >= 0:
+                if not self._inside:
+                    out.append(self._buf[:index])
+                self._buf = self._buf[index + len(tag) :]
+                self._inside = not self._inside
+                self.seen = True
+                continue
+            keep = _partial_suffix(self._buf, tag)
+            if not self._inside:
+                out.append(self._buf[: len(self._buf) - keep])
+            self._buf = self._buf[len(self._buf) - keep :]
+            break
+        return "".join(out)
+
+    def flush(self) -> str:
+        out = "" if self._inside else self._buf
+        self._buf = ""
+        return out
+
+
+def _partial_suffix(text: str, tag: str) -> int:
+    """Length of the longest end of ``text`` that could be the start of ``tag``."""
+    for size in range(min(len(tag) - 1, len(text)), 0, -1):
+        if tag.startswith(text[-size:]):
+            return size
+    return 0
+
+
+async def _sse_events(lines: AsyncIterator[str]) -> AsyncGenerator[dict[str, Any], None]:
+    """Parse server-sent events into JSON objects; stops at ``[DONE]``.
+
+    Servers put one JSON object on each ``data:`` line; a multi-line event (allowed by the SSE
+    spec) is joined at the blank line that ends it.
+    """
+    pending: list[str] = []
+    async for line in lines:
+        if not line.strip():
+            if pending:
+                payload = "\n".join(pending)
+                pending.clear()
+                event = _parse_event(payload)
+                if event is not None:
+                    yield event
+            continue
+        if not line.startswith("data:"):
+            continue  # comments (": keep-alive"), "event:", "id:", "retry:"
+        data = line[5:].removeprefix(" ")
+        if data.strip() == "[DONE]":
+            return
+        if not pending:
+            try:
+                parsed = json.loads(data)
+            except json.JSONDecodeError:
+                pending.append(data)
+                continue
+            if isinstance(parsed, dict):
+                yield parsed
+            continue
+        pending.append(data)
+    if pending:
+        event = _parse_event("\n".join(pending))
+        if event is not None:
+            yield event
+
+
+async def _json_events(response: httpx.Response) -> AsyncGenerator[dict[str, Any], None]:
+    """A server that ignored ``stream: true`` and sent one JSON body: one event."""
+    raw = await response.aread()
+    event = _parse_event(raw.decode("utf-8", errors="replace"))
+    if event is not None:
+        yield event
+
+
+def _parse_event(payload: str) -> dict[str, Any] | None:
+    try:
+        parsed = json.loads(payload)
+    except json.JSONDecodeError:
+        log.debug("skipping an unparseable stream event (%d chars)", len(payload))
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _delta(event: dict[str, Any], where: str) -> tuple[str, str]:
+    """(content, reasoning) text of one streamed chunk (or of a whole non-streamed answer)."""
+    if event.get("error"):
+        raise BrainUnavailable(
+            f"the LLM at {where} reported an error: {_error_detail(event)}", reason="protocol"
+        )
+    choices = event.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        return "", ""
+    choice = choices[0]
+    delta = choice.get("delta") or choice.get("message") or {}
+    if not isinstance(delta, dict):
+        delta = {}
+    content = delta.get("content")
+    if content is None:
+        content = choice.get("text")  # completion-style chunks
+    reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
+    return _as_text(content), _as_text(reasoning)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):  # content parts: [{"type": "text", "text": "..."}]
+        return "".join(part.get("text", "") for part in value if isinstance(part, dict))
+    return ""
+
+
+def _error_detail(raw: bytes | dict[str, Any]) -> str:
+    """A short, single-line description from an error body (JSON or text)."""
+    data: Any = raw
+    if isinstance(raw, bytes):
+        text = raw.decode("utf-8", errors="replace")
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            data = text
+    if isinstance(data, dict):
+        error = data.get("error", data.get("detail", data.get("message", "")))
+        if isinstance(error, dict):
+            error = error.get("message", "") or json.dumps(error)[:200]
+        data = error
+    return " ".join(str(data).split())[:200]
+
+
+def _safe_url(url: str) -> str:
+    """scheme://host[:port]: enough to say where, without credentials or query strings."""
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return "<invalid URL>"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{parts.hostname}{port}"

@@ -1,0 +1,49 @@
+"""What a transport needs from a live conversation (the session <- transport boundary).
+
+The transport (WebRTC, WebSocket, ...) never reaches into the session's stages: it pulls paced
+media frames, pushes the user's audio, forwards client events and relays session events.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol, runtime_checkable
+
+from talkie.messages import AudioChunk, VideoFrame
+
+VIDEO_CLOCK_RATE = 90_000  # RTP clock for video timestamps
+AUDIO_SAMPLE_RATE = 48_000  # output audio: 48 kHz mono, 20 ms frames (960 samples)
+AUDIO_FRAME_SAMPLES = 960
+
+
+@runtime_checkable
+class LiveConversation(Protocol):
+    """One user talking to one character.
+
+    Media timing: every frame carries ``pts`` in seconds on the conversation's media clock, which
+    starts at 0 when ``start()`` returns. ``next_video_frame``/``next_audio_frame`` return the
+    next frame no earlier than its presentation time (they pace themselves), so a transport just
+    sends what it gets, stamping RTP timestamps from ``pts``. Video is 24 fps; audio is 48 kHz mono
+    in 20 ms frames (silence when the character is not speaking).
+
+    Events (``events()``) are JSON-able dicts with a ``type``: ``state`` (listening / thinking /
+    speaking), ``transcript`` (user, partial or final), ``reply`` (character text as spoken),
+    ``trace`` (per-turn latency), ``error`` (a short message for the user).
+    Client events (``handle_client_event``): ``{"type": "ptt", "down": bool}`` (push to talk),
+    ``{"type": "mode", "hands_free": bool}``, ``{"type": "text", "text": str}`` (typed message),
+    ``{"type": "interrupt"}``. Unknown or malformed events raise ``ValueError`` with a message.
+    """
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def push_audio(self, chunk: AudioChunk) -> None: ...
+
+    async def next_video_frame(self) -> VideoFrame: ...
+
+    async def next_audio_frame(self) -> AudioChunk: ...
+
+    def events(self) -> AsyncIterator[dict[str, Any]]: ...
+
+    def handle_client_event(self, event: dict[str, Any]) -> None: ...

@@ -1,0 +1,473 @@
+"""One live conversation: ears, brain, voice and face on one media clock.
+
+Video: motion (4-frame steps) -> renderer (worker thread), kept a few frames ahead of the playout
+clock and handed out at each frame's presentation time; while nobody speaks, idle life continues,
+so the picture never freezes. Audio: speech clips are placed on a timeline at the same clock and
+read out in 20 ms frames. A new answer starts as soon as its first clause is synthesised: the
+frames rendered ahead but not yet shown are produced again with the mouth for it (motion rewind),
+so sound and mouth start together without waiting for the render-ahead buffer to drain.
+Barge-in cuts the audio after "now", re-renders the unseen frames with the mouth released, cancels
+the brain and TTS work, and keeps in the history only the words the user heard.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import itertools
+import logging
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from talkie.brain import load_brain
+from talkie.brain.base import Brain, Turn
+from talkie.brain.streaming import ClauseChunker
+from talkie.errors import TalkieError
+from talkie.hearing import Hearing, HearingOptions
+from talkie.messages import AudioChunk, SpeechClip, Transcript, VideoFrame, VoiceActivity
+from talkie.motion import MotionGenerator, product_motion_options
+from talkie.render import MeshWarpRenderer, RenderOptions
+from talkie.session.character import Character
+from talkie.session.contract import AUDIO_FRAME_SAMPLES, AUDIO_SAMPLE_RATE
+from talkie.session.timeline import MediaClock, ScheduledSpeech, SpeechTimeline, resample
+from talkie.session.trace import TraceLog, TurnTrace
+from talkie.session.voices import shared_voice
+from talkie.voice import TextToSpeech
+
+log = logging.getLogger(__name__)
+
+APOLOGY = "Sorry, I can't think clearly right now. Please try again in a moment."
+
+
+@dataclass(frozen=True)
+class SessionOptions:
+    fps: float = 24.0
+    size: tuple[int, int] = (1280, 720)
+    render_ahead: int = 3  # frames rendered ahead of the playout clock (latency vs. safety)
+    start_margin: float = 0.06  # seconds between an answer being ready and it playing
+    hands_free: bool = True
+    greet: bool = True
+    seed: int | None = None
+    trace_path: Path | None = None
+    brain: str = "auto"  # "builtin", "openai", or "auto" (openai when configured in the env)
+    max_history_turns: int = 20
+
+
+class Conversation:
+    """Implements ``talkie.session.contract.LiveConversation`` for one character."""
+
+    def __init__(
+        self,
+        *,
+        character: Character,
+        options: SessionOptions | None = None,
+        brain: Brain | None = None,
+        tts: TextToSpeech | None = None,
+        hearing: Hearing | None = None,
+    ) -> None:
+        self.id = uuid.uuid4().hex[:12]
+        self.character = character
+        self.options = opts = options or SessionOptions()
+        self.fps = opts.fps
+        self.clock = MediaClock()
+        seed = opts.seed if opts.seed is not None else int(uuid.uuid4().int % 2**31)
+        self.motion = MotionGenerator(fps=opts.fps, seed=seed, options=product_motion_options())
+        self.brain = brain or load_brain(opts.brain, persona=character.persona)
+        self.tts = tts or shared_voice(character.voice)
+        self.hearing = hearing or Hearing(options=HearingOptions())
+        self.timeline = SpeechTimeline(sample_rate=AUDIO_SAMPLE_RATE)
+        self.renderer: MeshWarpRenderer | None = None
+        self.history: list[Turn] = []
+        self.hands_free = opts.hands_free
+        self.late_frames = 0
+        self.frames_sent = 0
+
+        self._events: asyncio.Queue[dict[str, Any]] = asyncio.Queue(maxsize=256)
+        self._frames: collections.deque[VideoFrame] = collections.deque()
+        self._frame_ready = asyncio.Event()
+        self._rewound = asyncio.Event()
+        self._epoch = 0  # bumped whenever frames rendered ahead become invalid
+        self._next_render = 0  # index of the next frame to render
+        self._shown = -1  # index of the last frame handed to the transport
+        self._audio_index = 0
+        self._generation = 0
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._turn_task: asyncio.Task[None] | None = None
+        self._turn_counter = itertools.count(1)
+        self._trace: TurnTrace | None = None
+        self._trace_log = TraceLog(opts.trace_path)
+        self._ptt_down = False
+        self._speech_end: float | None = None
+        self._closed = False
+        self._state = ""
+        self._cut_times: dict[int, float] = {}
+
+    # -- lifecycle --
+
+    async def start(self) -> None:
+        self.renderer = await asyncio.to_thread(
+            MeshWarpRenderer, self.character.rig, options=RenderOptions(size=self.options.size)
+        )
+        # Load the models now, in a worker thread: loading them lazily would stall the event
+        # loop (and the media with it) on the first answer or the first words heard.
+        await asyncio.gather(
+            asyncio.to_thread(_warm_tts, self.tts), asyncio.to_thread(self.hearing.load)
+        )
+        self.clock = MediaClock()
+        self._spawn(self._video_loop(), "video")
+        self._spawn(self._hearing_loop(), "hearing")
+        self._set_state("listening")
+        if self.options.greet:
+            self._start_turn(None, greeting=self.brain.greeting())
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=2.0)
+        self.hearing.clear()
+        with contextlib.suppress(Exception):
+            await self.hearing.aclose()
+        self._frames.clear()
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro, name=f"talkie-{self.id}-{name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error(
+                "session %s: task %s failed", self.id, task.get_name(), exc_info=task.exception()
+            )
+            self._emit({"type": "error", "message": "the character hit an internal error"})
+
+    # -- media out --
+
+    async def next_video_frame(self) -> VideoFrame:
+        period = 1.0 / self.fps
+        while True:
+            if self._closed:
+                raise asyncio.CancelledError
+            if not self._frames:
+                self._frame_ready.clear()
+                await self._frame_ready.wait()
+                continue
+            frame = self._frames[0]
+            # Behind the clock by more than a frame (the machine was busy): skip to catch up.
+            if frame.pts + period < self.clock.now() and len(self._frames) > 1:
+                self._frames.popleft()
+                self.late_frames += 1
+                continue
+            await self.clock.sleep_until(frame.pts)
+            if not self._frames or self._frames[0] is not frame:
+                continue  # barge-in or a new answer replaced the frames meanwhile
+            self._frames.popleft()
+            self._shown = frame.index
+            self.frames_sent += 1
+            self._mark_frame(frame)
+            return frame
+
+    async def next_audio_frame(self) -> AudioChunk:
+        duration = AUDIO_FRAME_SAMPLES / AUDIO_SAMPLE_RATE
+        pts = self._audio_index * duration
+        now = self.clock.now()
+        if pts < now - 0.2:
+            # The transport stalled: jump to now instead of playing stale audio late.
+            self._audio_index = int(now / duration)
+            pts = self._audio_index * duration
+        await self.clock.sleep_until(pts)
+        self._audio_index += 1
+        samples = self.timeline.read(pts, AUDIO_FRAME_SAMPLES)
+        if self._audio_index % 500 == 0:
+            self.timeline.forget_before(pts - 1.0)
+        return AudioChunk(samples, AUDIO_SAMPLE_RATE, pts)
+
+    async def _video_loop(self) -> None:
+        assert self.renderer is not None
+        renderer = self.renderer
+        period = 1.0 / self.fps
+        pending: collections.deque[Any] = collections.deque()
+        while True:
+            # Produce frame k once the clock is within `render_ahead` frames of showing it.
+            due = self._next_render * period - self.options.render_ahead * period
+            if due > self.clock.now():
+                # Sleep until due, but wake at once if a rewind moves the work earlier.
+                self._rewound.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._rewound.wait(), due - self.clock.now())
+                continue
+            if self.motion.frame_index != self._next_render + len(pending):
+                pending.clear()  # a rewind happened: motion restarts at _next_render
+            if not pending:
+                if self.motion.frame_index != self._next_render:
+                    self.motion.rewind(self._next_render)
+                pending.extend(self.motion.next_step())
+            face = pending.popleft()
+            epoch = self._epoch
+            image = await asyncio.to_thread(renderer.render, face.params)
+            if epoch != self._epoch:
+                pending.clear()
+                continue  # rendered for a future that was rewritten while we rendered
+            self._frames.append(VideoFrame(image, face.pts, face.index, face.generation))
+            self._next_render = face.index + 1
+            self._frame_ready.set()
+
+    def _rewind_unseen(self) -> None:
+        """Drop frames rendered ahead but not shown; they will be rendered again (from the
+        motion state they started from) with whatever was just scheduled or cut."""
+        first_unseen = self._shown + 1
+        self._frames.clear()
+        self._epoch += 1
+        self._rewound.set()
+        if self._next_render > first_unseen:
+            try:
+                self.motion.rewind(first_unseen)
+            except ValueError:
+                first_unseen = self.motion.frame_index
+            self._next_render = first_unseen
+
+    def _mark_frame(self, frame: VideoFrame) -> None:
+        trace = self._trace
+        start = trace.marks.get("answer_start") if trace else None
+        if trace is not None and start is not None and frame.pts >= start - 0.5 / self.fps:
+            trace.mark("first_frame_sent", self.clock.now())
+
+    # -- media in --
+
+    def push_audio(self, chunk: AudioChunk) -> None:
+        if self._closed:
+            return
+        if not self.hands_free and not self._ptt_down:
+            return
+        # Stamp input with the conversation clock (arrival time minus the chunk's duration):
+        # the browser's capture clock is not ours, and on loopback/LAN the offset is small.
+        pts = max(0.0, self.clock.now() - chunk.duration)
+        self.hearing.push(AudioChunk(chunk.samples, chunk.sample_rate, pts))
+
+    async def _hearing_loop(self) -> None:
+        async for event in self.hearing.events():
+            if isinstance(event, VoiceActivity):
+                if event.speaking:
+                    self._on_speech_start()
+                else:
+                    self._speech_end = event.pts
+                    self.motion.set_mode("idle")
+            elif isinstance(event, Transcript):
+                self._emit({"type": "transcript", "text": event.text, "final": event.final})
+                if event.final:
+                    self._on_final(event)
+
+    def _on_speech_start(self) -> None:
+        self.motion.set_mode("listening")
+        if self._character_busy():
+            self.interrupt("barge-in")
+        self._set_state("listening")
+
+    def _on_final(self, event: Transcript) -> None:
+        text = event.text.strip()
+        if not text:
+            return
+        # The hearing stage knows where the speech itself ended (before its hangover).
+        speech_end = getattr(event, "speech_end", None) or self._speech_end or event.pts
+        self._start_turn(text, speech_end=speech_end, asr_final=self.clock.now())
+
+    def _character_busy(self) -> bool:
+        now = self.clock.now()
+        return self.timeline.end > now or (
+            self._turn_task is not None and not self._turn_task.done()
+        )
+
+    # -- client events --
+
+    def handle_client_event(self, event: dict[str, Any]) -> None:
+        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
+            raise ValueError("an event is a JSON object with a string 'type'")
+        kind = event["type"]
+        if kind == "ptt":
+            down = event.get("down")
+            if not isinstance(down, bool):
+                raise ValueError("'ptt' needs a boolean 'down'")
+            self._ptt_down = down
+            if down and self._character_busy():
+                self.interrupt("push-to-talk")
+        elif kind == "mode":
+            hands_free = event.get("hands_free")
+            if not isinstance(hands_free, bool):
+                raise ValueError("'mode' needs a boolean 'hands_free'")
+            self.hands_free = hands_free
+        elif kind == "text":
+            text = event.get("text")
+            if not isinstance(text, str) or not text.strip():
+                raise ValueError("'text' needs a non-empty string 'text'")
+            if len(text) > 2000:
+                raise ValueError("'text' is limited to 2000 characters")
+            if self._character_busy():
+                self.interrupt("typed message")
+            self._emit({"type": "transcript", "text": text.strip(), "final": True, "typed": True})
+            now = self.clock.now()
+            self._start_turn(text.strip(), speech_end=now, asr_final=now)
+        elif kind == "interrupt":
+            self.interrupt("client")
+        else:
+            raise ValueError(f"unknown event type {kind!r}")
+
+    # -- turns --
+
+    def _start_turn(
+        self,
+        text: str | None,
+        *,
+        greeting: str = "",
+        speech_end: float | None = None,
+        asr_final: float | None = None,
+    ) -> None:
+        if self._turn_task is not None and not self._turn_task.done():
+            self.interrupt("new turn")
+        trace = TurnTrace(turn=next(self._turn_counter), user_text=text or "")
+        if speech_end is not None:
+            trace.mark("speech_end", speech_end)
+            trace.mark("endpoint", asr_final if asr_final is not None else speech_end)
+        if asr_final is not None:
+            trace.mark("asr_final", asr_final)
+        self._trace = trace
+        self._turn_task = self._spawn(self._run_turn(text, greeting, trace), f"turn{trace.turn}")
+
+    async def _run_turn(self, text: str | None, greeting: str, trace: TurnTrace) -> None:
+        """A turn lasts until its answer has finished PLAYING (or is cut): only then is the
+        history written, with exactly the words the user heard, and the trace published."""
+        generation = self._generation
+        spoken: list[ScheduledSpeech] = []
+        try:
+            if text is None:
+                await self._say(greeting, trace, generation, spoken)
+            else:
+                self._set_state("thinking")
+                await self._answer(text, trace, generation, spoken)
+            await self.clock.sleep_until(max((s.end for s in spoken), default=0.0))
+        except asyncio.CancelledError:
+            trace.interrupted = True
+            raise
+        finally:
+            if text is not None:
+                self.history.append(Turn("user", text))
+            cut_at = self._cut_times.pop(generation, float("inf"))
+            said = " ".join(h for h in (s.heard_text(cut_at) for s in spoken) if h).strip()
+            if said:
+                self.history.append(Turn("assistant", said))
+            self.history = self.history[-self.options.max_history_turns :]
+            self._emit(trace.as_event())
+            self._trace_log.write(self.id, trace)
+            if self._turn_task is asyncio.current_task():
+                self.hearing.set_muted(False)
+                self._set_state("listening")
+
+    async def _answer(
+        self, text: str, trace: TurnTrace, generation: int, spoken: list[ScheduledSpeech]
+    ) -> None:
+        chunker = ClauseChunker()
+        history = list(self.history)
+        try:
+            # aclosing: on barge-in the reply's HTTP stream is closed at once, not on the next tick.
+            async with contextlib.aclosing(self.brain.reply(history, text)) as deltas:  # type: ignore[type-var]
+                async for delta in deltas:
+                    trace.mark("brain_first_token", self.clock.now())
+                    for clause in chunker.push(delta):
+                        trace.mark("first_clause", self.clock.now())
+                        await self._say(clause, trace, generation, spoken)
+            for clause in chunker.flush():
+                trace.mark("first_clause", self.clock.now())
+                await self._say(clause, trace, generation, spoken)
+        except TalkieError as exc:
+            # The LLM is down or slow: say so, briefly, and stay live.
+            log.warning("session %s: brain failed: %s", self.id, exc)
+            trace.error = str(exc)
+            self._emit({"type": "error", "message": "the brain is not answering; please retry"})
+            await self._say(APOLOGY, trace, generation, spoken)
+
+    async def _say(
+        self, text: str, trace: TurnTrace, generation: int, spoken: list[ScheduledSpeech]
+    ) -> None:
+        if not text.strip():
+            return
+        rate = self.timeline.sample_rate
+
+        def synthesize() -> list[tuple[SpeechClip, np.ndarray]]:
+            return [(c, resample(c.audio, c.sample_rate, rate)) for c in self.tts.synthesize(text)]
+
+        clips = await asyncio.to_thread(synthesize)
+        trace.mark("tts_first_audio", self.clock.now())
+        for clip, audio in clips:
+            if generation != self._generation:
+                return
+            now = self.clock.now()
+            start = max(now + self.options.start_margin, self.timeline.end)
+            item = self.timeline.schedule(clip, start=start, generation=generation, audio=audio)
+            self.motion.push(clip, start=start, generation=generation)
+            if start - self.motion.options.lead < self._next_render / self.fps:
+                # Frames rendered ahead did not know about this speech (or its anticipation):
+                # produce them again so sound and mouth start together.
+                self._rewind_unseen()
+            spoken.append(item)
+            trace.mark("answer_start", start)
+            self._set_state("speaking")
+            self._emit({"type": "reply", "text": clip.text, "start": round(start, 3)})
+            self.hearing.set_muted(True)
+
+    def interrupt(self, reason: str) -> None:
+        """Barge-in: stop sound and mouth now, cancel the answer, keep only what was heard."""
+        now = self.clock.now()
+        self._cut_times[self._generation] = now
+        self._generation += 1
+        self.timeline.cut(now)
+        if self._turn_task is not None and not self._turn_task.done():
+            self._turn_task.cancel()
+        # Frames not yet shown still carry the old mouth: produce them again, releasing the mouth
+        # from the state on screen (clear after the rewind, which restores scheduled clips).
+        self._rewind_unseen()
+        self.motion.clear(generation=self._generation)
+        self.hearing.set_muted(False)
+        self._emit({"type": "interrupted", "reason": reason})
+        log.debug("session %s: interrupted (%s) at %.2f s", self.id, reason, now)
+
+    # -- events --
+
+    def events(self) -> AsyncIterator[dict[str, Any]]:
+        return self._event_stream()
+
+    async def _event_stream(self) -> AsyncIterator[dict[str, Any]]:
+        while not self._closed:
+            yield await self._events.get()
+
+    def _emit(self, event: dict[str, Any]) -> None:
+        event.setdefault("t", round(self.clock.now(), 3))
+        try:
+            self._events.put_nowait(event)
+        except asyncio.QueueFull:
+            # Nobody is reading (no data channel): keep the newest events.
+            with contextlib.suppress(asyncio.QueueEmpty):
+                self._events.get_nowait()
+            self._events.put_nowait(event)
+
+    def _set_state(self, state: str) -> None:
+        if state != self._state:
+            self._state = state
+            self._emit({"type": "state", "state": state})
+
+
+def _warm_tts(tts: TextToSpeech) -> None:
+    with contextlib.suppress(Exception):
+        for _ in tts.synthesize("Hi."):
+            pass

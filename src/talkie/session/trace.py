@@ -1,0 +1,79 @@
+"""Per-turn latency traces: when each stage of a turn happened, on the conversation's clock."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# Stages in the order a turn passes them. ``speech_end`` is the end of the user's speech as
+# present in the input audio; ``answer_start`` is when the answer's first audio sample plays
+# (its video frame shows the mouth moving at the same presentation time).
+STAGES = (
+    "speech_end",
+    "endpoint",
+    "asr_final",
+    "brain_first_token",
+    "first_clause",
+    "tts_first_audio",
+    "first_frame_sent",
+    "answer_start",
+)
+
+
+@dataclass
+class TurnTrace:
+    turn: int
+    user_text: str = ""
+    marks: dict[str, float] = field(default_factory=dict)
+    interrupted: bool = False
+    error: str = ""
+
+    def mark(self, stage: str, t: float) -> None:
+        """Record the first time ``stage`` happened (later marks of the same stage are ignored)."""
+        self.marks.setdefault(stage, round(t, 4))
+
+    @property
+    def latency(self) -> float | None:
+        """End of user speech -> first answer audio playing (seconds), if both are known."""
+        if "speech_end" in self.marks and "answer_start" in self.marks:
+            return round(self.marks["answer_start"] - self.marks["speech_end"], 4)
+        return None
+
+    def as_event(self) -> dict[str, Any]:
+        base = self.marks.get("speech_end")
+        relative = (
+            {k: round(v - base, 4) for k, v in self.marks.items()} if base is not None else {}
+        )
+        return {
+            "type": "trace",
+            "turn": self.turn,
+            "marks": dict(self.marks),
+            "relative": relative,
+            "latency": self.latency,
+            "interrupted": self.interrupted,
+            "error": self.error,
+        }
+
+
+class TraceLog:
+    """Appends finished traces as JSON lines (no user text: it is personal data)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self._lock = threading.Lock()
+
+    def write(self, session_id: str, trace: TurnTrace) -> None:
+        event = trace.as_event()
+        record = {"session": session_id, **{k: v for k, v in event.items() if k != "type"}}
+        log.info("turn %d latency %s", trace.turn, trace.latency)
+        if self.path is None:
+            return
+        line = json.dumps(record, sort_keys=True)
+        with self._lock, self.path.open("a", encoding="utf-8") as f:
+            f.write(line + "\n")
