@@ -6,17 +6,24 @@ do) with exit status 2 and no traceback. Output files appear only when complete.
 
 from __future__ import annotations
 
-import argparse
-import logging
 import os
-import sys
-import time
-from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-from talkie import __version__
-from talkie.errors import InvalidInputError, TalkieError
+# One thread per BLAS/OpenMP pool, before numpy loads: their worker threads spin-wait between
+# the small per-frame calls of the renderer, which kept a whole core busy in an idle session.
+# Talkie parallelises by stages and sessions instead. (An explicit setting is respected.)
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Sequence  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
+
+from talkie import __version__  # noqa: E402
+from talkie.errors import InvalidInputError, TalkieError  # noqa: E402
 
 if TYPE_CHECKING:
     from talkie.rig import CharacterRig
@@ -77,6 +84,10 @@ def _parser() -> argparse.ArgumentParser:
     rig.add_argument("--preview", type=Path, help="write a PNG with the rig drawn on the image")
     rig.add_argument("--save", type=Path, help="write the rig file (reuse with render --rig)")
     rig.set_defaults(handler=_cmd_rig)
+
+    from talkie.server.cli import add_serve_command
+
+    add_serve_command(sub)
     return parser
 
 

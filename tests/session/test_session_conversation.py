@@ -7,13 +7,12 @@ import asyncio
 import numpy as np
 import pytest
 from scipy.signal import resample_poly
+from session_harness import make_conversation, running, wait_for
 
 from talkie.messages import AudioChunk
 from talkie.offline import synthesize
 from talkie.quality import FaceMeasurer
 from talkie.voice import load_tts
-
-from session_harness import make_conversation, running, wait_for
 
 pytestmark = pytest.mark.asyncio
 

@@ -65,7 +65,9 @@ class FaceDeformer:
     def deform(self, params: FaceParams) -> np.ndarray:
         """Deformed (V, 2) vertex positions for one frame."""
         values = params.as_array()
-        local = np.tensordot(values[self._basis_rows], self.bases, axes=1)
+        # einsum, not tensordot/@: these go to BLAS, whose spinning worker threads cost a core
+        # at 24 calls a second for matrices this small.
+        local = np.einsum("k,kvc->vc", values[self._basis_rows], self.bases)
         pts = self.rest.copy()
         pts[:, :2] += local
         return self._move_head(pts, params)
@@ -87,7 +89,7 @@ class FaceDeformer:
         rot_z = np.array([[cr, -sr, 0], [sr, cr, 0], [0, 0, 1]])
         rot = (rot_z @ rot_x @ rot_y).astype(np.float32)
         rel = pts - self.pivot
-        turned = rel @ rot.T + self.pivot
+        turned = np.einsum("vi,ji->vj", rel, rot) + self.pivot
         shift = np.array([p.head_dx, p.head_dy], np.float32) * self.frame.face_height
         moved = (turned[:, :2] - pts[:, :2] + shift) * self.head_weight[:, None]
         return pts[:, :2] + moved

@@ -53,6 +53,7 @@ _WHISPER_WEIGHT = 0.5
 
 _MODEL: Any = None
 _MODEL_LOCK = threading.Lock()
+_PHONEMIZER_LOCK = threading.Lock()  # only if Piper ever stops exposing its own lock
 
 
 @dataclass(frozen=True)
@@ -72,10 +73,7 @@ def align_speech(chunk: AudioChunk, transcript: str | None = None) -> SpeechClip
     which nothing is recognised gives a clip without phonemes, so lip-sync falls back to the
     audio energy. The clip's ``pts`` is 0.
     """
-    audio = _mono_float(chunk.samples)
-    sample_rate = int(chunk.sample_rate)
-    if sample_rate <= 0:
-        raise InvalidInputError(f"invalid sample rate {sample_rate}: it must be positive")
+    audio, sample_rate = _prepare(chunk)
     duration = len(audio) / sample_rate
     words = align_words(AudioChunk(audio, sample_rate), transcript)
     text = transcript.strip() if transcript else " ".join(w.word for w in words)
@@ -101,8 +99,7 @@ def align_speech(chunk: AudioChunk, transcript: str | None = None) -> SpeechClip
 
 def align_words(chunk: AudioChunk, transcript: str | None = None) -> list[WordTiming]:
     """Word spans of the speech in ``chunk`` (see ``align_speech``). Empty if nothing is said."""
-    audio = _mono_float(chunk.samples)
-    sample_rate = int(chunk.sample_rate)
+    audio, sample_rate = _prepare(chunk)
     if audio.size == 0 or speech_bounds(audio, sample_rate) is None:
         return []
     audio16 = _resample(audio, sample_rate, WHISPER_RATE)
@@ -135,7 +132,7 @@ def phonemize_word(word: str, voice: str = "en-us") -> tuple[str, ...]:
         ) from exc
     # Piper's espeak bridge has global state (current voice) and Piper guards it with this lock;
     # sharing it keeps alignment safe next to a PiperTTS synthesising in another thread.
-    lock = getattr(piper_voice, "_ESPEAK_PHONEMIZER_LOCK", _MODEL_LOCK)
+    lock = getattr(piper_voice, "_ESPEAK_PHONEMIZER_LOCK", _PHONEMIZER_LOCK)
     with lock:
         phonemizer = getattr(piper_voice, "_ESPEAK_PHONEMIZER", None)
         if phonemizer is None:
@@ -430,6 +427,13 @@ def _smooth_runs(words: list[WordTiming]) -> list[WordTiming]:
 
 
 # --- audio helpers ---------------------------------------------------------------------------
+
+
+def _prepare(chunk: AudioChunk) -> tuple[np.ndarray, int]:
+    sample_rate = int(chunk.sample_rate)
+    if sample_rate <= 0:
+        raise InvalidInputError(f"invalid sample rate {sample_rate}: it must be positive")
+    return _mono_float(chunk.samples), sample_rate
 
 
 def _mono_float(samples: np.ndarray) -> np.ndarray:

@@ -150,6 +150,8 @@ class PiperTTS:
             length_scale=self.options.length_scale,
             noise_scale=self.options.noise_scale,
             noise_w_scale=self.options.noise_w_scale,
+            # Piper's default: each chunk is peak-normalised, as its own CLI and server do.
+            normalize_audio=True,
         )
         started = time.perf_counter()
         audio_parts: list[np.ndarray] = []
@@ -166,7 +168,7 @@ class PiperTTS:
                     timings.append(PhonemeTiming(t.phoneme, t.start + offset, t.end + offset))
                 audio_parts.append(audio)
                 offset += len(audio) / self.sample_rate
-        except (RuntimeError, ValueError) as exc:  # onnxruntime failures
+        except Exception as exc:  # onnxruntime's exceptions derive from Exception only
             raise EngineError(
                 f"Piper failed to synthesise a clause ({exc}); try other text"
             ) from exc

@@ -1,0 +1,137 @@
+"""`talkie serve`: run the web server (the CLI calls ``add_serve_command``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import socket
+from pathlib import Path
+from typing import Any
+
+import uvicorn
+
+from talkie.errors import InvalidInputError
+
+log = logging.getLogger(__name__)
+
+
+def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``serve`` to the ``talkie`` command's subparsers (``argparse`` sub-parser action)."""
+    serve_parser: argparse.ArgumentParser = subparsers.add_parser(
+        "serve", help="run the live character server (open the printed address in a browser)"
+    )
+    serve_parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    serve_parser.add_argument("--port", default=8000, type=int, help="port (8000; 0 = any free)")
+    serve_parser.add_argument(
+        "--max-sessions", default=4, type=int, help="live conversations at once (4)"
+    )
+    serve_parser.add_argument(
+        "--ice-server",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="STUN/TURN server for clients outside the LAN, e.g. stun:stun.example.org:3478 "
+        "(repeatable; none by default)",
+    )
+    serve_parser.add_argument(
+        "--certfile", help="TLS certificate (PEM): browsers only allow the microphone over https "
+        "(or on localhost), so serving other machines on the LAN needs one",
+    )  # fmt: skip
+    serve_parser.add_argument("--keyfile", help="TLS private key (PEM) for --certfile")
+    serve_parser.set_defaults(handler=_cmd_serve)
+    return serve_parser
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from talkie.server.app import ServerOptions
+    from talkie.transport.webrtc import IceServer, WebRtcOptions
+
+    if not 0 <= args.port <= 65535:
+        raise InvalidInputError(f"--port {args.port}: use a port between 1 and 65535")
+    if args.max_sessions < 1:
+        raise InvalidInputError("--max-sessions must be at least 1")
+    if bool(args.certfile) != bool(args.keyfile):
+        raise InvalidInputError("--certfile and --keyfile go together")
+    for path in (args.certfile, args.keyfile):
+        if path and not Path(path).is_file():
+            raise InvalidInputError(f"{path}: no such file")
+    options = ServerOptions(
+        max_sessions=args.max_sessions,
+        webrtc=WebRtcOptions(ice_servers=tuple(IceServer(u) for u in args.ice_server)),
+    )
+    serve(
+        host=args.host, port=args.port, options=options,
+        certfile=args.certfile, keyfile=args.keyfile,
+    )  # fmt: skip
+    return 0
+
+
+class _Server(uvicorn.Server):
+    """uvicorn, announcing the address (with the real port when 0 was asked) once it listens."""
+
+    def __init__(self, config: uvicorn.Config, *, announce: bool = True) -> None:
+        super().__init__(config)
+        self.announce = announce
+        self.port: int | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets=sockets)
+        if not self.started:
+            return
+        self.port = self.config.port
+        for server in getattr(self, "servers", []):
+            for sock in server.sockets:
+                self.port = int(sock.getsockname()[1])
+                break
+        if self.announce:
+            host = self.config.host
+            shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+            scheme = "https" if self.config.ssl_certfile else "http"
+            print(f"Talkie is live at {scheme}://{shown}:{self.port}", flush=True)
+
+
+def make_server(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    options: Any = None,
+    announce: bool = True,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+    **app_kwargs: Any,
+) -> _Server:
+    """A uvicorn server for the Talkie app (``run()``/``serve()`` it; ``should_exit`` stops it).
+
+    ``app_kwargs`` go to ``create_app`` (``library``, ``conversation_factory``)."""
+    from talkie.server.app import create_app
+
+    app = create_app(options=options, **app_kwargs)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", lifespan="on", ws="none",
+        timeout_graceful_shutdown=5, ssl_certfile=certfile, ssl_keyfile=keyfile,
+    )  # fmt: skip
+    return _Server(config, announce=announce)
+
+
+def serve(
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    options: Any = None,
+    certfile: str | None = None,
+    keyfile: str | None = None,
+) -> None:
+    """Run the server until Ctrl-C, printing ``Talkie is live at http://HOST:PORT``."""
+    server = make_server(host=host, port=port, options=options, certfile=certfile, keyfile=keyfile)
+    try:
+        asyncio.run(server.serve())
+    except KeyboardInterrupt:  # uvicorn shut down gracefully, then re-raised Ctrl-C
+        print("Talkie stopped", flush=True)
+    except (OSError, SystemExit) as exc:  # uvicorn exits when it cannot bind
+        if server.started:
+            raise
+        raise InvalidInputError(
+            f"cannot listen on {host}:{port} (in use, or not an address of this machine); "
+            "pick another --port or --host"
+        ) from exc

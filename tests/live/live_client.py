@@ -1,0 +1,136 @@
+"""A Python WebRTC client (aiortc, no browser) that talks to the Talkie server like the page."""
+
+from __future__ import annotations
+
+import asyncio
+import fractions
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import av
+import httpx
+import numpy as np
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+
+
+class SineTrack(MediaStreamTrack):
+    """A microphone that plays a quiet 300 Hz tone in 20 ms frames, paced in real time."""
+
+    kind = "audio"
+
+    def __init__(self, rate: int = 48_000) -> None:
+        super().__init__()
+        self._rate = rate
+        self._n = 0
+        self._t0: float | None = None
+
+    async def recv(self) -> av.AudioFrame:
+        if self.readyState != "live":
+            raise MediaStreamError
+        if self._t0 is None:
+            self._t0 = time.monotonic()
+        samples = 960
+        due = self._t0 + self._n / self._rate
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
+        t = (np.arange(samples) + self._n) / self._rate
+        pcm = (0.2 * np.sin(2 * np.pi * 300 * t) * 32767).astype(np.int16)
+        frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
+        frame.sample_rate = self._rate
+        frame.pts = self._n
+        frame.time_base = fractions.Fraction(1, self._rate)
+        self._n += samples
+        return frame
+
+
+@dataclass
+class ClientSession:
+    pc: RTCPeerConnection
+    session_id: str
+    answer_sdp: str
+    events: list[dict[str, Any]] = field(default_factory=list)
+    video_frames: list[av.VideoFrame] = field(default_factory=list)
+    video_count: int = 0
+    audio_count: int = 0
+    channel: Any = None
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    channel_open: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def send(self, event: dict[str, Any] | str) -> None:
+        self.channel.send(event if isinstance(event, str) else json.dumps(event))
+
+    async def wait_event(self, pred: Any, timeout: float = 10.0) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for ev in self.events:
+                if pred(ev):
+                    return ev
+            await asyncio.sleep(0.02)
+        raise TimeoutError(f"no matching event in {timeout} s; got {self.events[-10:]}")
+
+    async def wait_video(self, frames: int, timeout: float = 15.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.video_count < frames:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"only {self.video_count} video frames in {timeout} s")
+            await asyncio.sleep(0.02)
+
+    async def close(self) -> None:
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.pc.close()
+
+
+async def connect(
+    base_url: str,
+    character_id: str,
+    *,
+    microphone: bool = True,
+    keep_frames: int = 0,
+    decode: bool = True,
+) -> ClientSession:
+    """Offer like the web page (recvonly video, sendrecv audio, data channel "events")."""
+    pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pc.addTransceiver("video", direction="recvonly")
+    if microphone:
+        pc.addTransceiver(SineTrack(), direction="sendrecv")
+    else:
+        pc.addTransceiver("audio", direction="recvonly")
+    channel = pc.createDataChannel("events")
+    tracks: list[MediaStreamTrack] = []
+    pc.on("track", tracks.append)
+    await pc.setLocalDescription(await pc.createOffer())  # aiortc gathers ICE here
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        r = await http.post(
+            "/api/sessions",
+            json={"character_id": character_id, "sdp": pc.localDescription.sdp, "type": "offer"},
+        )
+    if r.status_code != 201:
+        await pc.close()
+        raise RuntimeError(f"POST /api/sessions: {r.status_code} {r.text}")
+    body = r.json()
+    session = ClientSession(pc=pc, session_id=body["session_id"], answer_sdp=body["sdp"])
+    session.channel = channel
+    channel.on("message", lambda m: session.events.append(json.loads(m)))
+    channel.on("open", session.channel_open.set)
+    await pc.setRemoteDescription(RTCSessionDescription(sdp=body["sdp"], type=body["type"]))
+
+    async def drain(track: MediaStreamTrack) -> None:
+        while True:
+            try:
+                frame = await track.recv()
+            except MediaStreamError:
+                return
+            if track.kind == "video":
+                session.video_count += 1
+                if len(session.video_frames) < keep_frames and isinstance(frame, av.VideoFrame):
+                    session.video_frames.append(frame)
+            else:
+                session.audio_count += 1
+
+    for track in tracks:
+        session.tasks.append(asyncio.ensure_future(drain(track)))
+    return session

@@ -1,0 +1,115 @@
+"""End to end with the real conversation: the browser sees the character live, hears the greeting,
+asks "What is your name?" through the (fake) microphone and gets an answer.
+
+The question is padded with 8 s of silence so it comes after the greeting; the fake microphone
+starts when the page opens it (on the click that picks the character).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from live_browser import TalkiePage, launch_chromium, make_question_wav, turn_latency_ms
+from live_server import LiveServer
+
+QUESTION_DELAY = 8.0
+
+
+@pytest.fixture(scope="module")
+def late_question_browser(
+    playwright_instance: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    wav = make_question_wav(
+        tmp_path_factory.mktemp("real") / "question-late.wav", before=QUESTION_DELAY, after=3.0
+    )
+    browser = launch_chromium(playwright_instance, fake_audio=wav)
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+def test_real_character_is_live_and_answers(
+    real_server: LiveServer, late_question_browser: Any, artifacts: Path
+) -> None:
+    page = TalkiePage(late_question_browser, real_server.url).open(timeout=30)
+    try:
+        assert "astronaut" in page.card_ids()
+        t_click = time.monotonic()
+        page.pick("astronaut")
+        took = page.wait_playing(timeout=60, frames=5)
+        page.start_meter()
+        info = page.video_info()
+        assert (info["width"], info["height"]) == (1280, 720)
+
+        # Alive: consecutive frames differ (blinks, sway, the greeting's mouth).
+        frames = []
+        for i in range(4):
+            frames.append(page.frame(save=artifacts / f"real-frame-{i}.png"))
+            time.sleep(0.7)
+        diffs = [
+            float(np.mean(np.abs(a.astype(int) - b.astype(int)) > 12))
+            for a, b in zip(frames, frames[1:], strict=False)
+        ]
+        assert max(diffs) > 0.0005, f"the character looks frozen: {diffs}"
+        assert frames[0].mean() > 20, "the frame is black"
+
+        page.wait_event("e.type === 'state'", timeout=20)
+        greeting = page.wait_event("e.type === 'reply'", timeout=30)
+        assert greeting["text"]
+
+        # The question (after QUESTION_DELAY s of silence) is transcribed and answered.
+        final = page.wait_event(
+            "e.type === 'transcript' && e.final && /name/i.test(e.text)", timeout=40
+        )
+        page.wait_event(f"e.type === 'reply' && e.t > {final.get('t', 0)}", timeout=30)
+        trace = page.wait_event("e.type === 'trace' && e.relative && e.relative.asr_final > 0", 40)
+        page.page.wait_for_selector("#timeline .turn", timeout=10_000)
+        time.sleep(1.0)  # let the answer's audio reach the meter
+        levels = page.levels()
+        latency_ms = turn_latency_ms(page.levels("mic"), levels)
+        playout_ms = _playout_delay_ms(page.events(), trace, levels)
+        page.screenshot(artifacts / "real-page.png")
+        events = page.events()
+        (artifacts / "real-events.json").write_text(json.dumps(events, indent=1))
+        (artifacts / "real-latency.json").write_text(
+            json.dumps(
+                {"browser_turn_latency_ms": latency_ms, "playout_ms": playout_ms, "trace": trace},
+                indent=1,
+            )
+        )
+        stats = [p.stats() for p in real_server.registry.peers()]
+        print(
+            f"\nplaying {took:.2f} s after the click; question heard as {final['text']!r}; "
+            f"turn latency at the browser {latency_ms:.0f} ms; "
+            f"answer audio heard {playout_ms:.0f} ms after its server time (upper bound); "
+            f"trace {trace.get('relative')}; audio peak {levels[:, 1].max():.3f}; "
+            f"session {stats}; total {time.monotonic() - t_click:.1f} s"
+        )
+        assert levels[:, 1].max() > 0.02, "no audible speech reached the browser"
+    finally:
+        page.close()
+
+
+def _playout_delay_ms(
+    events: list[dict[str, Any]], trace: dict[str, Any], remote: np.ndarray
+) -> float:
+    """How long after its time on the server's media clock the answer's first sound is heard.
+
+    Events carry ``t`` (server media clock at emission) and ``received_at`` (page time): the
+    smallest difference maps server time to page time plus the one-way event delay, so the result
+    is an upper bound on network + jitter buffer + audio output delay.
+    """
+    offsets = [e["received_at"] - 1000 * e["t"] for e in events if "t" in e and "received_at" in e]
+    start = trace.get("marks", {}).get("answer_start")
+    if not offsets or start is None:
+        return float("nan")
+    expected = 1000 * start + min(offsets)
+    loud = remote[(remote[:, 0] > expected - 500) & (remote[:, 1] > 0.02)]
+    return float(loud[0, 0] - expected) if loud.size else float("nan")

@@ -1,0 +1,541 @@
+// Talkie web client: pick a character, connect over WebRTC, talk.
+//
+// Signalling is one POST: the page waits for ICE gathering to finish (no trickle) and sends the
+// complete offer to /api/sessions; the answer comes back complete. Media: the character's video
+// and voice come in, the microphone goes out. The data channel "events" carries JSON both ways.
+//
+// For tests and tinkering: window.talkieEvents holds every event received from the server, and
+// window.talkie exposes the current state and a few actions.
+
+import { Captions } from "./captions.js";
+import { LatencyTimeline } from "./latency.js";
+
+const MAX_RECONNECTS = 3;
+const ICE_GATHER_TIMEOUT_MS = 3000;
+
+const $ = (id) => document.getElementById(id);
+const el = {
+  cards: $("characters"),
+  uploadForm: $("upload"),
+  uploadFile: $("upload-file"),
+  uploadName: $("upload-name"),
+  uploadButton: $("upload-button"),
+  uploadProgress: $("upload-progress"),
+  uploadStatus: $("upload-status"),
+  video: $("video"),
+  overlay: $("overlay"),
+  overlayText: $("overlay-text"),
+  overlayButton: $("overlay-button"),
+  state: $("state"),
+  handsFree: $("hands-free"),
+  ptt: $("ptt"),
+  interrupt: $("interrupt"),
+  hangup: $("hangup"),
+  sayForm: $("say"),
+  sayText: $("say-text"),
+  sayButton: $("say-button"),
+  note: $("note"),
+  captions: $("captions"),
+  timeline: $("timeline"),
+  legend: document.querySelector(".legend"),
+};
+
+const events = [];
+window.talkieEvents = events;
+
+const app = {
+  characters: [],
+  character: null, // the picked character {id, name, preview}
+  pc: null,
+  dc: null,
+  sessionId: null,
+  micStream: null,
+  micDenied: false,
+  wantConnected: false,
+  reconnects: 0,
+  connectSeq: 0, // bumps on every connect/hangup so stale async steps give up
+  pttDown: false,
+  convState: "offline",
+  recoverTimer: null,
+  iceServers: null,
+};
+
+const captions = new Captions(el.captions, { characterName: () => app.character?.name || "Character" });
+const timeline = new LatencyTimeline(el.timeline, el.legend);
+
+window.talkie = {
+  get state() { return app.convState; },
+  get sessionId() { return app.sessionId; },
+  get connection() { return app.pc ? app.pc.connectionState : "none"; },
+  get character() { return app.character; },
+  get micStream() { return app.micStream; },
+  pick: (id) => pickById(id),
+  send: (event) => send(event),
+  hangup: () => hangup(),
+};
+
+// ---------------------------------------------------------------- characters and uploads
+
+async function loadCharacters() {
+  try {
+    const res = await fetch("/api/characters");
+    const body = await readJson(res);
+    if (!res.ok) throw new Error(errorMessage(body, res));
+    app.characters = body.characters || [];
+  } catch (err) {
+    setUploadStatus(`Could not load the characters: ${err.message}`, "error");
+    app.characters = [];
+  }
+  renderCards();
+  el.cards.setAttribute("aria-busy", "false");
+}
+
+function renderCards() {
+  el.cards.querySelectorAll("li.character").forEach((li) => li.remove());
+  const uploadSlot = el.cards.querySelector(".upload-slot");
+  for (const c of app.characters) {
+    const li = document.createElement("li");
+    li.className = "card-slot character";
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "card";
+    button.dataset.characterId = c.id;
+    button.setAttribute("aria-pressed", String(app.character?.id === c.id));
+    button.setAttribute("aria-label", `Talk to ${c.name}`);
+    const img = document.createElement("img");
+    img.src = c.preview;
+    img.alt = "";
+    img.loading = "lazy";
+    const name = document.createElement("span");
+    name.className = "name";
+    name.textContent = c.name;
+    const kind = document.createElement("span");
+    kind.className = "kind";
+    kind.textContent = c.sample ? "Sample" : "Your upload";
+    button.append(img, name, kind);
+    button.addEventListener("click", () => pick(c));
+    li.append(button);
+    el.cards.insertBefore(li, uploadSlot);
+  }
+}
+
+function markPicked() {
+  el.cards.querySelectorAll("button.card").forEach((b) => {
+    b.setAttribute("aria-pressed", String(b.dataset.characterId === app.character?.id));
+  });
+}
+
+function setUploadStatus(text, kind = "") {
+  el.uploadStatus.textContent = text;
+  el.uploadStatus.className = `status ${kind}`;
+}
+
+el.uploadFile.addEventListener("change", () => {
+  const file = el.uploadFile.files[0];
+  $("upload-chosen").textContent = file ? file.name : "";
+  if (file) setUploadStatus("");
+});
+
+el.uploadForm.addEventListener("submit", (e) => {
+  e.preventDefault();
+  const file = el.uploadFile.files[0];
+  if (!file) {
+    setUploadStatus("Choose a photo first (JPEG, PNG or WebP).", "error");
+    el.uploadFile.focus();
+    return;
+  }
+  if (!/^image\/(jpeg|png|webp)$/.test(file.type)) {
+    setUploadStatus(`${file.name} is not a JPEG, PNG or WebP image.`, "error");
+    return;
+  }
+  upload(file, el.uploadName.value.trim());
+});
+
+function upload(file, name) {
+  const form = new FormData();
+  form.append("image", file);
+  if (name) form.append("name", name);
+  const xhr = new XMLHttpRequest();
+  xhr.open("POST", "/api/characters");
+  xhr.responseType = "text";
+  el.uploadButton.disabled = true;
+  el.uploadProgress.hidden = false;
+  el.uploadProgress.value = 0;
+  setUploadStatus("Uploading…");
+  xhr.upload.onprogress = (e) => {
+    if (!e.lengthComputable) return;
+    const pct = Math.round((100 * e.loaded) / e.total);
+    el.uploadProgress.value = pct;
+    el.uploadProgress.textContent = `${pct}%`;
+    setUploadStatus(pct < 100 ? `Uploading… ${pct}%` : "Finding the face and rigging it… (a few seconds)");
+  };
+  const done = () => {
+    el.uploadButton.disabled = false;
+    el.uploadProgress.hidden = true;
+  };
+  xhr.onerror = () => {
+    done();
+    setUploadStatus("The upload failed: the server could not be reached.", "error");
+  };
+  xhr.onload = () => {
+    done();
+    let body = null;
+    try { body = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
+    if (xhr.status >= 200 && xhr.status < 300 && body) {
+      setUploadStatus(`${body.name} is ready.`, "ok");
+      el.uploadForm.reset();
+      $("upload-chosen").textContent = "";
+      app.characters = app.characters.filter((c) => c.id !== body.id).concat([body]);
+      renderCards();
+      pick(body);
+    } else {
+      const msg = body?.error?.message || `the server answered ${xhr.status}`;
+      setUploadStatus(`That photo did not work: ${msg}`, "error");
+    }
+  };
+  xhr.send(form);
+}
+
+function pickById(id) {
+  const c = app.characters.find((x) => x.id === id);
+  if (!c) throw new Error(`no character ${id}`);
+  return pick(c);
+}
+
+async function pick(character) {
+  app.character = character;
+  app.reconnects = 0;
+  markPicked();
+  el.video.poster = character.preview;
+  captions.clear();
+  await connect();
+}
+
+// ---------------------------------------------------------------- connection
+
+async function iceServers() {
+  // None on loopback/LAN; the server lists STUN/TURN servers when it was given some.
+  if (app.iceServers) return app.iceServers;
+  try {
+    const res = await fetch("/api/config");
+    const body = await readJson(res);
+    app.iceServers = (res.ok && body?.ice_servers) || [];
+  } catch {
+    return [];
+  }
+  return app.iceServers;
+}
+
+async function getMicrophone() {
+  if (app.micStream || app.micDenied) return app.micStream;
+  if (!navigator.mediaDevices?.getUserMedia) {
+    app.micDenied = true;
+    showNote("This browser gives no microphone access here (it needs https or localhost). You can type instead.");
+    return null;
+  }
+  try {
+    app.micStream = await navigator.mediaDevices.getUserMedia({
+      audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+      video: false,
+    });
+  } catch (err) {
+    app.micDenied = true;
+    const why = err?.name === "NotAllowedError" ? "access was denied" : (err?.message || err?.name || "unavailable");
+    showNote(`Microphone ${why}: you can still watch and type your messages.`);
+    return null;
+  }
+  return app.micStream;
+}
+
+async function connect() {
+  const seq = ++app.connectSeq;
+  closePeer();
+  app.wantConnected = true;
+  const character = app.character;
+  setState("connecting");
+  showOverlay(`Connecting to ${character.name}…`);
+  const mic = await getMicrophone();
+  if (seq !== app.connectSeq) return;
+
+  const pc = new RTCPeerConnection({ iceServers: await iceServers() });
+  if (seq !== app.connectSeq) { pc.close(); return; }
+  app.pc = pc;
+  pc.addTransceiver("video", { direction: "recvonly" });
+  if (mic) {
+    const track = mic.getAudioTracks()[0];
+    pc.addTransceiver(track, { direction: "sendrecv", streams: [mic] });
+    applyMicGate();
+  } else {
+    pc.addTransceiver("audio", { direction: "recvonly" });
+  }
+  const dc = pc.createDataChannel("events");
+  app.dc = dc;
+  const remote = new MediaStream();
+  pc.ontrack = (e) => {
+    remote.addTrack(e.track);
+    if (el.video.srcObject !== remote) el.video.srcObject = remote;
+  };
+  dc.onopen = () => {
+    if (seq !== app.connectSeq) return;
+    send({ type: "mode", hands_free: el.handsFree.checked });
+    setEnabled(true);
+  };
+  dc.onmessage = (e) => onServerMessage(e.data);
+  dc.onclose = () => { if (seq === app.connectSeq) lost("The connection closed."); };
+  pc.onconnectionstatechange = () => {
+    if (seq !== app.connectSeq) return;
+    const s = pc.connectionState;
+    if (s === "connected") {
+      app.reconnects = 0;
+      clearTimeout(app.recoverTimer);
+    } else if (s === "disconnected") {
+      showOverlay("The connection is unstable… trying to recover.");
+      clearTimeout(app.recoverTimer);
+      app.recoverTimer = setTimeout(() => {
+        if (seq === app.connectSeq && pc.connectionState !== "connected") lost("The connection was lost.");
+      }, 5000);
+    } else if (s === "failed") {
+      lost("The connection failed.");
+    }
+  };
+
+  try {
+    await pc.setLocalDescription(await pc.createOffer());
+    await iceGatheringComplete(pc);
+    if (seq !== app.connectSeq) return;
+    const res = await fetch("/api/sessions", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ character_id: character.id, sdp: pc.localDescription.sdp, type: pc.localDescription.type }),
+    });
+    const body = await readJson(res);
+    if (!res.ok) {
+      const err = new Error(errorMessage(body, res));
+      err.status = res.status;
+      throw err;
+    }
+    if (seq !== app.connectSeq) { deleteSession(body.session_id); return; }
+    app.sessionId = body.session_id;
+    await pc.setRemoteDescription({ type: body.type, sdp: body.sdp });
+  } catch (err) {
+    if (seq !== app.connectSeq) return;
+    closePeer();
+    setState("offline");
+    // 503 = busy or not ready: the user can retry; a 4xx is not going to fix itself.
+    showOverlay(`Could not connect: ${err.message}`, { error: true, button: "Try again" });
+    return;
+  }
+  el.hangup.disabled = false;
+  playVideo(seq);
+}
+
+function playVideo(seq) {
+  const onPlaying = () => {
+    if (seq === app.connectSeq) hideOverlay();
+  };
+  el.video.addEventListener("playing", onPlaying, { once: true });
+  el.video.play().catch(() => {
+    // Autoplay with sound needs a click on some browsers: ask for one.
+    if (seq === app.connectSeq) showOverlay(`${app.character.name} is ready.`, { button: "Start" });
+  });
+}
+
+function iceGatheringComplete(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(finish, ICE_GATHER_TIMEOUT_MS); // use what we have by then
+    function finish() {
+      clearTimeout(timer);
+      pc.removeEventListener("icegatheringstatechange", check);
+      resolve();
+    }
+    function check() { if (pc.iceGatheringState === "complete") finish(); }
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
+
+function lost(why) {
+  if (!app.wantConnected) return;
+  closePeer();
+  setState("offline");
+  if (app.reconnects < MAX_RECONNECTS) {
+    app.reconnects += 1;
+    const delay = 1000 * app.reconnects;
+    showOverlay(`${why} Reconnecting (${app.reconnects}/${MAX_RECONNECTS})…`, { error: true });
+    const seq = ++app.connectSeq;
+    setTimeout(() => { if (seq === app.connectSeq && app.wantConnected) connect(); }, delay);
+  } else {
+    showOverlay(`${why} Check that the Talkie server is running.`, { error: true, button: "Reconnect" });
+  }
+}
+
+function closePeer() {
+  clearTimeout(app.recoverTimer);
+  setEnabled(false);
+  if (app.dc) { app.dc.onclose = null; app.dc.onmessage = null; try { app.dc.close(); } catch { /* closed */ } }
+  if (app.pc) { app.pc.onconnectionstatechange = null; app.pc.ontrack = null; try { app.pc.close(); } catch { /* closed */ } }
+  if (app.sessionId) deleteSession(app.sessionId);
+  app.pc = null;
+  app.dc = null;
+  app.sessionId = null;
+  el.hangup.disabled = true;
+}
+
+function deleteSession(id) {
+  fetch(`/api/sessions/${encodeURIComponent(id)}`, { method: "DELETE", keepalive: true }).catch(() => {});
+}
+
+function hangup() {
+  app.wantConnected = false;
+  app.connectSeq += 1;
+  closePeer();
+  el.video.srcObject = null;
+  setState("offline");
+  showOverlay(app.character ? `You hung up. Pick ${app.character.name} again to reconnect.` : "Pick a character to start talking.");
+}
+
+el.overlayButton.addEventListener("click", () => {
+  if (app.pc && el.overlayButton.textContent === "Start") {
+    el.video.play().then(hideOverlay).catch(() => {});
+  } else if (app.character) {
+    app.reconnects = 0;
+    connect();
+  }
+});
+el.hangup.addEventListener("click", hangup);
+window.addEventListener("pagehide", () => { if (app.sessionId) deleteSession(app.sessionId); });
+
+// ---------------------------------------------------------------- events from the server
+
+function onServerMessage(data) {
+  let ev;
+  try { ev = JSON.parse(data); } catch { return; }
+  ev.received_at = performance.now();
+  events.push(ev);
+  if (events.length > 5000) events.splice(0, 1000);
+  switch (ev.type) {
+    case "state": setState(ev.state); break;
+    case "transcript": captions.transcript(ev); break;
+    case "reply": captions.reply(ev); break;
+    case "trace": timeline.add(ev); break;
+    case "error": captions.error(ev.message || "Something went wrong."); break;
+    case "interrupted": captions.interrupted(); break;
+    default: break;
+  }
+}
+
+function setState(state) {
+  app.convState = state;
+  el.state.dataset.state = state;
+  el.state.textContent = state;
+  el.interrupt.hidden = state !== "speaking";
+}
+
+// ---------------------------------------------------------------- latency timeline
+
+// ---------------------------------------------------------------- talking
+
+function send(event) {
+  if (!app.dc || app.dc.readyState !== "open") return false;
+  app.dc.send(JSON.stringify(event));
+  return true;
+}
+
+function applyMicGate() {
+  // Hands-free: the microphone always streams. Otherwise only while talk is held (privacy).
+  const track = app.micStream?.getAudioTracks()[0];
+  if (track) track.enabled = el.handsFree.checked || app.pttDown;
+}
+
+function setPtt(down) {
+  if (down === app.pttDown) return;
+  app.pttDown = down;
+  el.ptt.setAttribute("aria-pressed", String(down));
+  el.ptt.textContent = down ? "Listening… release to send" : "Hold to talk";
+  applyMicGate();
+  send({ type: "ptt", down });
+}
+
+el.ptt.addEventListener("pointerdown", (e) => {
+  if (el.ptt.disabled) return;
+  el.ptt.setPointerCapture?.(e.pointerId);
+  setPtt(true);
+});
+for (const type of ["pointerup", "pointercancel", "lostpointercapture"]) {
+  el.ptt.addEventListener(type, () => setPtt(false));
+}
+el.ptt.addEventListener("keydown", (e) => {
+  if ((e.key === "Enter" || e.key === " ") && !e.repeat) { e.preventDefault(); setPtt(true); }
+});
+el.ptt.addEventListener("keyup", (e) => {
+  if (e.key === "Enter" || e.key === " ") { e.preventDefault(); setPtt(false); }
+});
+
+function typingTarget(t) {
+  return t instanceof HTMLElement && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT", "BUTTON"].includes(t.tagName));
+}
+document.addEventListener("keydown", (e) => {
+  if (e.code !== "Space" || e.repeat || typingTarget(e.target) || !app.dc) return;
+  e.preventDefault();
+  setPtt(true);
+});
+document.addEventListener("keyup", (e) => {
+  if (e.code !== "Space" || !app.pttDown || e.target === el.ptt) return;
+  e.preventDefault();
+  setPtt(false);
+});
+window.addEventListener("blur", () => setPtt(false));
+
+el.handsFree.addEventListener("change", () => {
+  applyMicGate();
+  send({ type: "mode", hands_free: el.handsFree.checked });
+});
+el.interrupt.addEventListener("click", () => send({ type: "interrupt" }));
+
+el.sayForm.addEventListener("submit", (e) => {
+  e.preventDefault();
+  const text = el.sayText.value.trim();
+  if (!text) return;
+  if (send({ type: "text", text })) {
+    captions.typed(text);
+    el.sayText.value = "";
+  }
+});
+
+function setEnabled(on) {
+  el.sayText.disabled = !on;
+  el.sayButton.disabled = !on;
+  el.ptt.disabled = !on || !app.micStream;
+  el.interrupt.disabled = !on;
+}
+
+// ---------------------------------------------------------------- helpers
+
+function showOverlay(text, { error = false, button = "" } = {}) {
+  el.overlayText.textContent = text;
+  el.overlay.classList.remove("hidden");
+  el.overlay.classList.toggle("error", error);
+  el.overlayButton.hidden = !button;
+  el.overlayButton.textContent = button || "Reconnect";
+}
+
+function hideOverlay() {
+  el.overlay.classList.add("hidden");
+  el.overlayButton.hidden = true;
+}
+
+function showNote(text) {
+  el.note.textContent = text;
+  el.note.hidden = !text;
+}
+
+async function readJson(res) {
+  try { return await res.json(); } catch { return null; }
+}
+
+function errorMessage(body, res) {
+  return body?.error?.message || `the server answered ${res.status} ${res.statusText}`;
+}
+
+setEnabled(false);
+loadCharacters();
