@@ -11,8 +11,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # Packages installed separately with --no-deps (see pyproject.toml for why).
 NODEPS_PKGS := mediapipe==0.10.21 silero-vad==6.2.3
-# Debian packages the project needs (espeak-ng voices; sox for audio tooling).
-APT_PKGS := espeak-ng libespeak-ng1 sox
+# Debian packages the project needs (espeak-ng voices; sox for audio tooling; chromium for the
+# browser tests).
+APT_PKGS := espeak-ng libespeak-ng1 sox chromium
 
 SETUP_HASH := $(shell cat pyproject.toml Makefile 2>/dev/null | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.talkie-setup-$(SETUP_HASH)
@@ -20,14 +21,17 @@ STAMP := $(VENV)/.talkie-setup-$(SETUP_HASH)
 SAMPLE_IMAGE := assets/samples/astronaut.png
 DEMO_TEXT := Hello! I am Talkie. Give me one picture, and I will talk to you with its face.
 DEMO_OUT := out/demo.mp4
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
-.PHONY: help setup system-deps test lint typecheck pytest run bench clean
+.PHONY: help setup system-deps test lint typecheck pytest run demo bench clean
 
 help:
-	@echo "make run    - set up, then render the demo talking video to $(DEMO_OUT)"
+	@echo "make run    - set up, then start the live server (open the printed address)"
+	@echo "make demo   - set up, then render a talking demo video to $(DEMO_OUT)"
 	@echo "make test   - set up, then ruff + mypy + pytest"
 	@echo "make setup  - create $(VENV) and install Talkie (idempotent)"
 	@echo "make bench  - run the engine benchmark (bench/engine.py)"
@@ -62,6 +66,9 @@ $(SAMPLE_IMAGE): | $(STAMP)
 	$(BIN)/python scripts/make_samples.py
 
 run: setup $(SAMPLE_IMAGE)
+	$(BIN)/talkie serve --host $(HOST) --port $(PORT)
+
+demo: setup $(SAMPLE_IMAGE)
 	@mkdir -p $(dir $(DEMO_OUT))
 	$(BIN)/talkie render --image $(SAMPLE_IMAGE) --text "$(DEMO_TEXT)" --out $(DEMO_OUT)
 	@echo
@@ -69,6 +76,7 @@ run: setup $(SAMPLE_IMAGE)
 
 bench: setup
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/lipsync.py
 
 clean:
 	rm -rf out .pytest_cache .mypy_cache .ruff_cache src/*.egg-info
