@@ -3,6 +3,9 @@ Silero + Whisper) driven by a consumer that pulls media exactly as a transport d
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 
 from talkie.session import CharacterLibrary
@@ -16,3 +19,8 @@ def library() -> CharacterLibrary:
 @pytest.fixture(scope="session")
 def nova(library: CharacterLibrary):  # type: ignore[no-untyped-def]
     return library.get("astronaut")
+
+
+# The scripted fake OpenAI-compatible server lives with the brain tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "brain"))
+from fake_openai import fake_openai  # noqa: E402,F401  (re-exported fixture)

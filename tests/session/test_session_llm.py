@@ -1,0 +1,94 @@
+"""The live conversation with an OpenAI-compatible LLM (a scripted fake server): streamed
+clauses become speech, faults become a short spoken apology, barge-in closes the stream."""
+
+from __future__ import annotations
+
+import asyncio
+
+import numpy as np
+import pytest
+from fake_openai import FakeOpenAIServer, Stream, free_port
+from session_harness import running, wait_for
+
+from talkie.brain import LLMOptions, OpenAICompatibleBrain
+from talkie.session import Conversation, SessionOptions
+from talkie.session.conversation import APOLOGY
+
+pytestmark = pytest.mark.asyncio
+
+
+def llm_conversation(character, base_url: str, **llm: float) -> Conversation:  # type: ignore[no-untyped-def]
+    options = LLMOptions(base_url=base_url, model="fake", api_key="sk-test", **llm)
+    brain = OpenAICompatibleBrain(options=options, persona=character.persona)
+    return Conversation(
+        character=character, options=SessionOptions(greet=False, seed=2), brain=brain
+    )
+
+
+async def test_streamed_answer_is_spoken_clause_by_clause(
+    nova, fake_openai: FakeOpenAIServer
+) -> None:  # type: ignore[no-untyped-def]
+    fake_openai.script(
+        Stream(
+            ["Sure! ", "The Moon ", "is far away, ", "about four hundred thousand kilometres."],
+            delay_s=0.15,
+        )
+    )
+    conv = llm_conversation(nova, fake_openai.base_url)
+    async with running(conv) as pulled:
+        conv.handle_client_event({"type": "text", "text": "How far is the Moon?"})
+        await wait_for(pulled, lambda p: p.of_type("trace"), timeout=20)
+    replies = [e["text"] for e in pulled.of_type("reply")]
+    assert len(replies) >= 2, replies  # the first clause was spoken before the stream ended
+    trace = pulled.of_type("trace")[0]["marks"]
+    assert trace["answer_start"] < trace["brain_first_token"] + 0.45 + 0.5
+    body = fake_openai.requests[0].body
+    assert body["stream"] is True
+    assert body["messages"][0]["role"] == "system" and "Nova" in body["messages"][0]["content"]
+    assert body["messages"][-1] == {"role": "user", "content": "How far is the Moon?"}
+    assert fake_openai.requests[0].headers["authorization"] == "Bearer sk-test"
+    assert [t.role for t in conv.history] == ["user", "assistant"]
+
+
+async def test_llm_down_gives_a_spoken_apology_and_stays_live(nova) -> None:  # type: ignore[no-untyped-def]
+    conv = llm_conversation(nova, f"http://127.0.0.1:{free_port()}/v1")
+    async with running(conv) as pulled:
+        conv.handle_client_event({"type": "text", "text": "Hello?"})
+        await wait_for(pulled, lambda p: p.of_type("reply"), timeout=10)
+        reply = pulled.of_type("reply")[0]
+        await asyncio.sleep(1.0)
+        frames_before = len(pulled.video_pts)
+        await asyncio.sleep(1.0)
+    assert reply["text"] == APOLOGY.split(".")[0] + "." or reply["text"] in APOLOGY
+    assert pulled.of_type("error"), "the page is told what went wrong"
+    assert pulled.audio_rms(reply["start"], reply["start"] + 1.0) > 0.02, "the apology is heard"
+    assert len(pulled.video_pts) - frames_before >= 20, "the video keeps going"
+
+
+async def test_slow_llm_times_out_into_an_apology(nova, fake_openai: FakeOpenAIServer) -> None:  # type: ignore[no-untyped-def]
+    fake_openai.script(Stream(["Too late."], first_delay_s=5.0))
+    conv = llm_conversation(nova, fake_openai.base_url, timeout_first_token_s=1.0)
+    async with running(conv) as pulled:
+        asked = conv.clock.now()
+        conv.handle_client_event({"type": "text", "text": "Are you there?"})
+        await wait_for(pulled, lambda p: p.of_type("reply"), timeout=10)
+    reply = pulled.of_type("reply")[0]
+    assert reply["text"] in APOLOGY
+    assert 1.0 <= reply["start"] - asked < 2.5
+
+
+async def test_barge_in_closes_the_llm_stream(nova, fake_openai: FakeOpenAIServer) -> None:  # type: ignore[no-untyped-def]
+    words = [f"word{i} " for i in range(40)] + ["end."]
+    fake_openai.script(Stream(["Let me tell you a long story. "] + words, delay_s=0.1))
+    conv = llm_conversation(nova, fake_openai.base_url)
+    async with running(conv) as pulled:
+        conv.handle_client_event({"type": "text", "text": "Tell me a story."})
+        await wait_for(pulled, lambda p: p.of_type("reply"), timeout=10)
+        conv.handle_client_event({"type": "interrupt"})
+        outcomes = await fake_openai.wait_for_outcome(1, timeout=2.0)
+        cut = conv.clock.now()
+        await asyncio.sleep(0.5)
+    assert outcomes[0].status == "disconnected"
+    assert outcomes[0].deltas_sent < len(words)
+    assert pulled.audio_rms(cut + 0.05, cut + 0.5) < 0.002
+    assert np.isfinite(pulled.audio_rms(0, cut))
