@@ -108,3 +108,27 @@ async def test_spoken_question_is_heard_and_answered(nova) -> None:  # type: ign
         assert stage in trace["marks"], trace
     print("turn latency", trace["latency"], trace["relative"])
     assert trace["latency"] < 1.5
+
+
+async def test_push_to_talk_hears_only_while_held_and_answers_on_release(nova) -> None:  # type: ignore[no-untyped-def]
+    question = synthesize(load_tts("espeak:en-us+f2"), "What is your name?")
+    audio48 = resample_poly(question.audio, 320, 147).astype(np.float32)
+    conv = make_conversation(nova, greet=False, hands_free=False)
+    async with running(conv) as pulled:
+        await asyncio.sleep(0.3)
+        # Not held: ignored, even though it is speech.
+        for k in range(0, len(audio48), 960):
+            conv.push_audio(AudioChunk(audio48[k : k + 960], 48000))
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.8)
+        assert not pulled.of_type("transcript")
+        conv.handle_client_event({"type": "ptt", "down": True})
+        for k in range(0, len(audio48), 960):
+            conv.push_audio(AudioChunk(audio48[k : k + 960], 48000))
+            await asyncio.sleep(0.02)
+        released = conv.clock.now()
+        conv.handle_client_event({"type": "ptt", "down": False})
+        await wait_for(pulled, lambda p: p.of_type("reply"), timeout=10)
+    finals = [e for e in pulled.of_type("transcript") if e["final"]]
+    assert finals and "name" in finals[0]["text"].lower()
+    assert pulled.of_type("reply")[0]["start"] - released < 1.0

@@ -303,6 +303,12 @@ class Conversation:
             self._ptt_down = down
             if down and self._character_busy():
                 self.interrupt("push-to-talk")
+            if not down and not self.hands_free:
+                # Releasing the button ends the turn now: the user's "silence" is fed to the ears
+                # so the endpoint fires at once instead of waiting for real silence that, with
+                # the microphone gated off, would never arrive.
+                silence = np.zeros(int(0.4 * 16_000), np.float32)
+                self.hearing.push(AudioChunk(silence, 16_000, self.clock.now()))
         elif kind == "mode":
             hands_free = event.get("hands_free")
             if not isinstance(hands_free, bool):
