@@ -15,7 +15,7 @@ import av
 import numpy as np
 
 from talkie.errors import InvalidInputError
-from talkie.media.sniff import describe_content
+from talkie.media.sniff import describe_content, unreadable_file
 from talkie.messages import AudioChunk
 
 logger = logging.getLogger(__name__)
@@ -49,14 +49,8 @@ def load_audio(
         size = p.stat().st_size
         with p.open("rb"):
             pass
-    except PermissionError as exc:
-        raise InvalidInputError(
-            f"{p} cannot be read (permission denied); check its permissions"
-        ) from exc
     except OSError as exc:
-        raise InvalidInputError(
-            f"{p} cannot be read ({exc.strerror or exc}); check the file"
-        ) from exc
+        raise unreadable_file(p, exc) from exc
     if size == 0:
         raise InvalidInputError(f"{name} is empty (0 bytes); {_USE}")
     if sample_rate is not None and not 1000 <= sample_rate <= 384_000:

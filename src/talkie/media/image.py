@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import re
 import struct
 import warnings
 import zlib
@@ -21,7 +22,7 @@ import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
 from talkie.errors import InvalidInputError
-from talkie.media.sniff import describe_content, sniff_image_format
+from talkie.media.sniff import describe_content, sniff_image_format, unreadable_file
 
 logger = logging.getLogger(__name__)
 
@@ -63,14 +64,8 @@ def load_image(
         with p.open("rb") as f:
             # Read at most one byte over the limit: the file may have grown since stat().
             data = f.read(max_bytes + 1)
-    except PermissionError as exc:
-        raise InvalidInputError(
-            f"{p} cannot be read (permission denied); check its permissions"
-        ) from exc
     except OSError as exc:
-        raise InvalidInputError(
-            f"{p} cannot be read ({exc.strerror or exc}); check the file"
-        ) from exc
+        raise unreadable_file(p, exc) from exc
     return decode_image_bytes(data, name=name, max_bytes=max_bytes, max_pixels=max_pixels)
 
 
@@ -180,6 +175,8 @@ def _load_pixels(img: Image.Image, name: str, fmt: str) -> None:
 def _corrupt(name: str, fmt: str, exc: BaseException) -> InvalidInputError:
     label = {"jpeg": "JPEG", "png": "PNG", "webp": "WebP"}[fmt]
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    # Pillow names in-memory files by their repr ("<_io.BytesIO object at 0x...>"): noise.
+    reason = re.sub(r"\s*<_io\.\w+ object at 0x[0-9a-f]+>", "", reason).strip() or "unreadable"
     what = "truncated" if "truncated" in reason.lower() else "corrupt"
     return InvalidInputError(
         f"{name} looks like a {label} but is {what} ({reason}); re-export or re-download the image"

@@ -6,6 +6,8 @@ Only JPEG, PNG and WebP are accepted as images; everything else is named in the 
 
 from __future__ import annotations
 
+from talkie.errors import InvalidInputError
+
 # Magic bytes of formats we cannot read, to tell the user what they actually gave us.
 _OTHER_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"%PDF", "a PDF document"),
@@ -95,3 +97,12 @@ def _looks_like_text(head: bytes) -> bool:
         except UnicodeDecodeError:
             return False
     return all(ch.isprintable() or ch in "\r\n\t\f" for ch in text)
+
+
+def unreadable_file(path: object, exc: OSError) -> InvalidInputError:
+    """The one-line error for a file that exists but cannot be opened or read."""
+    if isinstance(exc, PermissionError):
+        return InvalidInputError(
+            f"{path} cannot be read (permission denied); check its permissions"
+        )
+    return InvalidInputError(f"{path} cannot be read ({exc.strerror or exc}); check the file")
