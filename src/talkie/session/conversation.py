@@ -37,7 +37,7 @@ from talkie.session.character import Character
 from talkie.session.contract import AUDIO_FRAME_SAMPLES, AUDIO_SAMPLE_RATE
 from talkie.session.timeline import MediaClock, ScheduledSpeech, SpeechTimeline, resample
 from talkie.session.trace import TraceLog, TurnTrace
-from talkie.session.voices import shared_voice
+from talkie.session.voices import shared_recognizer, shared_voice
 from talkie.voice import TextToSpeech
 
 log = logging.getLogger(__name__)
@@ -79,8 +79,8 @@ class Conversation:
         seed = opts.seed if opts.seed is not None else int(uuid.uuid4().int % 2**31)
         self.motion = MotionGenerator(fps=opts.fps, seed=seed, options=product_motion_options())
         self.brain = brain or load_brain(opts.brain, persona=character.persona)
-        self.tts = tts or shared_voice(character.voice)
-        self.hearing = hearing or Hearing(options=HearingOptions())
+        self.tts: TextToSpeech = tts or shared_voice(character.voice)
+        self.hearing = hearing or Hearing(options=HearingOptions(), recognizer=shared_recognizer())
         self.timeline = SpeechTimeline(sample_rate=AUDIO_SAMPLE_RATE)
         self.renderer: MeshWarpRenderer | None = None
         self.history: list[Turn] = []

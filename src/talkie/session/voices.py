@@ -1,7 +1,7 @@
-"""Voice processes shared by all live sessions (one per voice spec, started once).
+"""Model processes shared by all live sessions: one per voice spec, one speech recognizer.
 
-Sessions come and go (a page reload is a new session); the voice model should not be reloaded
-each time, and one process per voice keeps the CPU for rendering.
+Sessions come and go (a page reload is a new session); the models should not be reloaded each
+time, and keeping them in their own processes keeps the server process's CPU for rendering.
 """
 
 from __future__ import annotations
@@ -9,10 +9,12 @@ from __future__ import annotations
 import atexit
 import threading
 
+from talkie.hearing.process import ProcessRecognizer
 from talkie.voice.process import ProcessTTS
 
 _lock = threading.Lock()
 _voices: dict[str, ProcessTTS] = {}
+_recognizer: list[ProcessRecognizer] = []
 
 
 def shared_voice(spec: str) -> ProcessTTS:
@@ -23,9 +25,19 @@ def shared_voice(spec: str) -> ProcessTTS:
         return voice
 
 
+def shared_recognizer() -> ProcessRecognizer:
+    with _lock:
+        if not _recognizer:
+            _recognizer.append(ProcessRecognizer())
+        return _recognizer[0]
+
+
 @atexit.register
-def close_voices() -> None:
+def close_shared() -> None:
     with _lock:
         for voice in _voices.values():
             voice.close()
         _voices.clear()
+        for recognizer in _recognizer:
+            recognizer.close()
+        _recognizer.clear()

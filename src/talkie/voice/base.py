@@ -18,6 +18,8 @@ class TextToSpeech(Protocol):
     """
 
     name: str
-    sample_rate: int
+
+    @property
+    def sample_rate(self) -> int: ...
 
     def synthesize(self, text: str) -> Iterator[SpeechClip]: ...

@@ -1,0 +1,145 @@
+"""Run a model in its own process and call it like a local object.
+
+Why: the live server renders video in a thread; a TTS or ASR model running in another thread of
+the same process holds the GIL in long stretches (their Python-level pre/post-processing) and
+made 8 ms renders take 100-400 ms exactly when the character starts or stops speaking. In their
+own process they cannot stall the renderer, and one process can serve every session.
+
+The child builds its object once (``factory``, a picklable top-level callable), then answers
+``(method, args, kwargs)`` requests in order; a method that returns an iterator streams its items
+back as they come. One request at a time (a lock); the process is restarted on next use if it
+dies. User-fixable errors raised in the child are raised again in the parent with the same type.
+Processes are spawned (not forked), so a script that starts one needs the usual
+``if __name__ == "__main__":`` guard.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing as mp
+import threading
+from collections.abc import Callable, Iterator
+from multiprocessing.connection import Connection
+from typing import Any
+
+from talkie.errors import EngineError, InvalidInputError, MissingDependencyError, TalkieError
+
+log = logging.getLogger(__name__)
+
+_ERRORS: dict[str, type[TalkieError]] = {
+    "InvalidInputError": InvalidInputError,
+    "MissingDependencyError": MissingDependencyError,
+    "EngineError": EngineError,
+}
+
+
+def _serve(factory: Callable[[], Any], conn: Connection) -> None:
+    try:
+        target = factory()
+        conn.send(("ready",))
+    except Exception as exc:  # reported to the parent, which raises it there
+        conn.send(("error", type(exc).__name__, str(exc)))
+        return
+    while True:
+        try:
+            method, args, kwargs = conn.recv()
+        except (EOFError, OSError):
+            return
+        try:
+            try:
+                result = getattr(target, method)(*args, **kwargs)
+                if isinstance(result, Iterator):
+                    for item in result:
+                        conn.send(("item", item))
+                else:
+                    conn.send(("item", result))
+                conn.send(("done",))
+            except (BrokenPipeError, EOFError):
+                raise
+            except Exception as exc:
+                conn.send(("error", type(exc).__name__, str(exc)))
+        except (BrokenPipeError, EOFError, OSError):
+            return  # the parent went away (closed or stopped this worker): exit quietly
+
+
+class WorkerProcess:
+    def __init__(
+        self, *, factory: Callable[[], Any], name: str, start_timeout: float = 60.0
+    ) -> None:
+        self.name = name
+        self._factory = factory
+        self._start_timeout = start_timeout
+        self._lock = threading.Lock()
+        self._conn: Connection | None = None
+        self._proc: Any = None
+
+    def start(self) -> None:
+        """Start the process now (and wait until its object is built)."""
+        with self._lock:
+            self._ensure()
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        """Call ``method`` in the child; yields the result (or each item it streams)."""
+        with self._lock:
+            conn = self._ensure()
+            try:
+                conn.send((method, args, kwargs))
+                while True:
+                    message = conn.recv()
+                    if message[0] == "done":
+                        return
+                    if message[0] == "error":
+                        raise _ERRORS.get(message[1], EngineError)(message[2])
+                    yield message[1]
+            except (EOFError, OSError) as exc:
+                self._stop()
+                raise EngineError(f"the {self.name} process stopped unexpectedly ({exc})") from exc
+            except GeneratorExit:
+                # The caller stopped reading mid-answer: the child is out of step, replace it.
+                self._stop()
+                raise
+
+    def call_one(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call a method that returns one value (reading the reply through to its end)."""
+        items = list(self.call(method, *args, **kwargs))
+        if len(items) != 1:
+            raise EngineError(f"the {self.name} process answered {len(items)} values, not 1")
+        return items[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
+
+    def _ensure(self) -> Connection:
+        if self._conn is not None and self._proc is not None and self._proc.is_alive():
+            return self._conn
+        self._stop()
+        # spawn, not fork: the parent has ONNX/OpenCV thread pools that must not be forked.
+        ctx = mp.get_context("spawn")
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(
+            target=_serve, args=(self._factory, child), name=f"talkie-{self.name}", daemon=True
+        )
+        proc.start()
+        child.close()
+        if not parent.poll(self._start_timeout):
+            proc.kill()
+            raise EngineError(
+                f"the {self.name} process did not start within {self._start_timeout:.0f} s"
+            )
+        message = parent.recv()
+        if message[0] == "error":
+            proc.join(timeout=5)
+            raise _ERRORS.get(message[1], EngineError)(message[2])
+        self._conn, self._proc = parent, proc
+        log.info("started the %s process (pid %s)", self.name, proc.pid)
+        return parent
+
+    def _stop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        if self._proc is not None:
+            self._proc.join(timeout=2)
+            if self._proc.is_alive():
+                self._proc.kill()
+        self._conn, self._proc = None, None
