@@ -118,3 +118,43 @@ def test_preview_draws_over_the_image(astronaut_rig: CharacterRig) -> None:
     assert preview.ndim == 3 and min(preview.shape[:2]) >= 900
     photo = cv2.resize(astronaut_rig.image, (preview.shape[1], preview.shape[0]))
     assert np.abs(preview.astype(int) - photo).mean() > 5  # something was drawn
+
+
+def _variant(astronaut: np.ndarray, kind: str) -> np.ndarray:
+    h, w = astronaut.shape[:2]
+    if kind == "mirrored":
+        return astronaut[:, ::-1].copy()
+    if kind == "tilted":
+        m = cv2.getRotationMatrix2D((w / 2, h / 2), 15, 1.0)
+        return cv2.warpAffine(astronaut, m, (w, h), borderMode=cv2.BORDER_REFLECT)
+    if kind == "dark":
+        return (astronaut * 0.35).astype(np.uint8)
+    if kind == "grayscale":
+        return np.repeat(cv2.cvtColor(astronaut, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    if kind == "heavy jpeg":
+        _, data = cv2.imencode(".jpg", astronaut, [cv2.IMWRITE_JPEG_QUALITY, 10])
+        return cv2.imdecode(data, cv2.IMREAD_COLOR)
+    if kind == "low resolution":
+        return cv2.resize(astronaut, (200, 200), interpolation=cv2.INTER_AREA)
+    if kind == "phone portrait":
+        tall = np.pad(astronaut, ((300, 300), (0, 0), (0, 0)), mode="edge")
+        return cv2.resize(tall, (540, 1100))
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize(
+    "kind",
+    ["mirrored", "tilted", "dark", "grayscale", "heavy jpeg", "low resolution", "phone portrait"],
+)
+def test_other_framings_and_lighting_still_rig_and_render(astronaut: np.ndarray, kind: str) -> None:
+    from talkie.messages import FaceParams
+    from talkie.render import MeshWarpRenderer
+
+    image = np.ascontiguousarray(_variant(astronaut, kind))
+    rig = build_rig(image)
+    regions = rig.mesh.regions
+    pts = rig.face.points
+    eyes_y = pts[np.concatenate([regions["right_eye_upper"], regions["left_eye_upper"]]), 1].mean()
+    assert eyes_y < pts[regions["inner_lip_upper"], 1].mean() < pts[regions["chin"], 1].mean()
+    frame = MeshWarpRenderer(rig).render(FaceParams(jaw_open=0.7, head_yaw=4))
+    assert frame.shape == (720, 1280, 3) and frame.std() > 10

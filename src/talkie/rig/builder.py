@@ -23,9 +23,10 @@ log = logging.getLogger(__name__)
 MAX_FACE_PX = 400
 CROP_LEFT_RIGHT, CROP_ABOVE, CROP_BELOW = 2.6, 2.0, 3.4  # in face-box sizes
 MAX_CANDIDATES = 6  # candidate faces verified with the landmark model
+MIN_FACE_PX = 32  # forehead to chin; smaller faces give too few pixels to animate
 
 NO_FACE_HELP = (
-    "use a clear photo in which one face is visible from the front, at least 48 pixels tall "
+    "use a clear photo in which one face is visible from the front, at least 32 pixels tall "
     "and not cut off by the border (drawings and animals are not supported yet)"
 )
 
@@ -142,9 +143,10 @@ def _landmarks_near(image: np.ndarray, cx: float, cy: float, size: float) -> np.
 def _check_face(landmarks: np.ndarray, width: int, height: int) -> None:
     xy = landmarks[:, :2]
     face_h = float(np.linalg.norm(xy[topo.FOREHEAD_TOP] - xy[topo.CHIN]))
-    if face_h < 48:
+    if face_h < MIN_FACE_PX:
         raise NoFaceFoundError(
-            f"the face is too small to animate ({face_h:.0f} px tall, need at least 48); "
+            f"the face is too small to animate ({face_h:.0f} px tall, need at least "
+            f"{MIN_FACE_PX}); "
             "use a larger or closer photo"
         )
     inside = (xy[:, 0] >= -0.05 * width) & (xy[:, 0] <= 1.05 * width)
