@@ -58,9 +58,7 @@ class MouthPainter:
         light = float(np.clip(lip.mean() / 120.0, 0.55, 1.1))
         self.lip = lip
         self.teeth = np.array([236.0, 230.0, 218.0]) * min(0.95, 0.4 + 0.5 * light)
-        # A mouth's inside is dark red-brown whatever the lipstick: mostly a fixed warm hue at the
-        # photo's light level, a little of the lip colour.
-        self.cavity = 0.12 * lip + np.array([52.0, 20.0, 18.0]) * light
+        self.cavity = lip * 0.28 + np.array([8.0, 2.0, 2.0])
         self.tongue = lip * 0.7 + np.array([14.0, 0.0, 4.0])
         self.seam = lip * 0.55
 
