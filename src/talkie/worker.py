@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing as mp
+import os
 import threading
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
@@ -33,7 +34,11 @@ _ERRORS: dict[str, type[TalkieError]] = {
 }
 
 
-def _serve(factory: Callable[[], Any], conn: Connection) -> None:
+def _serve(factory: Callable[[], Any], conn: Connection, niceness: int) -> None:
+    if niceness:
+        # Model work yields to the latency-critical frame loop when the cores are contended,
+        # and still runs at full speed when they are not.
+        os.nice(niceness)
     try:
         target = factory()
         conn.send(("ready",))
@@ -64,9 +69,15 @@ def _serve(factory: Callable[[], Any], conn: Connection) -> None:
 
 class WorkerProcess:
     def __init__(
-        self, *, factory: Callable[[], Any], name: str, start_timeout: float = 60.0
+        self,
+        *,
+        factory: Callable[[], Any],
+        name: str,
+        start_timeout: float = 60.0,
+        niceness: int = 5,
     ) -> None:
         self.name = name
+        self._niceness = niceness
         self._factory = factory
         self._start_timeout = start_timeout
         self._lock = threading.Lock()
@@ -118,7 +129,10 @@ class WorkerProcess:
         ctx = mp.get_context("spawn")
         parent, child = ctx.Pipe()
         proc = ctx.Process(
-            target=_serve, args=(self._factory, child), name=f"talkie-{self.name}", daemon=True
+            target=_serve,
+            args=(self._factory, child, self._niceness),
+            name=f"talkie-{self.name}",
+            daemon=True,
         )
         proc.start()
         child.close()

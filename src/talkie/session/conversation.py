@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
 import contextlib
 import itertools
 import logging
@@ -41,6 +42,10 @@ from talkie.session.voices import shared_recognizer, shared_voice
 from talkie.voice import TextToSpeech
 
 log = logging.getLogger(__name__)
+
+_VOICE_WAITS = concurrent.futures.ThreadPoolExecutor(
+    max_workers=8, thread_name_prefix="talkie-voice"
+)
 
 APOLOGY = "Sorry, I can't think clearly right now. Please try again in a moment."
 
@@ -413,7 +418,10 @@ class Conversation:
         def synthesize() -> list[tuple[SpeechClip, np.ndarray]]:
             return [(c, resample(c.audio, c.sample_rate, rate)) for c in self.tts.synthesize(text)]
 
-        clips = await asyncio.to_thread(synthesize)
+        # Its own pool: waiting for the shared voice process must never take the threads that
+        # render and encode frames (with three sessions answering at once it did, and frames
+        # queued behind the waits).
+        clips = await asyncio.get_running_loop().run_in_executor(_VOICE_WAITS, synthesize)
         trace.mark("tts_first_audio", self.clock.now())
         for clip, audio in clips:
             if generation != self._generation:

@@ -12,10 +12,12 @@ and the voice is reused; ``load()`` does it eagerly (e.g. at server start).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
 import time
+import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,11 +208,12 @@ class PiperTTS:
             ) from exc
         started = time.perf_counter()
         try:
-            voice = PiperVoice.load(
-                self.options.model_path,  # type: ignore[arg-type]  # always set by __init__
-                self.options.config_path,
-                include_alignments=True,
-            )
+            with _quiet_onnxruntime():
+                voice = PiperVoice.load(
+                    self.options.model_path,  # type: ignore[arg-type]  # always set by __init__
+                    self.options.config_path,
+                    include_alignments=True,
+                )
         except Exception as exc:  # onnxruntime raises its own exception types
             raise EngineError(
                 f"could not load Piper voice {self.options.model_path} ({exc}); "
@@ -218,6 +221,36 @@ class PiperTTS:
             ) from exc
         log.info("loaded Piper voice %s in %.2f s", self.name, time.perf_counter() - started)
         return voice
+
+
+@contextlib.contextmanager
+def _quiet_onnxruntime() -> Iterator[None]:
+    """Make ``PiperVoice.load`` build its ONNX session without spin-waiting threads.
+
+    Piper creates the session with default options, whose worker threads busy-wait between
+    operators: during synthesis the voice then took ~1.5 cores and starved 24 fps rendering.
+    Piper offers no option, so its module's ``onnxruntime`` is swapped for a shim while it loads
+    (under the voice's load lock).
+    """
+    import onnxruntime
+    import piper.voice as piper_voice
+
+    def session_options() -> Any:
+        opts = onnxruntime.SessionOptions()
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        return opts
+
+    shim = types.SimpleNamespace(
+        **{k: getattr(onnxruntime, k) for k in dir(onnxruntime) if not k.startswith("__")}
+    )
+    shim.SessionOptions = session_options
+    real = piper_voice.onnxruntime
+    piper_voice.onnxruntime = shim
+    try:
+        yield
+    finally:
+        piper_voice.onnxruntime = real
 
 
 def _chunk_timings(chunk: Any, audio: np.ndarray, sample_rate: int) -> tuple[PhonemeTiming, ...]:
