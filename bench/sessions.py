@@ -44,6 +44,7 @@ CHARACTER = "astronaut"
 FPS = 24.0
 VIDEO_CLOCK = 90_000
 LATE_S = 1.0 / FPS  # a frame is late when it completes > 1 frame period behind its schedule
+OTHERS_LIMIT_PCT = 20.0  # other processes' CPU (% of one core) that makes a step suspect
 MAX_BAD = 0.01  # PASS: late + missing frames <= 1 % of the frames due, in every session
 QUESTIONS = [
     "How far away is the Moon?",
@@ -570,7 +571,7 @@ def wait_for_quiet(limit: float = 1.0, poll: float = 15.0, max_wait: float = 900
     }
 
 
-def wait_for_others(limit_pct: float = 25.0, max_wait: float = 600.0) -> dict:
+def wait_for_others(limit_pct: float = OTHERS_LIMIT_PCT, max_wait: float = 300.0) -> dict:
     """Between steps our own load keeps the load average up: wait instead until OTHER
     processes use less than ``limit_pct`` % of one core (polling every 15 s)."""
     t0 = time.monotonic()
@@ -733,6 +734,14 @@ def main(argv: list[str] | None = None) -> int:
             gate = wait_for_others() if n > 1 else {"loadavg": machine["loadavg"]}
             r = measure(server, n, args.seconds, args.ask_every, sampler, probe)
             r["before"] = gate
+            if not r["pass"] and r["cpu"]["others_pct"] > OTHERS_LIMIT_PCT:
+                # Another process took CPU during this step: measure it again, once.
+                print(f"{report_row(r)}  (others used {r['cpu']['others_pct']} %: again)")
+                first = {k: r[k] for k in ("worst_bad_pct", "cpu", "pass")}
+                gate = wait_for_others()
+                r = measure(server, n, args.seconds, args.ask_every, sampler, probe)
+                r["before"], r["retry_of"] = gate, first
+            r["others_busy"] = r["cpu"]["others_pct"] > OTHERS_LIMIT_PCT
             steps.append(r)
             print(report_row(r), flush=True)
             if not r["pass"]:
