@@ -180,6 +180,8 @@ class Conversation:
             if not self._frames or self._frames[0] is not frame:
                 continue  # barge-in or a new answer replaced the frames meanwhile
             self._frames.popleft()
+            if self.clock.now() - frame.pts > period:
+                self.late_frames += 1  # handed out more than a frame after its time
             self._shown = frame.index
             self.frames_sent += 1
             self._mark_frame(frame)
@@ -221,6 +223,12 @@ class Conversation:
                     self.motion.rewind(self._next_render)
                 pending.extend(self.motion.next_step())
             face = pending.popleft()
+            if face.pts + period < self.clock.now():
+                # Overloaded: this frame's moment has passed. Skip it rather than render it late,
+                # so the picture stays on the audio's clock instead of drifting behind the voice.
+                self.late_frames += 1
+                self._next_render = face.index + 1
+                continue
             epoch = self._epoch
             image = await asyncio.to_thread(renderer.render, face.params)
             if epoch != self._epoch:
