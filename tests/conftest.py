@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
 from PIL import Image
+
+# Servers started by tests keep their database and media in a throwaway folder, never ~/.talkie.
+os.environ.setdefault("TALKIE_DATA_DIR", tempfile.mkdtemp(prefix="talkie-test-data-"))
 
 
 @pytest.fixture(scope="session")

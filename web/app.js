@@ -1,7 +1,9 @@
 // Talkie web client: pick a character, connect over WebRTC, talk.
 //
-// Signalling is one POST: the page waits for ICE gathering to finish (no trickle) and sends the
-// complete offer to /api/sessions; the answer comes back complete. Media: the character's video
+// The page talks to the /v1 API with its publishable key (from /api/config; it only works from
+// this origin). Signalling: POST /v1/sessions gives a short-lived session token; the page waits
+// for ICE gathering to finish (no trickle) and sends the complete offer with that token to the
+// session's offer URL; the answer comes back complete. Media: the character's video
 // and voice come in, the microphone goes out. The data channel "events" carries JSON both ways.
 //
 // For tests and tinkering: window.talkieEvents holds every event received from the server, and
@@ -49,6 +51,8 @@ const app = {
   pc: null,
   dc: null,
   sessionId: null,
+  session: null, // {id, token}: the live session and its short-lived token
+  config: null, // /api/config: ICE servers, upload limit, the page's publishable key
   micStream: null,
   micDenied: false,
   wantConnected: false,
@@ -76,11 +80,42 @@ window.talkie = {
 
 // ---------------------------------------------------------------- characters and uploads
 
+async function serverConfig() {
+  if (app.config) return app.config;
+  const res = await fetch("/api/config");
+  const body = await readJson(res);
+  if (!res.ok || !body) throw new Error(errorMessage(body, res));
+  app.config = body;
+  el.cards.querySelector(".upload-slot").hidden = !body.uploads;
+  return body;
+}
+
+// Every /v1 call carries a credential: the page's publishable key, or a session's token.
+async function api(path, { method = "GET", json, token, keepalive = false } = {}) {
+  const headers = { Authorization: `Bearer ${token || (await serverConfig()).api_key}` };
+  if (json !== undefined) headers["Content-Type"] = "application/json";
+  const res = await fetch(path, {
+    method, headers, keepalive, body: json === undefined ? undefined : JSON.stringify(json),
+  });
+  const body = await readJson(res);
+  if (!res.ok) {
+    const err = new Error(errorMessage(body, res));
+    err.status = res.status;
+    throw err;
+  }
+  return body;
+}
+
+async function previewUrl(c) {
+  // <img> cannot send an Authorization header: fetch the preview and show it as a blob.
+  const res = await fetch(c.preview_url, { headers: { Authorization: `Bearer ${(await serverConfig()).api_key}` } });
+  if (!res.ok) return "";
+  return URL.createObjectURL(await res.blob());
+}
+
 async function loadCharacters() {
   try {
-    const res = await fetch("/api/characters");
-    const body = await readJson(res);
-    if (!res.ok) throw new Error(errorMessage(body, res));
+    const body = await api("/v1/characters?limit=100");
     app.characters = body.characters || [];
   } catch (err) {
     setUploadStatus(`Could not load the characters: ${err.message}`, "error");
@@ -103,7 +138,7 @@ function renderCards() {
     button.setAttribute("aria-pressed", String(app.character?.id === c.id));
     button.setAttribute("aria-label", `Talk to ${c.name}`);
     const img = document.createElement("img");
-    img.src = c.preview;
+    previewUrl(c).then((url) => { if (url) img.src = url; });
     img.alt = "";
     img.loading = "lazy";
     const name = document.createElement("span");
@@ -156,7 +191,8 @@ function upload(file, name) {
   form.append("image", file);
   if (name) form.append("name", name);
   const xhr = new XMLHttpRequest();
-  xhr.open("POST", "/api/characters");
+  xhr.open("POST", "/v1/characters");
+  xhr.setRequestHeader("Authorization", `Bearer ${app.config.api_key}`);
   xhr.responseType = "text";
   el.uploadButton.disabled = true;
   el.uploadProgress.hidden = false;
@@ -217,9 +253,7 @@ async function iceServers() {
   // None on loopback/LAN; the server lists STUN/TURN servers when it was given some.
   if (app.iceServers) return app.iceServers;
   try {
-    const res = await fetch("/api/config");
-    const body = await readJson(res);
-    app.iceServers = (res.ok && body?.ice_servers) || [];
+    app.iceServers = (await serverConfig()).ice_servers || [];
   } catch {
     return [];
   }
@@ -303,19 +337,16 @@ async function connect() {
     await pc.setLocalDescription(await pc.createOffer());
     await iceGatheringComplete(pc);
     if (seq !== app.connectSeq) return;
-    const res = await fetch("/api/sessions", {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ character_id: character.id, sdp: pc.localDescription.sdp, type: pc.localDescription.type }),
+    const created = await api("/v1/sessions", { method: "POST", json: { character_id: character.id } });
+    const session = { id: created.session.id, token: created.token };
+    if (seq !== app.connectSeq) { deleteSession(session); return; }
+    app.session = session;
+    app.sessionId = session.id;
+    const body = await api(created.offer_url, {
+      method: "POST", token: session.token,
+      json: { sdp: pc.localDescription.sdp, type: pc.localDescription.type },
     });
-    const body = await readJson(res);
-    if (!res.ok) {
-      const err = new Error(errorMessage(body, res));
-      err.status = res.status;
-      throw err;
-    }
-    if (seq !== app.connectSeq) { deleteSession(body.session_id); return; }
-    app.sessionId = body.session_id;
+    if (seq !== app.connectSeq) { deleteSession(session); return; }
     await pc.setRemoteDescription({ type: body.type, sdp: body.sdp });
   } catch (err) {
     if (seq !== app.connectSeq) return;
@@ -374,15 +405,17 @@ function closePeer() {
   setEnabled(false);
   if (app.dc) { app.dc.onclose = null; app.dc.onmessage = null; try { app.dc.close(); } catch { /* closed */ } }
   if (app.pc) { app.pc.onconnectionstatechange = null; app.pc.ontrack = null; try { app.pc.close(); } catch { /* closed */ } }
-  if (app.sessionId) deleteSession(app.sessionId);
+  if (app.session) deleteSession(app.session);
   app.pc = null;
   app.dc = null;
+  app.session = null;
   app.sessionId = null;
   el.hangup.disabled = true;
 }
 
-function deleteSession(id) {
-  fetch(`/api/sessions/${encodeURIComponent(id)}`, { method: "DELETE", keepalive: true }).catch(() => {});
+function deleteSession(session) {
+  api(`/v1/sessions/${encodeURIComponent(session.id)}`, { method: "DELETE", token: session.token, keepalive: true })
+    .catch(() => {});
 }
 
 function hangup() {
@@ -403,7 +436,7 @@ el.overlayButton.addEventListener("click", () => {
   }
 });
 el.hangup.addEventListener("click", hangup);
-window.addEventListener("pagehide", () => { if (app.sessionId) deleteSession(app.sessionId); });
+window.addEventListener("pagehide", () => { if (app.session) deleteSession(app.session); });
 
 // ---------------------------------------------------------------- events from the server
 

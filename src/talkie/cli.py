@@ -85,9 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     rig.add_argument("--save", type=Path, help="write the rig file (reuse with render --rig)")
     rig.set_defaults(handler=_cmd_rig)
 
+    from talkie.client_cli import add_client_commands
     from talkie.server.cli import add_serve_command
 
     add_serve_command(sub)
+    add_client_commands(sub)
     return parser
 
 

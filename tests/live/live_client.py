@@ -50,6 +50,7 @@ class ClientSession:
     pc: RTCPeerConnection
     session_id: str
     answer_sdp: str
+    token: str = ""  # the session token (hang up / read the transcript like the page)
     events: list[dict[str, Any]] = field(default_factory=list)
     video_frames: list[av.VideoFrame] = field(default_factory=list)
     video_count: int = 0
@@ -91,8 +92,12 @@ async def connect(
     microphone: bool = True,
     keep_frames: int = 0,
     decode: bool = True,
+    api_key: str | None = None,
 ) -> ClientSession:
-    """Offer like the web page (recvonly video, sendrecv audio, data channel "events")."""
+    """Offer like the web page (recvonly video, sendrecv audio, data channel "events").
+
+    Without ``api_key``, authenticates like the bundled page: its publishable key from
+    ``/api/config``, sent with this server's own origin."""
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.addTransceiver("video", direction="recvonly")
     if microphone:
@@ -103,16 +108,14 @@ async def connect(
     tracks: list[MediaStreamTrack] = []
     pc.on("track", tracks.append)
     await pc.setLocalDescription(await pc.createOffer())  # aiortc gathers ICE here
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
-        r = await http.post(
-            "/api/sessions",
-            json={"character_id": character_id, "sdp": pc.localDescription.sdp, "type": "offer"},
-        )
-    if r.status_code != 201:
+    try:
+        body = await _signal(base_url, character_id, pc.localDescription.sdp, api_key)
+    except BaseException:
         await pc.close()
-        raise RuntimeError(f"POST /api/sessions: {r.status_code} {r.text}")
-    body = r.json()
-    session = ClientSession(pc=pc, session_id=body["session_id"], answer_sdp=body["sdp"])
+        raise
+    session = ClientSession(
+        pc=pc, session_id=body["session_id"], answer_sdp=body["sdp"], token=body["token"]
+    )
     session.channel = channel
     channel.on("message", lambda m: session.events.append(json.loads(m)))
     channel.on("open", session.channel_open.set)
@@ -134,3 +137,26 @@ async def connect(
     for track in tracks:
         session.tasks.append(asyncio.ensure_future(drain(track)))
     return session
+
+
+async def _signal(base_url: str, character_id: str, sdp: str, api_key: str | None) -> Any:
+    """Create a session, then send the offer with its token; returns the answer JSON."""
+    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+        headers = {"Origin": base_url}
+        if api_key is None:
+            api_key = (await http.get("/api/config")).json()["api_key"]
+        headers["Authorization"] = f"Bearer {api_key}"
+        r = await http.post("/v1/sessions", json={"character_id": character_id}, headers=headers)
+        if r.status_code != 201:
+            raise RuntimeError(f"POST /v1/sessions: {r.status_code} {r.text}")
+        created = r.json()
+        r = await http.post(
+            created["offer_url"],
+            json={"sdp": sdp, "type": "offer"},
+            headers={"Authorization": f"Bearer {created['token']}"},
+        )
+        if r.status_code != 200:
+            raise RuntimeError(f"POST {created['offer_url']}: {r.status_code} {r.text}")
+        body = r.json()
+        body["token"] = created["token"]
+        return body

@@ -171,6 +171,16 @@ class FakeConversation:
         asyncio.get_running_loop().call_later(
             1.0, self._emit, {"type": "state", "state": "listening"}
         )
+        # the finished turn, as the real conversation reports it (the server records it)
+        wall = time.time()
+        self._emit(
+            {
+                "type": "turn", "turn": self._turn, "user_text": text, "typed": True,
+                "said": reply, "started_at": wall, "ended_at": wall + 1.0,
+                "interrupted": False,
+                "trace": {"turn": self._turn, "marks": marks, "latency": 0.22, "error": ""},
+            }
+        )  # fmt: skip
 
     async def _pace(self, attr: str, rate: float) -> int:
         if self.closed:

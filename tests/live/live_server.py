@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
 
+from talkie.server.app import ServerOptions
 from talkie.server.cli import make_server
 
 T = TypeVar("T")
@@ -21,7 +25,17 @@ class LiveServer:
     coroutine on the server's event loop (to inspect the registry, asyncio tasks...)."""
 
     def __init__(self, **app_kwargs: Any) -> None:
-        self._server = make_server(host="127.0.0.1", port=0, announce=False, **app_kwargs)
+        # Each server gets its own data folder: a second server on the same database would end
+        # the first one's sessions at startup (it takes them for leftovers of a crashed run).
+        options = app_kwargs.pop("options", None) or ServerOptions()
+        if options.data_dir is None:
+            options = dataclasses.replace(
+                options, data_dir=Path(tempfile.mkdtemp(prefix="talkie-live-data-"))
+            )
+        self.data_dir: Path = options.data_dir
+        self._server = make_server(
+            host="127.0.0.1", port=0, announce=False, options=options, **app_kwargs
+        )
         self._thread = threading.Thread(target=self._run, name="talkie-live-server", daemon=True)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._error: BaseException | None = None
@@ -55,7 +69,7 @@ class LiveServer:
                 raise TimeoutError("the server did not start in time")
             time.sleep(0.02)
         self.url = f"http://127.0.0.1:{self._server.port}"
-        httpx.get(self.url + "/api/health", timeout=5).raise_for_status()
+        httpx.get(self.url + "/v1/health", timeout=5).raise_for_status()
         return self
 
     def stop(self, timeout: float = 20.0) -> None:
@@ -84,3 +98,14 @@ class LiveServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+    @property
+    def admin_key(self) -> str:
+        """The admin key the server created at its first start."""
+        return (self.data_dir / "admin.key").read_text().strip()
+
+    def admin(self) -> httpx.Client:
+        """An HTTP client for this server authenticated with the admin key."""
+        return httpx.Client(
+            base_url=self.url, timeout=60, headers={"Authorization": f"Bearer {self.admin_key}"}
+        )

@@ -36,8 +36,11 @@ async def _cycle(server: LiveServer, i: int) -> None:
     await session.wait_video(1, timeout=10)
     if i % 3 == 0:  # hang up through the API, then drop the connection
         async with httpx.AsyncClient(base_url=server.url, timeout=10) as http:
-            r = await http.delete(f"/api/sessions/{session.session_id}")
-            assert r.status_code == 204, r.text
+            r = await http.delete(
+                f"/v1/sessions/{session.session_id}",
+                headers={"Authorization": f"Bearer {session.token}"},
+            )
+            assert r.status_code == 200 and r.json()["status"] == "ended", r.text
     await session.close()
     await _wait_until(lambda: len(server.registry) == 0, 10, f"cycle {i} to end")
 

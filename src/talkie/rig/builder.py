@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
@@ -27,7 +27,8 @@ MIN_FACE_PX = 32  # forehead to chin; smaller faces give too few pixels to anima
 
 NO_FACE_HELP = (
     "use a clear photo in which one face is visible from the front, at least 32 pixels tall "
-    "and not cut off by the border (drawings and animals are not supported yet)"
+    "and not cut off by the border; for a drawing, animal or mascot, place the face points by "
+    "hand instead (a manual rig)"
 )
 
 Progress = Callable[[str], None]
@@ -69,9 +70,35 @@ def build_rig(image: np.ndarray, *, progress: Progress | None = None) -> Charact
             f"found {len(found)} faces; animating the most prominent one "
             f"({b.w:.0f}x{b.h:.0f} px at {b.x:.0f},{b.y:.0f})"
         )
-    working, landmarks = face.working, face.landmarks
-    _check_face(landmarks, working.shape[1], working.shape[0])
+    _check_face(face.landmarks, face.working.shape[1], face.working.shape[0])
+    return rig_from_landmarks(
+        face.working,
+        face.landmarks,
+        source="mediapipe",
+        crop=(face.x0, face.y0, face.scale),
+        source_size=(width, height),
+        notes=notes,
+        progress=say,
+    )
 
+
+def rig_from_landmarks(
+    working: np.ndarray,
+    landmarks: np.ndarray,
+    *,
+    source: str,
+    crop: tuple[float, float, float],
+    source_size: tuple[int, int],
+    notes: Sequence[str] = (),
+    progress: Progress | None = None,
+) -> CharacterRig:
+    """The rest of the rig once the 478 landmarks are known, whoever placed them (the landmark
+    model, or a fit to hand-placed points): person matte, background plate, mesh.
+
+    ``working`` is the crop of the source image the rig animates, ``landmarks`` (478, 3) are in
+    its pixels, ``crop`` is (x0, y0, scale) from source to working pixels.
+    """
+    say = progress or (lambda _msg: None)
     say("separating the person from the background")
     alpha = _person_alpha(working, landmarks)
     plate = _background_plate(working, alpha)
@@ -82,12 +109,32 @@ def build_rig(image: np.ndarray, *, progress: Progress | None = None) -> Charact
         image=working,
         alpha=alpha,
         plate=plate,
-        face=FacePoints(landmarks, "mediapipe"),
+        face=FacePoints(landmarks, source),
         mesh=mesh,
-        crop=(float(face.x0), float(face.y0), float(face.scale)),
-        source_size=(width, height),
+        crop=(float(crop[0]), float(crop[1]), float(crop[2])),
+        source_size=source_size,
         notes=tuple(notes),
     )
+
+
+def crop_around(
+    image: np.ndarray, cx: float, cy: float, size: float, scale: float
+) -> tuple[np.ndarray, int, int]:
+    """The working image for a face of ``size`` source pixels centred at (cx, cy): the source
+    cropped with room for hair, shoulders and head motion, resized by ``scale``; and the crop's
+    top-left corner (x0, y0) in the source."""
+    height, width = image.shape[:2]
+    x0 = max(0, int(cx - CROP_LEFT_RIGHT * size))
+    x1 = min(width, int(cx + CROP_LEFT_RIGHT * size))
+    y0 = max(0, int(cy - CROP_ABOVE * size))
+    y1 = min(height, int(cy + CROP_BELOW * size))
+    crop = image[y0:y1, x0:x1]
+    working = cv2.resize(
+        crop,
+        (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
+        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
+    )
+    return working, x0, y0
 
 
 def _locate(image: np.ndarray, box: detect.FaceBox | None) -> _Located | None:
@@ -101,16 +148,7 @@ def _locate(image: np.ndarray, box: detect.FaceBox | None) -> _Located | None:
     else:
         cx, cy, size = width / 2, height / 2, max(width, height) / CROP_BELOW
         scale = min(1.0, 1600 / max(width, height))
-    x0 = max(0, int(cx - CROP_LEFT_RIGHT * size))
-    x1 = min(width, int(cx + CROP_LEFT_RIGHT * size))
-    y0 = max(0, int(cy - CROP_ABOVE * size))
-    y1 = min(height, int(cy + CROP_BELOW * size))
-    crop = image[y0:y1, x0:x1]
-    working = cv2.resize(
-        crop,
-        (max(1, round(crop.shape[1] * scale)), max(1, round(crop.shape[0] * scale))),
-        interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR,
-    )
+    working, x0, y0 = crop_around(image, cx, cy, size, scale)
     landmarks = _landmarks_near(working, (cx - x0) * scale, (cy - y0) * scale, size * scale)
     if landmarks is None:
         return None

@@ -1,72 +1,61 @@
-"""The HTTP side of Talkie: REST API, WebRTC signalling, and the web client.
+"""The HTTP side of Talkie: the /v1 REST API, WebRTC signalling, API docs and the web client.
 
-Endpoints (errors are always JSON: ``{"error": {"code": ..., "message": ...}}``):
+- ``/v1/...``        the API (``routes_*.py``); OpenAPI at ``/openapi.json``, docs at ``/docs``
+- ``/api/config``    what the bundled web client needs: ICE servers, limits, its publishable key
+- ``/``              the web client (``web/``)
 
-- ``GET  /api/health``                          liveness and the live session count
-- ``GET  /api/config``                          ICE servers and limits for the web client
-- ``GET  /api/characters``                      sample and uploaded characters (id, name, preview)
-- ``GET  /api/characters/{id}/preview.jpg``     the character's still, framed 16:9 like the video
-- ``POST /api/characters``                      upload a photo (multipart: ``image``, ``name``)
-- ``POST /api/sessions``                        ``{character_id, sdp, type}`` (a WebRTC offer)
-                                                -> ``{sdp, type, session_id}`` (the answer)
-- ``GET  /api/sessions``                        live sessions (small stats)
-- ``DELETE /api/sessions/{id}``                 hang up
-- ``/``                                          the web client (``web/``)
+Errors are always JSON: ``{"error": {"code": ..., "message": ...}}``. State lives in the database
+(SQLite in the data folder by default, or any SQLAlchemy URL) and the media folder beside it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import OrderedDict
+import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-import cv2
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
-from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from talkie import __version__
 from talkie.errors import InvalidInputError, NoFaceFoundError, TalkieError
-from talkie.server.errors import ApiError
+from talkie.server import routes_admin, routes_characters, routes_sessions
+from talkie.server.auth import Authenticator, create_key
+from talkie.server.characters import CharacterService
+from talkie.server.context import Services
+from talkie.server.errors import ApiError, describe_validation
 from talkie.server.sessions import SessionLimitError, SessionRegistry
-from talkie.server.uploads import read_upload
+from talkie.session.character import SAMPLES_DIR
 from talkie.session.contract import LiveConversation
-from talkie.transport.webrtc import WebRtcOptions, WebRtcPeer, check_offer
+from talkie.store import MediaStore, Store
+from talkie.transport.webrtc import WebRtcOptions
 
 log = logging.getLogger(__name__)
 
 WEB_DIR = Path(__file__).resolve().parents[3] / "web"
 MIB = 1024 * 1024
-PREVIEW_SIZE = (640, 360)
-
-
-class CharacterSource(Protocol):
-    """What the server needs from a character library (``talkie.session.character``)."""
-
-    def list(self) -> list[dict[str, object]]: ...
-
-    def has(self, character_id: str) -> bool: ...
-
-    async def get_async(self, character_id: str) -> Any: ...
-
-    async def add_upload(self, data: bytes, *, name: str = "") -> Any: ...
-
+ADMIN_KEY_FILE = "admin.key"
+PENDING_SWEEP_SECONDS = 30.0
 
 ConversationFactory = Callable[[Any], LiveConversation]
 
 
 @dataclass(frozen=True)
 class ServerOptions:
-    """Server settings (the character library and conversation factory are ``create_app``
-    arguments so tests can swap them)."""
+    """Server settings (the conversation factory is a ``create_app`` argument so tests can swap
+    it). ``data_dir``: database, media and the first admin key (``$TALKIE_DATA_DIR`` or
+    ``~/.talkie``); ``database_url``: any SQLAlchemy URL instead of the SQLite file
+    (``$TALKIE_DATABASE_URL``)."""
 
     max_sessions: int = 4
     max_upload_bytes: int = 15 * MIB
@@ -75,133 +64,95 @@ class ServerOptions:
     shutdown_timeout: float = 10.0
     webrtc: WebRtcOptions = field(default_factory=WebRtcOptions)
     web_dir: Path = WEB_DIR
+    data_dir: Path | None = None
+    database_url: str | None = None
+    samples_dir: Path | None = SAMPLES_DIR
+    # What the bundled web page may do (its publishable key): creating characters from the page
+    # is on by default; `talkie serve --no-web-uploads` turns it off for public deployments.
+    web_client_scopes: tuple[str, ...] = ("characters", "sessions")
 
 
-class SessionRequest(BaseModel):
-    character_id: str = Field(min_length=1, max_length=200)
-    sdp: str = Field(min_length=1, max_length=100_000)
-    type: str = Field(min_length=1, max_length=20)
+def resolve_data_dir(configured: Path | None) -> Path:
+    if configured is not None:
+        return Path(configured)
+    env = os.environ.get("TALKIE_DATA_DIR")
+    return Path(env) if env else Path.home() / ".talkie"
 
 
 def create_app(
     *,
     options: ServerOptions | None = None,
-    library: CharacterSource | None = None,
     conversation_factory: ConversationFactory | None = None,
 ) -> FastAPI:
-    """Build the FastAPI app. Defaults: the bundled character library and the real
-    ``talkie.session.conversation.Conversation``."""
+    """Build the FastAPI app (opening the database and applying migrations). Default sessions
+    run the real ``talkie.session.conversation.Conversation``."""
     opts = options or ServerOptions()
-    registry = SessionRegistry(max_sessions=opts.max_sessions)
-    previews: OrderedDict[str, bytes] = OrderedDict()
-    upload_slots = asyncio.Semaphore(opts.max_concurrent_uploads)
-    state: dict[str, Any] = {"library": library, "factory": conversation_factory}
-
-    def get_library() -> CharacterSource:
-        if state["library"] is None:
-            from talkie.session.character import CharacterLibrary
-
-            state["library"] = CharacterLibrary()
-        lib: CharacterSource = state["library"]
-        return lib
-
-    def get_factory() -> ConversationFactory:
-        if state["factory"] is None:
-            state["factory"] = _default_conversation_factory
-        factory: ConversationFactory = state["factory"]
-        return factory
+    data_dir = resolve_data_dir(opts.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    url = opts.database_url or os.environ.get("TALKIE_DATABASE_URL")
+    store = Store(url) if url else Store.in_folder(data_dir)
+    media = MediaStore(data_dir / "media")
+    characters = CharacterService(
+        store=store, media=media, samples_dir=opts.samples_dir,
+        max_concurrent_rigs=opts.max_concurrent_uploads,
+    )  # fmt: skip
+    characters.seed_samples()
+    stale = store.end_stale_sessions("server restarted")
+    if stale:
+        log.info("marked %d sessions of a previous run as ended", stale)
+    svc = Services(
+        store=store, media=media, characters=characters, auth=Authenticator(store),
+        registry=SessionRegistry(max_sessions=opts.max_sessions), options=opts,
+        conversation_factory=conversation_factory or _default_conversation_factory,
+    )  # fmt: skip
+    _ensure_admin_key(store, data_dir)
+    svc.web_client_key = _web_client_key(store, frozenset(opts.web_client_scopes))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        yield
-        await registry.close_all("server shutdown", timeout=opts.shutdown_timeout)
+        sweeper = asyncio.create_task(_expire_pending(svc), name="talkie-pending-sweep")
+        try:
+            yield
+        finally:
+            sweeper.cancel()
+            await svc.registry.close_all("server shutdown", timeout=opts.shutdown_timeout)
+            await asyncio.to_thread(svc.writer.shutdown, wait=True)
+            store.close()
 
-    app = FastAPI(title="Talkie", version=__version__, lifespan=lifespan)
-    app.state.registry = registry
+    app = FastAPI(
+        title="Talkie", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
+        description="Characters from one photo, live sessions over WebRTC, transcripts and "
+        "traces. Authenticate with `Authorization: Bearer <key>` (see /v1/keys).",
+    )  # fmt: skip
+    app.state.services = svc
+    app.state.registry = svc.registry
     app.state.options = opts
-    app.state.get_library = get_library
+    # Credentials travel in headers, never cookies, so any origin may call the API; publishable
+    # keys are checked against their own allowed origins.
+    app.add_middleware(
+        CORSMiddleware, allow_origins=["*"], allow_methods=["*"],
+        allow_headers=["Authorization", "Content-Type", "X-API-Key"], max_age=600,
+    )  # fmt: skip
     _install_error_handlers(app)
+    app.include_router(routes_admin.router)
+    app.include_router(routes_characters.router)
+    app.include_router(routes_sessions.router)
+    _mount_docs(app)
+    _document_errors_as_served(app)
 
-    @app.get("/api/health")
-    async def health() -> dict[str, Any]:
-        return {
-            "status": "ok",
-            "version": __version__,
-            "sessions": len(registry),
-            "max_sessions": opts.max_sessions,
-        }
-
-    @app.get("/api/config")
+    @app.get("/api/config", include_in_schema=False)
     async def client_config() -> dict[str, Any]:
-        """What the web client needs to connect (ICE servers for clients outside the LAN)."""
+        """What the bundled web client needs (its key is publishable: bound to this origin)."""
         servers = [
             {k: v for k, v in vars(server).items() if v is not None}
             for server in opts.webrtc.ice_servers
         ]
-        return {"ice_servers": servers, "max_upload_bytes": opts.max_upload_bytes}
-
-    @app.get("/api/characters")
-    async def list_characters() -> dict[str, Any]:
-        items = [_character_json(c) for c in get_library().list()]
-        return {"characters": items}
-
-    @app.get("/api/characters/{character_id}/preview.jpg")
-    async def preview(character_id: str) -> Response:
-        data = previews.get(character_id)
-        if data is None:
-            lib = get_library()
-            if not lib.has(character_id):
-                raise ApiError(404, "unknown_character", f"no character with id {character_id!r}")
-            character = await lib.get_async(character_id)
-            data = await asyncio.to_thread(_framed_jpeg, character)
-            previews[character_id] = data
-            while len(previews) > 256:
-                previews.popitem(last=False)
-        return Response(
-            data, media_type="image/jpeg", headers={"Cache-Control": "public, max-age=3600"}
-        )
-
-    @app.post("/api/characters", status_code=201)
-    async def upload_character(request: Request) -> dict[str, Any]:
-        upload = await read_upload(request, max_bytes=opts.max_upload_bytes)
-        async with upload_slots:
-            character = await get_library().add_upload(upload.data, name=upload.name)
-        log.info("uploaded character %s", character.id)
-        return _character_json({"id": character.id, "name": character.name, "sample": False})
-
-    @app.post("/api/sessions", status_code=201)
-    async def create_session(body: SessionRequest) -> dict[str, Any]:
-        lib = get_library()
-        if not lib.has(body.character_id):
-            raise ApiError(404, "unknown_character", f"no character with id {body.character_id!r}")
-        check_offer(body.sdp, body.type)  # InvalidInputError -> 400, before any work
-        with registry.reserve() as slot:  # SessionLimitError -> 503
-            character = await lib.get_async(body.character_id)
-            conversation = get_factory()(character)
-            peer = WebRtcPeer(conversation, options=opts.webrtc, on_closed=registry.discard)
-            registry.add(peer, slot)
-            try:
-                answer = await asyncio.wait_for(
-                    peer.answer(body.sdp, body.type), timeout=opts.answer_timeout
-                )
-            except TimeoutError:
-                await peer.close("answer timeout")
-                raise ApiError(
-                    503, "timeout", "the session could not start in time; try again"
-                ) from None
-        return {"sdp": answer.sdp, "type": answer.type, "session_id": peer.session_id}
-
-    @app.get("/api/sessions")
-    async def list_sessions() -> dict[str, Any]:
-        return {"sessions": [p.stats() for p in registry.peers()]}
-
-    @app.delete("/api/sessions/{session_id}", status_code=204)
-    async def delete_session(session_id: str) -> Response:
-        peer = registry.get(session_id)
-        if peer is None:
-            raise ApiError(404, "unknown_session", f"no live session {session_id!r}")
-        await peer.close("client hung up")
-        return Response(status_code=204)
+        return {
+            "ice_servers": servers,
+            "max_upload_bytes": opts.max_upload_bytes,
+            "api_key": svc.web_client_key,
+            "uploads": "characters" in opts.web_client_scopes,
+        }
 
     web_dir = Path(opts.web_dir)
     if web_dir.is_dir():
@@ -218,27 +169,94 @@ def _default_conversation_factory(character: Any) -> LiveConversation:
     return conversation
 
 
-def _character_json(item: dict[str, object]) -> dict[str, Any]:
-    cid = str(item["id"])
-    return {
-        "id": cid,
-        "name": str(item.get("name") or cid),
-        "sample": bool(item.get("sample", False)),
-        "preview": f"/api/characters/{cid}/preview.jpg",
-    }
+def _ensure_admin_key(store: Store, data_dir: Path) -> None:
+    """On first start (no admin key yet), create one and save it where only this user can read
+    it, so `talkie keys ...` and the other CLI verbs work on this machine right away."""
+    if any("admin" in k.scopes and k.kind == "secret" for k in store.list_keys()):
+        return
+    new = create_key(store, name="admin (first start)", scopes={"admin"})
+    path = data_dir / ADMIN_KEY_FILE
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(new.secret + "\n")
+    log.warning("created the first admin API key (id %s); it is in %s", new.record.id, path)
 
 
-def _framed_jpeg(character: Any) -> bytes:
-    """The character as the video frames it (16:9), small, as JPEG."""
-    from talkie.render.framing import frame_rig
+def _web_client_key(store: Store, scopes: frozenset[str]) -> str:
+    """The bundled page's publishable key. Publishable keys are public by design (they work only
+    from their origins and cannot manage anything), so keeping the full key in the settings
+    table is safe; it is rotated when the configured scopes change."""
+    saved = store.setting("web_client_key", "")
+    key_id = saved.split("_")[1] if saved.count("_") >= 2 else ""
+    record = store.get_key(key_id) if key_id else None
+    if record is not None and record.active and record.builtin and record.scopes == scopes:
+        return saved
+    if record is not None and record.active:
+        store.revoke_key(record.id)
+    new = create_key(
+        store, name="bundled web client", scopes=set(scopes), publishable=True,
+        origins=("http://localhost",), builtin=True,
+    )  # fmt: skip
+    store.set_setting("web_client_key", new.secret)
+    return new.secret
 
-    canvas = frame_rig(character.rig, PREVIEW_SIZE).canvas
-    ok, data = cv2.imencode(
-        ".jpg", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85]
-    )
-    if not ok:  # pragma: no cover - only for invalid arrays
-        raise RuntimeError("could not encode the preview")
-    return bytes(data.tobytes())
+
+async def _expire_pending(svc: Services) -> None:
+    """Sessions whose token expired before the browser connected are ended."""
+    from talkie.server.auth import SESSION_TOKEN_TTL
+
+    while True:
+        await asyncio.sleep(PENDING_SWEEP_SECONDS)
+        try:
+            await asyncio.to_thread(svc.store.expire_pending, SESSION_TOKEN_TTL)
+        except Exception:
+            log.exception("expiring pending sessions failed")
+
+
+def _document_errors_as_served(app: FastAPI) -> None:
+    """FastAPI documents request validation errors as 422 ``HTTPValidationError``; Talkie
+    answers them with 400 and its own error body (422 means "photo without a face"). Make the
+    published document say what the server does."""
+    from fastapi.openapi.utils import get_openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = get_openapi(
+                title=app.title, version=app.version, description=app.description,
+                routes=app.routes,
+            )  # fmt: skip
+            for path in spec.get("paths", {}).values():
+                for operation in path.values():
+                    responses = operation.get("responses", {})
+                    ref = str(responses.get("422", {}).get("content", {}))
+                    if "HTTPValidationError" in ref:
+                        del responses["422"]
+            for name in ("HTTPValidationError", "ValidationError"):
+                spec.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _mount_docs(app: FastAPI) -> None:
+    """Swagger UI from the bundled package (no CDN: the server may have no internet)."""
+    try:
+        import swagger_ui_bundle
+
+        assets = Path(swagger_ui_bundle.swagger_ui_path)
+    except ImportError:  # pragma: no cover - it is a dependency
+        return
+    app.mount("/docs/assets", StaticFiles(directory=assets), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json", title="Talkie API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )  # fmt: skip
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -248,7 +266,9 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message)
+        response = _error(exc.status, exc.code, exc.message)
+        response.headers.update(exc.headers)
+        return response
 
     @app.exception_handler(SessionLimitError)
     async def busy(request: Request, exc: SessionLimitError) -> JSONResponse:
@@ -265,11 +285,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        problems = []
-        for err in exc.errors()[:5]:
-            where = ".".join(str(p) for p in err.get("loc", ()) if p != "body")
-            problems.append(f"{where or 'body'}: {err.get('msg', 'invalid')}")
-        return _error(400, "invalid_request", "; ".join(problems) or "invalid request")
+        return _error(400, "invalid_request", describe_validation(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:

@@ -39,6 +39,20 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
         "(or on localhost), so serving other machines on the LAN needs one",
     )  # fmt: skip
     serve_parser.add_argument("--keyfile", help="TLS private key (PEM) for --certfile")
+    serve_parser.add_argument(
+        "--data-dir", type=Path, default=None,
+        help="database, media and the first admin key ($TALKIE_DATA_DIR, else ~/.talkie)",
+    )  # fmt: skip
+    serve_parser.add_argument(
+        "--database-url", default=None,
+        help="any SQLAlchemy URL, e.g. postgresql+psycopg://user@host/talkie "
+        "($TALKIE_DATABASE_URL; default: SQLite in the data folder)",
+    )  # fmt: skip
+    serve_parser.add_argument(
+        "--no-web-uploads", action="store_true",
+        help="the bundled web page may only start conversations, not create characters "
+        "(for servers reachable by strangers)",
+    )  # fmt: skip
     serve_parser.set_defaults(handler=_cmd_serve)
     return serve_parser
 
@@ -59,6 +73,9 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     options = ServerOptions(
         max_sessions=args.max_sessions,
         webrtc=WebRtcOptions(ice_servers=tuple(IceServer(u) for u in args.ice_server)),
+        data_dir=args.data_dir,
+        database_url=args.database_url,
+        web_client_scopes=("sessions",) if args.no_web_uploads else ("characters", "sessions"),
     )
     serve(
         host=args.host, port=args.port, options=options,
@@ -103,7 +120,7 @@ def make_server(
 ) -> _Server:
     """A uvicorn server for the Talkie app (``run()``/``serve()`` it; ``should_exit`` stops it).
 
-    ``app_kwargs`` go to ``create_app`` (``library``, ``conversation_factory``)."""
+    ``app_kwargs`` go to ``create_app`` (``conversation_factory``)."""
     from talkie.server.app import create_app
 
     app = create_app(options=options, **app_kwargs)

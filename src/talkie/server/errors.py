@@ -2,12 +2,50 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+_DESCRIPTIONS = {
+    400: "Invalid request: the message names the field",
+    401: "Missing, invalid, revoked or expired credentials",
+    403: "The credentials do not allow this (scope, origin or read-only resource)",
+    404: "Not found",
+    409: "Conflict with the resource's current state",
+    413: "Upload too large",
+    415: "Unsupported media type",
+    422: "The photo was read but cannot be used (for example, no face found)",
+    429: "Too many requests: retry after the Retry-After header's seconds",
+    503: "Busy or unavailable: try again later",
+}
+
 
 class ApiError(Exception):
     """Raised by a route; rendered as ``{"error": {"code": ..., "message": ...}}``."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(
+        self, status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = dict(headers or {})
+
+
+def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the error statuses a route can return."""
+    from talkie.server.models import ErrorBody
+
+    return {s: {"model": ErrorBody, "description": _DESCRIPTIONS[s]} for s in statuses}
+
+
+def describe_validation(problems: Iterable[Mapping[str, Any]]) -> str:
+    """Pydantic validation errors as one line naming each field ("body.name: ...")."""
+    lines = []
+    for err in list(problems)[:5]:
+        loc = list(err.get("loc", ()))
+        if loc[:1] == ["body"]:  # the JSON body's fields are named as the client wrote them
+            loc = loc[1:]
+        where = ".".join(str(p) for p in loc)
+        lines.append(f"{where or 'body'}: {err.get('msg', 'invalid')}")
+    return "; ".join(lines) or "invalid request"

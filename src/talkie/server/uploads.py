@@ -1,8 +1,8 @@
 """Reading an uploaded photo from an HTTP request: size-capped, multipart or raw image body.
 
 A small ``multipart/form-data`` parser lives here so the server needs no extra dependency
-(Starlette's form parsing requires ``python-multipart``); uploads are one image and a name,
-capped in size before they are read into memory.
+(Starlette's form parsing requires ``python-multipart``), and so the whole request is capped in
+size before it is read into memory.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ _FORM_OVERHEAD = 64 * 1024  # multipart headers and the name field on top of the
 @dataclass(frozen=True)
 class Upload:
     data: bytes
-    name: str
+    fields: dict[str, str]  # the form's text fields (or the query string for a raw image body)
     filename: str
 
 
@@ -34,11 +34,14 @@ class _Part:
     data: bytes
 
 
-async def read_upload(request: Request, *, max_bytes: int) -> Upload:
-    """The image (and optional name) from a multipart form (fields ``image``, ``name``) or a raw
-    ``image/*`` body with ``?name=``. Raises ``ApiError`` (413, 415, 400)."""
+async def read_upload(
+    request: Request, *, max_bytes: int, text_fields: frozenset[str], max_field_chars: int
+) -> Upload:
+    """The image and text fields from a multipart form (file field ``image``), or a raw image
+    body with the fields in the query string. Raises ``ApiError`` (413, 415, 400) naming the
+    field; unknown and repeated fields are refused."""
     content_type = request.headers.get("content-type", "")
-    limit = max_bytes + _FORM_OVERHEAD
+    limit = max_bytes + max_field_chars * 4 + _FORM_OVERHEAD
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise _too_large(int(declared), max_bytes)
@@ -50,23 +53,37 @@ async def read_upload(request: Request, *, max_bytes: int) -> Upload:
     mime = content_type.split(";", 1)[0].strip().lower()
     if mime == "multipart/form-data":
         parts = parse_multipart(bytes(body), content_type)
+        seen: set[str] = set()
+        for part in parts:
+            if part.name in seen:
+                raise ApiError(400, "invalid_field", f"{part.name[:60]}: given more than once")
+            seen.add(part.name)
+            if part.name != "image" and part.name not in text_fields:
+                raise ApiError(400, "unknown_field", f"{part.name[:60]!r} is not a known field")
         image = next((p for p in parts if p.name == "image"), None)
         if image is None:
-            raise ApiError(400, "no_image", 'the form has no "image" file field')
-        name_part = next((p for p in parts if p.name == "name"), None)
-        name = name_part.data.decode("utf-8", "replace") if name_part else ""
-        upload = Upload(image.data, name.strip(), image.filename or "")
+            raise ApiError(400, "no_image", 'image: the form has no "image" file field')
+        fields = {p.name: _text(p) for p in parts if p.name != "image"}
+        upload = Upload(image.data, fields, image.filename or "")
     elif mime.startswith("image/") or mime == "application/octet-stream":
-        upload = Upload(bytes(body), request.query_params.get("name", "").strip(), "")
+        fields = {}
+        for key, value in request.query_params.multi_items():
+            if key not in text_fields:
+                raise ApiError(400, "unknown_field", f"{key[:60]!r} is not a known field")
+            fields[key] = value
+        upload = Upload(bytes(body), fields, "")
     else:
         raise ApiError(
             415,
             "unsupported_type",
             f'send the photo as multipart/form-data (field "image") or as an image body, '
-            f"not {mime or 'no content type'}",
+            f"not {mime[:60] or 'no content type'}",
         )
+    for key, value in upload.fields.items():
+        if len(value) > max_field_chars:
+            raise ApiError(400, "invalid_field", f"{key}: too long ({len(value)} characters)")
     if not upload.data:
-        raise ApiError(400, "empty", "the uploaded image is empty; choose a photo file")
+        raise ApiError(400, "empty", "image: the uploaded image is empty; choose a photo file")
     if len(upload.data) > max_bytes:
         raise _too_large(len(upload.data), max_bytes)
     if sniff_image_format(upload.data[:16]) is None:
@@ -74,10 +91,17 @@ async def read_upload(request: Request, *, max_bytes: int) -> Upload:
         raise ApiError(
             415,
             "not_an_image",
-            f"the upload is not an image Talkie can read (found {found}); "
+            f"image: the upload is not an image Talkie can read (found {found}); "
             "use a JPEG, PNG or WebP photo",
         )
     return upload
+
+
+def _text(part: _Part) -> str:
+    try:
+        return part.data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_field", f"{part.name}: not UTF-8 text") from None
 
 
 def parse_multipart(body: bytes, content_type: str) -> list[_Part]:

@@ -28,7 +28,10 @@ class LiveConversation(Protocol):
 
     Events (``events()``) are JSON-able dicts with a ``type``: ``state`` (listening / thinking /
     speaking), ``transcript`` (user, partial or final), ``reply`` (character text as spoken),
-    ``trace`` (per-turn latency), ``error`` (a short message for the user).
+    ``trace`` (per-turn latency), ``turn`` (a finished turn: ``turn``, ``user_text`` (empty for
+    the greeting), ``typed``, ``said`` (the character's words that were heard), ``started_at`` and
+    ``ended_at`` (wall clock, seconds), ``interrupted``, ``trace``), ``error`` (a short message for
+    the user).
     Client events (``handle_client_event``): ``{"type": "ptt", "down": bool}`` (push to talk),
     ``{"type": "mode", "hands_free": bool}``, ``{"type": "text", "text": str}`` (typed message),
     ``{"type": "interrupt"}``. Unknown or malformed events raise ``ValueError`` with a message.

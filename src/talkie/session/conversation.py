@@ -337,7 +337,7 @@ class Conversation:
                 self.interrupt("typed message")
             self._emit({"type": "transcript", "text": text.strip(), "final": True, "typed": True})
             now = self.clock.now()
-            self._start_turn(text.strip(), speech_end=now, asr_final=now)
+            self._start_turn(text.strip(), speech_end=now, asr_final=now, typed=True)
         elif kind == "interrupt":
             self.interrupt("client")
         else:
@@ -352,10 +352,11 @@ class Conversation:
         greeting: str = "",
         speech_end: float | None = None,
         asr_final: float | None = None,
+        typed: bool = False,
     ) -> None:
         if self._turn_task is not None and not self._turn_task.done():
             self.interrupt("new turn")
-        trace = TurnTrace(turn=next(self._turn_counter), user_text=text or "")
+        trace = TurnTrace(turn=next(self._turn_counter), user_text=text or "", typed=typed)
         if speech_end is not None:
             trace.mark("speech_end", speech_end)
             trace.mark("endpoint", asr_final if asr_final is not None else speech_end)
@@ -388,6 +389,7 @@ class Conversation:
                 self.history.append(Turn("assistant", said))
             self.history = self.history[-self.options.max_history_turns :]
             self._emit(trace.as_event())
+            self._emit(trace.turn_event(said))
             self._trace_log.write(self.id, trace)
             if self._turn_task is asyncio.current_task():
                 self.hearing.set_muted(False)

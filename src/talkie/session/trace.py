@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ class TurnTrace:
     marks: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
     error: str = ""
+    typed: bool = False
+    started_at: float = field(default_factory=time.time)  # wall clock, for transcripts
 
     def mark(self, stage: str, t: float) -> None:
         """Record the first time ``stage`` happened (later marks of the same stage are ignored)."""
@@ -58,6 +61,24 @@ class TurnTrace:
             "latency": self.latency,
             "interrupted": self.interrupted,
             "error": self.error,
+        }
+
+
+    def turn_event(self, said: str) -> dict[str, Any]:
+        """The finished turn for transcripts: what the user said, what the character said (only
+        the words that were heard, if cut), when (wall clock), and the latency trace."""
+        trace = self.as_event()
+        del trace["type"]
+        return {
+            "type": "turn",
+            "turn": self.turn,
+            "user_text": self.user_text,
+            "typed": self.typed,
+            "said": said,
+            "started_at": round(self.started_at, 3),
+            "ended_at": round(time.time(), 3),
+            "interrupted": self.interrupted,
+            "trace": trace,
         }
 
 

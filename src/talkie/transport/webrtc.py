@@ -91,6 +91,7 @@ class WebRtcPeer:
         options: WebRtcOptions | None = None,
         session_id: str | None = None,
         on_closed: Callable[[WebRtcPeer], None] | None = None,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.conversation = conversation
         self.options = options or WebRtcOptions()
@@ -98,6 +99,7 @@ class WebRtcPeer:
         self.created_at = time.monotonic()
         self.close_reason = ""
         self._on_closed = on_closed
+        self._on_event = on_event  # sees every conversation event (the server records turns)
         self._pc: RTCPeerConnection | None = None
         self._video = ConversationVideoTrack(conversation, on_failure=self._schedule_close)
         self._audio = ConversationAudioTrack(conversation, on_failure=self._schedule_close)
@@ -263,6 +265,11 @@ class WebRtcPeer:
 
     async def _relay_events(self) -> None:
         async for event in self.conversation.events():
+            if self._on_event is not None:
+                try:
+                    self._on_event(event)
+                except Exception:
+                    log.exception("session %s: on_event callback failed", self.session_id[:8])
             self._send_text(json.dumps(event, default=_json_default, separators=(",", ":")))
 
     # -- aiortc callbacks -----------------------------------------------------------------------

@@ -1,0 +1,255 @@
+"""Characters as the server keeps them: records in the database, photo and rig in media storage.
+
+The bundled samples are seeded at startup (read-only, rigged on first use); uploaded characters
+are rigged at creation, so a broken photo is refused before anything is stored. Live sessions get
+``talkie.session.character.Character`` objects, loaded from the stored rig (a few milliseconds)
+and kept in a small cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import tempfile
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import cv2
+
+from talkie.brain.persona import Persona
+from talkie.errors import InvalidInputError
+from talkie.media.image import decode_image_bytes
+from talkie.render.framing import frame_rig
+from talkie.rig import CharacterRig, build_rig
+from talkie.rig.model import load_rig
+from talkie.server.errors import ApiError
+from talkie.session.character import SAMPLES_DIR, Character, discover_samples
+from talkie.store import CharacterRecord, MediaStore, Page, Store
+
+log = logging.getLogger(__name__)
+
+PREVIEW_SIZE = (640, 360)
+_CACHE_SIZE = 16
+
+
+class CharacterService:
+    """Create, read, update, delete and load characters. Blocking: call from worker threads,
+    except the ``*_async`` helpers."""
+
+    def __init__(
+        self, *, store: Store, media: MediaStore, samples_dir: Path | None = SAMPLES_DIR,
+        max_concurrent_rigs: int = 2,
+    ) -> None:  # fmt: skip
+        self.store = store
+        self.media = media
+        self._samples_dir = samples_dir
+        self._loaded: OrderedDict[tuple[str, float], Character] = OrderedDict()
+        self._previews: OrderedDict[str, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+        self._rig_locks: dict[str, threading.Lock] = {}
+        # rigging is CPU-heavy: more uploads than this wait their turn
+        self._rig_slots = threading.BoundedSemaphore(max_concurrent_rigs)
+
+    def seed_samples(self) -> None:
+        """Put the bundled samples in the database (refreshing their persona from the files)."""
+        if self._samples_dir is None:
+            return
+        for info in discover_samples(self._samples_dir):
+            image_sha = self.media.put(info.image.read_bytes())
+            existing = self.store.get_character(info.id)
+            now = time.time()
+            rig_sha = existing.rig_sha if existing and existing.image_sha == image_sha else ""
+            self.store.put_character(
+                CharacterRecord(
+                    id=info.id, name=info.name, system_prompt=info.persona.system_prompt,
+                    greeting=info.persona.greeting, knowledge=info.persona.knowledge,
+                    language=info.persona.language, voice=info.voice, tools=(),
+                    image_sha=image_sha, rig_sha=rig_sha, rig_source="detected", sample=True,
+                    owner_key=None, created_at=existing.created_at if existing else now,
+                    updated_at=now,
+                )
+            )  # fmt: skip
+
+    # -- create / read / update / delete --
+
+    def create(
+        self, image: bytes, fields: Mapping[str, Any], *, owner_key: str | None,
+        progress: Callable[[str], None] | None = None,
+    ) -> CharacterRecord:  # fmt: skip
+        """Validate the fields and the photo, rig it, store everything; returns the record."""
+        name = str(fields.get("name") or "").strip() or "My character"
+        persona = _persona({**_defaults(name), **fields, "name": name})
+        rig = self._build(lambda: build_rig(decode_image_bytes(image, name="image")))
+        now = time.time()
+        record = CharacterRecord(
+            id="ch_" + secrets.token_hex(8), name=persona.name,
+            system_prompt=persona.system_prompt, greeting=persona.greeting,
+            knowledge=persona.knowledge, language=persona.language,
+            voice=str(fields.get("voice") or "piper"), tools=tuple(fields.get("tools") or ()),
+            image_sha=self.media.put(image), rig_sha=self._put_rig(rig),
+            rig_source=_rig_source(rig), sample=False, owner_key=owner_key,
+            created_at=now, updated_at=now,
+        )  # fmt: skip
+        self.store.put_character(record)
+        return record
+
+    def get(self, character_id: str) -> CharacterRecord:
+        record = self.store.get_character(character_id)
+        if record is None:
+            raise ApiError(404, "unknown_character", f"no character with id {character_id[:80]!r}")
+        return record
+
+    def list(self, *, limit: int, cursor: str | None) -> Page:
+        return self.store.list_characters(limit=limit, cursor=cursor)
+
+    def update(self, character_id: str, changes: Mapping[str, Any]) -> CharacterRecord:
+        record = self._writable(character_id)
+        merged = {
+            "name": record.name, "system_prompt": record.system_prompt,
+            "greeting": record.greeting, "knowledge": record.knowledge,
+            "language": record.language, **changes,
+        }  # fmt: skip
+        _persona(merged)  # the whole persona must stay valid
+        return self.store.update_character(character_id, changes)
+
+    def delete(self, character_id: str) -> None:
+        self._writable(character_id)
+        self.store.delete_character(character_id)
+        self.media.collect_garbage(self.store.media_in_use())
+
+    def rerig(
+        self, character_id: str, points: Mapping[str, tuple[float, float]]
+    ) -> CharacterRecord:
+        """Rebuild the rig from hand-placed points on the character's own photo."""
+        from talkie.rig.manual import build_rig_from_points
+
+        record = self._writable(character_id)
+        image = decode_image_bytes(self.media.get(record.image_sha), name="the stored photo")
+        rig = self._build(lambda: build_rig_from_points(image, points))
+        updated = self.store.update_character(
+            character_id, {"rig_sha": self._put_rig(rig), "rig_source": _rig_source(rig)}
+        )
+        self.media.collect_garbage(self.store.media_in_use())
+        return updated
+
+    # -- for live sessions and previews --
+
+    def load(self, character_id: str) -> Character:
+        """The character, ready for a live session (rigging a sample on its first use)."""
+        record = self.get(character_id)
+        cache_key = (record.id, record.updated_at)
+        with self._lock:
+            cached = self._loaded.get(cache_key)
+            if cached is not None:
+                self._loaded.move_to_end(cache_key)
+                return cached
+        rig = self._rig(record)
+        character = Character(
+            id=record.id, name=record.name, rig=rig, persona=_persona(_persona_fields(record)),
+            voice=record.voice, sample=record.sample,
+        )  # fmt: skip
+        with self._lock:
+            self._loaded[cache_key] = character
+            while len(self._loaded) > _CACHE_SIZE:
+                self._loaded.popitem(last=False)
+        return character
+
+    async def load_async(self, character_id: str) -> Character:
+        return await asyncio.to_thread(self.load, character_id)
+
+    def preview(self, character_id: str) -> bytes:
+        """The character as the video frames it (16:9, 640x360), as JPEG."""
+        record = self.get(character_id)
+        key = record.rig_sha or record.image_sha
+        with self._lock:
+            if key in self._previews:
+                return self._previews[key]
+        canvas = frame_rig(self._rig(record), PREVIEW_SIZE).canvas
+        ok, data = cv2.imencode(
+            ".jpg", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85]
+        )
+        if not ok:  # pragma: no cover - only for invalid arrays
+            raise RuntimeError("could not encode the preview")
+        jpeg = bytes(data.tobytes())
+        with self._lock:
+            self._previews[key] = jpeg
+            while len(self._previews) > 256:
+                self._previews.popitem(last=False)
+        return jpeg
+
+    # -- internals --
+
+    def _writable(self, character_id: str) -> CharacterRecord:
+        record = self.get(character_id)
+        if record.sample:
+            raise ApiError(
+                403, "read_only", f"{record.id!r} is a bundled sample and cannot be changed; "
+                "create your own character from a photo",
+            )  # fmt: skip
+        return record
+
+    def _rig(self, record: CharacterRecord) -> CharacterRig:
+        if record.rig_sha and self.media.has(record.rig_sha):
+            return load_rig(self.media.path(record.rig_sha))
+        # a sample's first use (or a rig file lost from disk): rig the stored photo, once
+        with self._lock:
+            lock = self._rig_locks.setdefault(record.id, threading.Lock())
+        with lock:
+            fresh = self.store.get_character(record.id) or record
+            if fresh.rig_sha and self.media.has(fresh.rig_sha):
+                return load_rig(self.media.path(fresh.rig_sha))
+            image = decode_image_bytes(self.media.get(record.image_sha), name="the stored photo")
+            rig = self._build(lambda: build_rig(image))
+            self.store.update_character(record.id, {"rig_sha": self._put_rig(rig)})
+            return rig
+
+    def _build(self, make: Callable[[], CharacterRig]) -> CharacterRig:
+        with self._rig_slots:
+            return make()
+
+    def _put_rig(self, rig: CharacterRig) -> str:
+        with tempfile.TemporaryDirectory(prefix="talkie-rig-") as tmp:
+            path = Path(tmp) / "rig.zip"
+            rig.save(path)
+            return self.media.put(path.read_bytes())
+
+
+def _rig_source(rig: CharacterRig) -> str:
+    """ "manual" (hand-placed points) or "detected" (whichever detector found the face)."""
+    return "manual" if rig.face.source == "manual" else "detected"
+
+
+def _defaults(name: str) -> dict[str, str]:
+    return {
+        "system_prompt": (
+            f"You are {name}, a friendly character brought to life from a photo. "
+            "Answer briefly, in one to three spoken sentences."
+        ),
+        "greeting": f"Hi, I'm {name}! What would you like to talk about?",
+    }
+
+
+def _persona_fields(record: CharacterRecord) -> dict[str, Any]:
+    return {
+        "name": record.name, "system_prompt": record.system_prompt, "greeting": record.greeting,
+        "knowledge": record.knowledge, "language": record.language,
+    }  # fmt: skip
+
+
+def _persona(fields: Mapping[str, Any]) -> Persona:
+    """A ``Persona`` from API fields; its validation errors become 400s naming the field."""
+    try:
+        return Persona(
+            name=str(fields["name"]),
+            system_prompt=str(fields.get("system_prompt") or ""),
+            greeting=str(fields.get("greeting") or ""),
+            knowledge=str(fields.get("knowledge") or ""),
+            language=str(fields.get("language") or "en"),
+        )
+    except InvalidInputError as exc:
+        raise ApiError(400, "invalid_field", str(exc)) from exc

@@ -1,0 +1,316 @@
+"""Request and response bodies of the /v1 API (they define the served OpenAPI document).
+
+Requests forbid unknown fields and bound every string, so a typo or a hostile payload is a 400
+naming the field rather than something silently ignored or stored.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from talkie.store import ApiKeyRecord, CharacterRecord, SessionRecord, TraceRecord, TranscriptEntry
+
+ID = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+VOICE_PATTERN = r"^(piper|espeak(:[a-z]{2,3}(-[a-z0-9]{1,8})*(\+[a-z0-9]{1,12})?)?)$"
+TOOL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+
+
+class ErrorBody(BaseModel):
+    error: ErrorDetail
+
+
+# -- tools (declared per character; the brain issue gives them behaviour) --
+
+
+class WebhookSpec(Strict):
+    url: str = Field(min_length=1, max_length=2000, pattern=r"^https?://")
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    timeout_seconds: float = Field(default=5.0, gt=0, le=30)
+    secret_env: str | None = Field(default=None, max_length=100, pattern=r"^[A-Z][A-Z0-9_]*$")
+
+
+class ToolSpec(Strict):
+    name: str = Field(pattern=TOOL_NAME_PATTERN)
+    description: str = Field(min_length=1, max_length=1000)
+    kind: Literal["ui", "webhook"]
+    parameters: dict[str, Any] = Field(default_factory=lambda: {"type": "object"})
+    examples: list[str] = Field(default_factory=list, max_length=20)
+    webhook: WebhookSpec | None = None
+
+    @field_validator("examples")
+    @classmethod
+    def _short_examples(cls, value: list[str]) -> list[str]:
+        if any(len(e) > 300 for e in value):
+            raise ValueError("each example is at most 300 characters")
+        return value
+
+    @field_validator("parameters")
+    @classmethod
+    def _object_schema(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if value.get("type") != "object":
+            raise ValueError('parameters must be a JSON schema with "type": "object"')
+        if len(str(value)) > 20_000:
+            raise ValueError("parameters schema is too large (20,000 characters at most)")
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_matches_kind(self) -> ToolSpec:
+        if self.kind == "webhook" and self.webhook is None:
+            raise ValueError("a webhook tool needs a webhook {url, method}")
+        if self.kind == "ui" and self.webhook is not None:
+            raise ValueError("a ui tool has no webhook")
+        return self
+
+
+# -- characters --
+
+
+class CharacterFields(Strict):
+    """Fields shared by create (multipart form) and update (JSON)."""
+
+    name: str | None = Field(default=None, min_length=1, max_length=200)
+    system_prompt: str | None = Field(default=None, min_length=1, max_length=20_000)
+    greeting: str | None = Field(default=None, min_length=1, max_length=1_000)
+    knowledge: str | None = Field(default=None, max_length=1_000_000)
+    language: str | None = Field(
+        default=None, max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
+    )
+    voice: str | None = Field(default=None, max_length=60, pattern=VOICE_PATTERN)
+    tools: list[ToolSpec] | None = Field(default=None, max_length=32)
+
+    @field_validator("name")
+    @classmethod
+    def _one_line(cls, value: str | None) -> str | None:
+        if value is not None and ("\n" in value or "\r" in value):
+            raise ValueError("name must be one line")
+        return value
+
+    @field_validator("tools")
+    @classmethod
+    def _unique_tools(cls, value: list[ToolSpec] | None) -> list[ToolSpec] | None:
+        names = [t.name for t in value or []]
+        if len(names) != len(set(names)):
+            raise ValueError("tool names must be unique")
+        return value
+
+    def changes(self) -> dict[str, Any]:
+        data = self.model_dump(exclude_unset=True, exclude_none=True)
+        if self.tools is not None:
+            data["tools"] = [t.model_dump(exclude_none=True) for t in self.tools]
+        return data
+
+
+class CharacterUpdate(CharacterFields):
+    pass
+
+
+class Character(BaseModel):
+    id: str
+    name: str
+    system_prompt: str
+    greeting: str
+    knowledge: str
+    language: str
+    voice: str
+    tools: list[dict[str, Any]]
+    sample: bool
+    rig_source: str
+    preview_url: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, r: CharacterRecord) -> Character:
+        return cls(
+            id=r.id, name=r.name, system_prompt=r.system_prompt, greeting=r.greeting,
+            knowledge=r.knowledge, language=r.language, voice=r.voice, tools=list(r.tools),
+            sample=r.sample, rig_source=r.rig_source,
+            preview_url=f"/v1/characters/{r.id}/preview.jpg",
+            created_at=utc(r.created_at), updated_at=utc(r.updated_at),
+        )  # fmt: skip
+
+
+class CharacterList(BaseModel):
+    characters: list[Character]
+    next_cursor: str | None
+
+
+class Point(Strict):
+    x: float = Field(ge=0, le=100_000)
+    y: float = Field(ge=0, le=100_000)
+
+
+class RigPoints(Strict):
+    """Hand-placed points in the character's photo, in pixels (see ``talkie.rig.manual``)."""
+
+    points: dict[str, Point] = Field(min_length=1, max_length=40)
+
+
+# -- sessions --
+
+
+class SessionCreate(Strict):
+    character_id: str = ID
+    end_user_id: str | None = Field(default=None, min_length=1, max_length=200)
+
+
+class Session(BaseModel):
+    id: str
+    character_id: str
+    status: Literal["pending", "live", "ended"]
+    end_user_id: str | None
+    created_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    end_reason: str | None
+    turns: int
+
+    @classmethod
+    def of(cls, r: SessionRecord) -> Session:
+        return cls(
+            id=r.id, character_id=r.character_id,
+            status=r.status,  # type: ignore[arg-type]
+            end_user_id=r.end_user_id, created_at=utc(r.created_at),
+            started_at=utc(r.started_at), ended_at=utc(r.ended_at),
+            end_reason=r.end_reason, turns=r.turns,
+        )  # fmt: skip
+
+
+class SessionCreated(BaseModel):
+    session: Session
+    token: str = Field(description="short-lived session token for the browser (Bearer)")
+    token_expires_at: datetime
+    offer_url: str
+
+
+class SessionList(BaseModel):
+    sessions: list[Session]
+    next_cursor: str | None
+
+
+class Offer(Strict):
+    sdp: str = Field(min_length=1, max_length=100_000)
+    type: Literal["offer"]
+
+
+class Answer(BaseModel):
+    sdp: str
+    type: str
+    session_id: str
+
+
+class TranscriptLine(BaseModel):
+    turn: int
+    speaker: Literal["user", "character"]
+    text: str
+    at: datetime
+    interrupted: bool
+    typed: bool
+
+    @classmethod
+    def of(cls, e: TranscriptEntry) -> TranscriptLine:
+        return cls(
+            turn=e.turn, speaker=e.speaker,  # type: ignore[arg-type]
+            text=e.text, at=utc(e.at), interrupted=e.interrupted, typed=e.typed,
+        )  # fmt: skip
+
+
+class Transcript(BaseModel):
+    session_id: str
+    lines: list[TranscriptLine]
+
+
+class TurnTrace(BaseModel):
+    turn: int
+    latency: float | None = Field(description="end of user speech -> answer audio, seconds")
+    interrupted: bool
+    error: str
+    marks: dict[str, float] = Field(description="stage -> seconds on the session's media clock")
+    at: datetime
+
+    @classmethod
+    def of(cls, t: TraceRecord) -> TurnTrace:
+        return cls(
+            turn=t.turn, latency=t.latency, interrupted=t.interrupted, error=t.error,
+            marks=t.marks, at=utc(t.at),
+        )  # fmt: skip
+
+
+class Traces(BaseModel):
+    session_id: str
+    turns: list[TurnTrace]
+
+
+# -- keys --
+
+
+class KeyCreate(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    scopes: list[Literal["admin", "characters", "sessions"]] = Field(min_length=1, max_length=3)
+    publishable: bool = False
+    origins: list[str] = Field(default_factory=list, max_length=20)
+
+    @field_validator("origins")
+    @classmethod
+    def _short_origins(cls, value: list[str]) -> list[str]:
+        if any(len(o) > 300 for o in value):
+            raise ValueError("each origin is at most 300 characters")
+        return value
+
+
+class ApiKey(BaseModel):
+    id: str
+    name: str
+    kind: Literal["secret", "publishable"]
+    scopes: list[str]
+    origins: list[str]
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked: bool
+
+    @classmethod
+    def of(cls, r: ApiKeyRecord) -> ApiKey:
+        return cls(
+            id=r.id, name=r.name, kind=r.kind,  # type: ignore[arg-type]
+            scopes=sorted(r.scopes), origins=list(r.origins), created_at=utc(r.created_at),
+            last_used_at=utc(r.last_used_at), revoked=r.revoked_at is not None,
+        )  # fmt: skip
+
+
+class KeyCreated(BaseModel):
+    key: ApiKey
+    secret: str = Field(description="the full key; shown once, store it now")
+
+
+class KeyList(BaseModel):
+    keys: list[ApiKey]
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+    version: str
+    sessions: int
+    max_sessions: int
+
+
+class Version(BaseModel):
+    version: str
+    api: Literal["v1"]
+    schema_version: int
+
+
+def utc(t: float | None) -> Any:
+    """Epoch seconds -> an aware UTC datetime (None stays None)."""
+    return None if t is None else datetime.fromtimestamp(t, UTC)

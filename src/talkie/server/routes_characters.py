@@ -1,0 +1,189 @@
+"""/v1/characters: create from a photo, get, list, update, delete, preview, re-rig from points."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from talkie.server.context import Caller, Svc
+from talkie.server.errors import ApiError, describe_validation, errors
+from talkie.server.models import (
+    Character,
+    CharacterFields,
+    CharacterList,
+    CharacterUpdate,
+    RigPoints,
+)
+from talkie.server.uploads import read_upload
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1/characters", tags=["characters"])
+
+_TEXT_FIELDS = frozenset(CharacterFields.model_fields)
+_MULTIPART_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["image"],
+    "properties": {
+        "image": {"type": "string", "format": "binary", "description": "JPEG, PNG or WebP"},
+        "name": {"type": "string", "maxLength": 200},
+        "system_prompt": {"type": "string", "maxLength": 20000},
+        "greeting": {"type": "string", "maxLength": 1000},
+        "knowledge": {"type": "string", "maxLength": 1000000},
+        "language": {"type": "string", "maxLength": 35},
+        "voice": {"type": "string", "maxLength": 60, "description": "piper | espeak[:voice]"},
+        "tools": {"type": "string", "description": "JSON array of tool declarations"},
+    },
+    "additionalProperties": False,
+}
+_CREATE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {"schema": _MULTIPART_SCHEMA},
+            "image/jpeg": {"schema": {"type": "string", "format": "binary"}},
+            "image/png": {"schema": {"type": "string", "format": "binary"}},
+            "image/webp": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
+}
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=Character,
+    openapi_extra=_CREATE_BODY,
+    responses=errors(400, 401, 403, 413, 415, 422, 503),
+    summary="Create a character from a photo (rigged now; 422 if no face is found)",
+)
+async def create_character(
+    request: Request,
+    who: Caller,
+    svc: Svc,
+) -> Character:
+    who.require("characters:create")
+    upload = await read_upload(
+        request, max_bytes=svc.options.max_upload_bytes, text_fields=_TEXT_FIELDS,
+        max_field_chars=1_000_000,
+    )  # fmt: skip
+    fields = _form_fields(upload.fields)
+    record = await svc.run(lambda: svc.characters.create(upload.data, fields, owner_key=who.key_id))
+    log.info("character %s created by key %s", record.id, who.key_id)
+    return Character.of(record)
+
+
+@router.get(
+    "",
+    response_model=CharacterList,
+    responses=errors(400, 401, 403),
+    summary="List characters (samples first, then oldest first; paginated)",
+)
+async def list_characters(
+    who: Caller,
+    svc: Svc,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> CharacterList:
+    who.require("characters:read")
+    page = await svc.run(lambda: svc.characters.list(limit=limit, cursor=cursor))
+    return CharacterList(
+        characters=[Character.of(r) for r in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get(
+    "/{character_id}",
+    response_model=Character,
+    responses=errors(400, 401, 403, 404),
+    summary="Get a character",
+)
+async def get_character(character_id: str, who: Caller, svc: Svc) -> Character:
+    who.require("characters:read")
+    return Character.of(await svc.run(svc.characters.get, character_id))
+
+
+@router.patch(
+    "/{character_id}",
+    response_model=Character,
+    responses=errors(400, 401, 403, 404),
+    summary="Change a character's name, persona, greeting, language, voice or tools",
+)
+async def update_character(
+    character_id: str,
+    body: CharacterUpdate,
+    who: Caller,
+    svc: Svc,
+) -> Character:
+    who.require("characters:manage")
+    record = await svc.run(svc.characters.update, character_id, body.changes())
+    return Character.of(record)
+
+
+@router.delete(
+    "/{character_id}",
+    status_code=204,
+    response_class=Response,
+    responses=errors(400, 401, 403, 404),
+    summary="Delete a character (its photo and rig too, unless another character shares them)",
+)
+async def delete_character(character_id: str, who: Caller, svc: Svc) -> Response:
+    who.require("characters:manage")
+    await svc.run(svc.characters.delete, character_id)
+    log.info("character %s deleted by key %s", character_id[:40], who.key_id)
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{character_id}/preview.jpg",
+    response_class=Response,
+    responses={
+        200: {"content": {"image/jpeg": {"schema": {"type": "string", "format": "binary"}}}},
+        **errors(400, 401, 403, 404),
+    },
+    summary="The character framed as in the video (16:9 JPEG)",
+)
+async def character_preview(character_id: str, who: Caller, svc: Svc) -> Response:
+    who.require("characters:read")
+    data = await svc.run(svc.characters.preview, character_id)
+    return Response(
+        data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=600"}
+    )
+
+
+@router.put(
+    "/{character_id}/rig",
+    response_model=Character,
+    responses=errors(400, 401, 403, 404, 422),
+    summary="Re-rig the character from hand-placed points (for drawings, mascots, animals)",
+)
+async def rerig_character(
+    character_id: str,
+    body: RigPoints,
+    who: Caller,
+    svc: Svc,
+) -> Character:
+    who.require("characters:manage")
+    points = {name: (p.x, p.y) for name, p in body.points.items()}
+    record = await svc.run(svc.characters.rerig, character_id, points)
+    return Character.of(record)
+
+
+def _form_fields(raw: dict[str, str]) -> dict[str, Any]:
+    """Validate the form's text fields like the JSON update body (``tools`` is JSON text)."""
+    data: dict[str, Any] = {k: v for k, v in raw.items() if v != ""}
+    if "tools" in data:
+        try:
+            data["tools"] = json.loads(data["tools"])
+        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+            raise ApiError(400, "invalid_field", "tools: not valid JSON") from None
+    try:
+        fields = CharacterFields.model_validate(data)
+    except ValidationError as exc:
+        raise ApiError(400, "invalid_field", describe_validation(exc.errors())) from None
+    return fields.changes()

@@ -1,0 +1,235 @@
+"""/v1/sessions: create (-> session token), WebRTC offer/answer, list, get, end, transcript,
+per-turn latency traces.
+
+A session is created ``pending`` with a short-lived token; the browser sends its WebRTC offer with
+that token and the session goes ``live``; it ends when either side hangs up (``ended``, with a
+reason). Each finished turn is written to the database as it ends (transcript lines and trace in
+one transaction), so a crash loses at most the turn in progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query
+
+from talkie.server.context import Caller, Services, Svc
+from talkie.server.errors import ApiError, errors
+from talkie.server.models import (
+    Answer,
+    Offer,
+    Session,
+    SessionCreate,
+    SessionCreated,
+    SessionList,
+    Traces,
+    Transcript,
+    TranscriptLine,
+    TurnTrace,
+    utc,
+)
+from talkie.store import SessionRecord, TraceRecord, TranscriptEntry
+from talkie.transport.webrtc import WebRtcPeer, check_offer
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=SessionCreated,
+    responses=errors(400, 401, 403, 404, 503),
+    summary="Create a session for a character: returns a short-lived token for the browser",
+)
+async def create_session(body: SessionCreate, who: Caller, svc: Svc) -> SessionCreated:
+    who.require("sessions:create")
+    await svc.run(svc.characters.get, body.character_id)  # 404 for an unknown character
+    record = SessionRecord(
+        id="se_" + secrets.token_hex(10), character_id=body.character_id, key_id=who.key_id,
+        end_user_id=body.end_user_id, status="pending", created_at=time.time(),
+        started_at=None, ended_at=None, end_reason=None, turns=0,
+    )  # fmt: skip
+    await svc.run(svc.store.add_session, record)
+    token, expires = svc.auth.session_token(record.id)
+    return SessionCreated(
+        session=Session.of(record), token=token,
+        token_expires_at=utc(expires),
+        offer_url=f"/v1/sessions/{record.id}/offer",
+    )  # fmt: skip
+
+
+@router.post(
+    "/{session_id}/offer",
+    response_model=Answer,
+    responses=errors(400, 401, 403, 404, 409, 503),
+    summary="Send the browser's WebRTC offer; returns the complete answer (no trickle ICE)",
+)
+async def send_offer(
+    session_id: str,
+    body: Offer,
+    who: Caller,
+    svc: Svc,
+) -> Answer:
+    who.require("sessions:connect", session_id=session_id)
+    record = await _session(svc, session_id)
+    if record.status != "pending":
+        raise ApiError(409, "session_" + record.status, f"session {session_id} is {record.status}")
+    check_offer(body.sdp, body.type)  # InvalidInputError -> 400, before any work
+    with svc.registry.reserve() as slot:  # SessionLimitError -> 503
+        character = await svc.characters.load_async(record.character_id)
+        conversation = svc.conversation_factory(character)
+        peer = WebRtcPeer(
+            conversation, options=svc.options.webrtc, session_id=session_id,
+            on_closed=lambda p: _closed(svc, p), on_event=lambda e: _event(svc, session_id, e),
+        )  # fmt: skip
+        svc.registry.add(peer, slot)
+        try:
+            answer = await asyncio.wait_for(
+                peer.answer(body.sdp, body.type), timeout=svc.options.answer_timeout
+            )
+        except TimeoutError:
+            await peer.close("answer timeout")
+            raise ApiError(
+                503, "timeout", "the session could not start in time; try again"
+            ) from None
+    await svc.run(lambda: svc.store.mark_session(session_id, status="live"))
+    return Answer(sdp=answer.sdp, type=answer.type, session_id=session_id)
+
+
+@router.get(
+    "",
+    response_model=SessionList,
+    responses=errors(400, 401, 403),
+    summary="List sessions, newest first (status=active: pending or live)",
+)
+async def list_sessions(
+    who: Caller,
+    svc: Svc,
+    status: Literal["active", "pending", "live", "ended"] | None = None,
+    character_id: Annotated[str | None, Query(max_length=64)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> SessionList:
+    who.require("sessions:read")
+    statuses = ("pending", "live") if status == "active" else status
+    page = await svc.run(
+        lambda: svc.store.list_sessions(
+            status=statuses, character_id=character_id, limit=limit, cursor=cursor
+        )
+    )
+    return SessionList(sessions=[Session.of(s) for s in page.items], next_cursor=page.next_cursor)
+
+
+@router.get(
+    "/{session_id}",
+    response_model=Session,
+    responses=errors(400, 401, 403, 404),
+    summary="Get a session",
+)
+async def get_session(session_id: str, who: Caller, svc: Svc) -> Session:
+    who.require("sessions:read", session_id=session_id)
+    return Session.of(await _session(svc, session_id))
+
+
+@router.delete(
+    "/{session_id}",
+    response_model=Session,
+    responses=errors(400, 401, 403, 404),
+    summary="End a session (hang up); ending an ended session changes nothing",
+)
+async def end_session(session_id: str, who: Caller, svc: Svc) -> Session:
+    who.require("sessions:end", session_id=session_id)
+    await _session(svc, session_id)
+    reason = "ended by the client" if who.key is None else f"ended by API key {who.key_id}"
+    await end_live_session(svc, session_id, reason)
+    return Session.of(await _session(svc, session_id))
+
+
+@router.get(
+    "/{session_id}/transcript",
+    response_model=Transcript,
+    responses=errors(400, 401, 403, 404),
+    summary="What was said, turn by turn (the character's lines as heard, if interrupted)",
+)
+async def get_transcript(session_id: str, who: Caller, svc: Svc) -> Transcript:
+    who.require("sessions:read", session_id=session_id)
+    await _session(svc, session_id)
+    entries = await svc.run(svc.store.transcript, session_id)
+    return Transcript(session_id=session_id, lines=[TranscriptLine.of(e) for e in entries])
+
+
+@router.get(
+    "/{session_id}/traces",
+    response_model=Traces,
+    responses=errors(400, 401, 403, 404),
+    summary="Per-turn latency traces (stage times on the session's media clock)",
+)
+async def get_traces(session_id: str, who: Caller, svc: Svc) -> Traces:
+    who.require("sessions:read", session_id=session_id)
+    await _session(svc, session_id)
+    traces = await svc.run(svc.store.traces, session_id)
+    return Traces(session_id=session_id, turns=[TurnTrace.of(t) for t in traces])
+
+
+async def end_live_session(svc: Services, session_id: str, reason: str) -> None:
+    """Hang up a live session (if this server runs it) and mark it ended."""
+    peer = svc.registry.get(session_id)
+    if peer is not None:
+        await peer.close(reason)
+    await svc.run(lambda: svc.store.mark_session(session_id, status="ended", reason=reason))
+
+
+async def _session(svc: Services, session_id: str) -> SessionRecord:
+    record = await svc.run(svc.store.get_session, session_id)
+    if record is None:
+        raise ApiError(404, "unknown_session", f"no session {session_id[:80]!r}")
+    return record
+
+
+def _closed(svc: Services, peer: WebRtcPeer) -> None:
+    svc.registry.discard(peer)
+    reason = peer.close_reason or "closed"
+    svc.write_later(lambda: svc.store.mark_session(peer.session_id, status="ended", reason=reason))
+
+
+def _event(svc: Services, session_id: str, event: dict[str, Any]) -> None:
+    """Write each finished turn (transcript lines + latency trace) as it ends."""
+    if event.get("type") != "turn":
+        return
+    turn = int(event["turn"])
+    entries = []
+    if event.get("user_text"):
+        entries.append(
+            TranscriptEntry(
+                session_id,
+                turn,
+                "user",
+                str(event["user_text"]),
+                float(event["started_at"]),
+                typed=bool(event.get("typed")),
+            )
+        )
+    if event.get("said"):
+        entries.append(
+            TranscriptEntry(
+                session_id,
+                turn,
+                "character",
+                str(event["said"]),
+                float(event["ended_at"]),
+                interrupted=bool(event.get("interrupted")),
+            )
+        )
+    trace = event.get("trace") or {}
+    record = TraceRecord(
+        session_id=session_id, turn=turn, latency=trace.get("latency"),
+        interrupted=bool(event.get("interrupted")), error=str(trace.get("error") or ""),
+        marks=dict(trace.get("marks") or {}), at=float(event["ended_at"]),
+    )  # fmt: skip
+    svc.write_later(svc.store.record_turn, entries, record)

@@ -1,0 +1,17 @@
+"""Persistence: the database (``Store``) and content-addressed media files (``MediaStore``)."""
+
+from talkie.store.db import Store
+from talkie.store.media import MediaStore
+from talkie.store.records import (
+    ApiKeyRecord,
+    CharacterRecord,
+    Page,
+    SessionRecord,
+    TraceRecord,
+    TranscriptEntry,
+)
+
+__all__ = [
+    "ApiKeyRecord", "CharacterRecord", "MediaStore", "Page", "SessionRecord", "Store",
+    "TraceRecord", "TranscriptEntry",
+]  # fmt: skip

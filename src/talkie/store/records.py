@@ -1,0 +1,93 @@
+"""What the store holds, as frozen records (rows decoded: JSON parsed, scopes split)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class CharacterRecord:
+    id: str
+    name: str
+    system_prompt: str
+    greeting: str
+    knowledge: str
+    language: str
+    voice: str
+    tools: tuple[dict[str, Any], ...]
+    image_sha: str
+    rig_sha: str
+    rig_source: str
+    sample: bool
+    owner_key: str | None
+    created_at: float
+    updated_at: float
+
+
+# The character fields a client may set (create/update), with the column they map to.
+CHARACTER_FIELDS = (
+    "name", "system_prompt", "greeting", "knowledge", "language", "voice", "tools",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ApiKeyRecord:
+    id: str
+    name: str
+    kind: str  # "secret" | "publishable"
+    scopes: frozenset[str]
+    origins: tuple[str, ...]
+    builtin: bool
+    created_at: float
+    last_used_at: float | None
+    revoked_at: float | None
+    secret_hash: str = field(repr=False, default="")
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    id: str
+    character_id: str
+    key_id: str | None
+    end_user_id: str | None
+    status: str  # pending | live | ended
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    end_reason: str | None
+    turns: int
+
+
+@dataclass(frozen=True)
+class TranscriptEntry:
+    session_id: str
+    turn: int
+    speaker: str  # user | character
+    text: str
+    at: float
+    interrupted: bool = False
+    typed: bool = False
+
+
+@dataclass(frozen=True)
+class TraceRecord:
+    session_id: str
+    turn: int
+    latency: float | None
+    interrupted: bool
+    error: str
+    marks: dict[str, float]
+    at: float
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing; ``next_cursor`` is None on the last page."""
+
+    items: list[Any]
+    next_cursor: str | None

@@ -1,0 +1,178 @@
+"""The database schema and its migrations (SQLAlchemy Core, so any SQLAlchemy URL works).
+
+Migrations are numbered steps applied in order inside one transaction each; the applied versions
+are recorded in ``schema_migrations``. A database written by a newer Talkie (a version we do not
+know) is refused rather than silently misread. Times are UTC seconds since the epoch (floats):
+portable across SQLite and PostgreSQL, and converted to ISO 8601 only at the API edge.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    inspect,
+    select,
+)
+
+metadata = MetaData()
+
+migrations_table = Table(
+    "schema_migrations",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("name", String(100), nullable=False),
+    Column("applied_at", Float, nullable=False),
+)
+
+# Server-wide settings that must survive restarts (the session-token signing secret).
+settings_table = Table(
+    "settings",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+characters_table = Table(
+    "characters",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("system_prompt", Text, nullable=False, default=""),
+    Column("greeting", Text, nullable=False, default=""),
+    Column("knowledge", Text, nullable=False, default=""),
+    Column("language", String(20), nullable=False, default="en"),
+    Column("voice", String(100), nullable=False, default="piper"),
+    Column("tools", Text, nullable=False, default="[]"),  # JSON list of tool declarations
+    Column("image_sha", String(64), nullable=False),
+    Column("rig_sha", String(64), nullable=False),
+    Column("rig_source", String(20), nullable=False, default="detected"),
+    Column("sample", Boolean, nullable=False, default=False),
+    Column("owner_key", String(40), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+)
+
+api_keys_table = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(40), primary_key=True),  # the public part of the key ("tk_<id>_...")
+    Column("name", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),  # "secret" | "publishable"
+    Column("secret_hash", String(64), nullable=False),
+    Column("scopes", String(200), nullable=False),  # space-separated
+    Column("origins", Text, nullable=False, default="[]"),  # JSON list (publishable keys)
+    Column("builtin", Boolean, nullable=False, default=False),  # the bundled web client's key
+    Column("created_at", Float, nullable=False),
+    Column("last_used_at", Float, nullable=True),
+    Column("revoked_at", Float, nullable=True),
+)
+
+sessions_table = Table(
+    "sessions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("character_id", String(40), nullable=False),
+    Column("key_id", String(40), nullable=True),
+    Column("end_user_id", String(200), nullable=True),
+    Column("status", String(20), nullable=False),  # pending | live | ended
+    Column("created_at", Float, nullable=False),
+    Column("started_at", Float, nullable=True),
+    Column("ended_at", Float, nullable=True),
+    Column("end_reason", String(200), nullable=True),
+    Column("turns", Integer, nullable=False, default=0),
+    Index("ix_sessions_status", "status"),
+    Index("ix_sessions_character", "character_id"),
+)
+
+transcript_table = Table(
+    "transcript_entries",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("session_id", String(40), ForeignKey("sessions.id", ondelete="CASCADE"), nullable=False),
+    Column("turn", Integer, nullable=False),
+    Column("speaker", String(20), nullable=False),  # user | character
+    Column("text", Text, nullable=False),
+    Column("at", Float, nullable=False),
+    Column("interrupted", Boolean, nullable=False, default=False),
+    Column("typed", Boolean, nullable=False, default=False),
+    Index("ix_transcript_session", "session_id", "turn"),
+)
+
+traces_table = Table(
+    "turn_traces",
+    metadata,
+    Column(
+        "session_id", String(40), ForeignKey("sessions.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("turn", Integer, primary_key=True, autoincrement=False),
+    Column("latency", Float, nullable=True),
+    Column("interrupted", Boolean, nullable=False, default=False),
+    Column("error", Text, nullable=False, default=""),
+    Column("marks", Text, nullable=False),  # JSON {stage: seconds on the media clock}
+    Column("at", Float, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    apply: Callable[[Connection], None]
+
+
+def _initial(conn: Connection) -> None:
+    tables = [
+        settings_table, characters_table, api_keys_table,
+        sessions_table, transcript_table, traces_table,
+    ]  # fmt: skip
+    metadata.create_all(conn, tables=tables)
+
+
+MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial", _initial),)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+class SchemaError(RuntimeError):
+    """The database cannot be used by this version of Talkie."""
+
+
+def migrate(conn: Connection) -> list[int]:
+    """Apply every migration the database has not seen yet; returns the versions applied."""
+    migrations_table.create(conn, checkfirst=True)
+    applied = set(conn.execute(select(migrations_table.c.version)).scalars())
+    unknown = sorted(v for v in applied if v > LATEST_VERSION)
+    if unknown:
+        raise SchemaError(
+            f"the database was written by a newer Talkie (schema version {unknown[-1]}, this "
+            f"version knows up to {LATEST_VERSION}); upgrade Talkie or use another database"
+        )
+    done: list[int] = []
+    for step in MIGRATIONS:
+        if step.version in applied:
+            continue
+        step.apply(conn)
+        conn.execute(
+            migrations_table.insert().values(
+                version=step.version, name=step.name, applied_at=time.time()
+            )
+        )
+        done.append(step.version)
+    return done
+
+
+def table_names(conn: Connection) -> set[str]:
+    return set(inspect(conn).get_table_names())

@@ -1,0 +1,170 @@
+"""Authentication and authorisation: API keys (scopes), publishable keys (origins), session
+tokens (one session, short-lived), revocation, hashing at rest, and no secrets in logs."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from api_testutil import error_of
+from fastapi.testclient import TestClient
+
+from talkie.server.auth import Authenticator
+from talkie.server.errors import ApiError
+
+
+def _key(admin: TestClient, **body: Any) -> str:
+    r = admin.post("/v1/keys", json={"name": "test", **body})
+    assert r.status_code == 201, r.text
+    secret: str = r.json()["secret"]
+    return secret
+
+
+def _as(api: TestClient, key: str, **headers: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}", **headers}
+
+
+def test_no_or_bad_credentials_are_401(api: TestClient, admin_key: str) -> None:
+    error_of(api.get("/v1/characters"), 401, "unauthorized")
+    error_of(api.get("/v1/characters", headers=_as(api, "tk_nope_nope")), 401, "invalid_key")
+    error_of(api.get("/v1/characters", headers=_as(api, "garbage")), 401, "invalid_key")
+    error_of(api.get("/v1/characters", headers=_as(api, "x" * 5000)), 401)
+    tampered = admin_key[:-2] + ("AA" if not admin_key.endswith("AA") else "BB")
+    error_of(api.get("/v1/characters", headers=_as(api, tampered)), 401, "invalid_key")
+    # the X-API-Key header works like Authorization: Bearer
+    assert api.get("/v1/characters", headers={"X-API-Key": admin_key}).status_code == 200
+    # health and version need no key (load balancers, monitoring)
+    assert api.get("/v1/health").status_code == 200
+
+
+def test_scopes(admin: TestClient, api: TestClient) -> None:
+    sessions_key = _key(admin, scopes=["sessions"])
+    characters_key = _key(admin, scopes=["characters"])
+    # a sessions key reads characters (to pick one) and creates sessions, but cannot edit them
+    assert api.get("/v1/characters", headers=_as(api, sessions_key)).status_code == 200
+    r = api.post("/v1/sessions", json={"character_id": "astronaut"}, headers=_as(api, sessions_key))
+    assert r.status_code == 201, r.text
+    error_of(
+        api.patch("/v1/characters/astronaut", json={"name": "x"}, headers=_as(api, sessions_key)),
+        403,
+        "forbidden",
+    )
+    # a characters key cannot see sessions or keys
+    error_of(api.get("/v1/sessions", headers=_as(api, characters_key)), 403, "forbidden")
+    error_of(api.get("/v1/keys", headers=_as(api, characters_key)), 403, "forbidden")
+    error_of(
+        api.post("/v1/keys", json={"name": "x", "scopes": ["admin"]},
+                 headers=_as(api, sessions_key)),
+        403,
+    )  # fmt: skip
+
+
+def test_revoked_keys_stop_working_at_once(admin: TestClient, api: TestClient) -> None:
+    key = _key(admin, scopes=["characters"])
+    assert api.get("/v1/characters", headers=_as(api, key)).status_code == 200
+    key_id = key.split("_")[1]
+    r = admin.delete(f"/v1/keys/{key_id}")
+    assert r.status_code == 200 and r.json()["revoked"] is True
+    error_of(api.get("/v1/characters", headers=_as(api, key)), 401, "revoked_key")
+    listed = {k["id"]: k for k in admin.get("/v1/keys").json()["keys"]}
+    assert listed[key_id]["revoked"] is True and "secret" not in listed[key_id]
+    error_of(admin.delete("/v1/keys/nokey"), 404, "unknown_key")
+
+
+def test_publishable_keys_work_only_from_their_origins(admin: TestClient, api: TestClient) -> None:
+    key = _key(admin, scopes=["sessions"], publishable=True, origins=["https://shop.example"])
+    ok = _as(api, key, Origin="https://shop.example")
+    assert api.get("/v1/characters", headers=ok).status_code == 200
+    r = api.post("/v1/sessions", json={"character_id": "astronaut"}, headers=ok)
+    assert r.status_code == 201
+    for origin in ("https://evil.example", "http://shop.example", "null"):
+        bad = _as(api, key, Origin=origin)
+        error_of(api.get("/v1/characters", headers=bad), 403, "origin_not_allowed")
+    error_of(api.get("/v1/characters", headers=_as(api, key)), 403, "origin_not_allowed")
+    # never anything but reading characters and starting sessions
+    error_of(api.get("/v1/sessions", headers=ok), 403, "forbidden")
+    error_of(api.delete("/v1/sessions/x", headers=ok), 403)
+    # invalid key requests are 400s naming the field
+    for body, field in [
+        ({"scopes": ["sessions"], "publishable": True}, "origins"),
+        ({"scopes": ["admin"], "publishable": True, "origins": ["https://a.b"]}, "scopes"),
+        ({"scopes": ["sessions"], "publishable": True, "origins": ["ftp://a.b"]}, "origins"),
+        ({"scopes": ["sessions"], "origins": ["https://a.b"]}, "origins"),
+        ({"scopes": ["root"]}, "scopes"),
+        ({"scopes": []}, "scopes"),
+    ]:
+        message = error_of(admin.post("/v1/keys", json={"name": "k", **body}), 400)
+        assert field in message, (body, message)
+
+
+def test_the_web_clients_key_works_from_the_servers_own_origin(api: TestClient) -> None:
+    key = api.get("/api/config").json()["api_key"]
+    own = {"Origin": "http://testserver"}
+    assert api.get("/v1/characters", headers=_as(api, key, **own)).status_code == 200
+    referer = {"Referer": "http://testserver/index.html"}  # same-origin GETs carry no Origin
+    assert api.get("/v1/characters", headers=_as(api, key, **referer)).status_code == 200
+    error_of(api.get("/v1/characters", headers=_as(api, key, Origin="https://other.example")), 403)
+
+
+def test_session_tokens_open_only_their_own_session(admin: TestClient, api: TestClient) -> None:
+    first = admin.post("/v1/sessions", json={"character_id": "astronaut"}).json()
+    second = admin.post("/v1/sessions", json={"character_id": "astronaut"}).json()
+    token = first["token"]
+    sid, other = first["session"]["id"], second["session"]["id"]
+    assert api.get(f"/v1/sessions/{sid}", headers=_as(api, token)).status_code == 200
+    assert api.get(f"/v1/sessions/{sid}/transcript", headers=_as(api, token)).status_code == 200
+    error_of(api.get(f"/v1/sessions/{other}", headers=_as(api, token)), 403, "forbidden")
+    error_of(api.get("/v1/sessions", headers=_as(api, token)), 403)
+    error_of(api.get("/v1/characters", headers=_as(api, token)), 403)
+    error_of(api.get(f"/v1/sessions/{sid}", headers=_as(api, token[:-3] + "xyz")), 401)
+    r = api.delete(f"/v1/sessions/{sid}", headers=_as(api, token))
+    assert r.status_code == 200 and r.json()["status"] == "ended"
+    # an ended session cannot be connected again
+    offer = {"sdp": "v=0\r\n", "type": "offer"}
+    error_of(api.post(first["offer_url"], json=offer, headers=_as(api, token)), 409)
+
+
+def test_session_tokens_expire(admin: TestClient, api: TestClient) -> None:
+    auth: Authenticator = api.app.state.services.auth  # type: ignore[attr-defined]
+    token, _ = auth.session_token("se_whatever", ttl=-1)
+    with pytest.raises(ApiError) as caught:
+        auth.verify_session_token(token)
+    assert caught.value.status == 401 and caught.value.code == "expired_token"
+    error_of(api.get("/v1/sessions/se_whatever", headers=_as(api, token)), 401, "expired_token")
+
+
+def test_keys_are_hashed_at_rest_and_never_logged(
+    admin: TestClient, api: TestClient, data_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    key = _key(admin, scopes=["characters"])
+    api.get("/v1/characters", headers=_as(api, key))
+    api.get("/v1/characters", headers=_as(api, key + "x"))
+    key_id, secret = key.split("_")[1], key.split("_", 2)[2]
+    time.sleep(0.1)
+    with sqlite3.connect(data_dir / "talkie.db") as db:
+        dump = "\n".join(db.iterdump())
+    assert key_id in dump and secret not in dump
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert secret not in logged
+    admin_file = data_dir / "admin.key"
+    assert oct(os.stat(admin_file).st_mode & 0o777) == "0o600"
+    admin_secret = admin_file.read_text().strip().split("_", 2)[2]
+    assert admin_secret not in dump
+    assert admin_secret not in logged
+
+
+def test_a_key_cannot_revoke_itself(admin: TestClient, admin_key: str) -> None:
+    error_of(admin.delete(f"/v1/keys/{admin_key.split('_')[1]}"), 409, "own_key")
+
+
+def test_the_web_clients_key_cannot_be_revoked_by_accident(
+    admin: TestClient, api: TestClient
+) -> None:
+    key_id = api.get("/api/config").json()["api_key"].split("_")[1]
+    error_of(admin.delete(f"/v1/keys/{key_id}"), 409, "builtin_key")
