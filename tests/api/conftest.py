@@ -30,7 +30,8 @@ def api(data_dir: Path) -> Iterator[TestClient]:
     from live_fakes import FakeConversation
 
     app = create_app(
-        options=ServerOptions(data_dir=data_dir), conversation_factory=FakeConversation
+        options=ServerOptions(data_dir=data_dir, request_burst=1000),
+        conversation_factory=FakeConversation,
     )
     with TestClient(app, raise_server_exceptions=False) as client:
         yield client

@@ -128,7 +128,7 @@ def _cases() -> list[tuple[str, dict[str, Any]]]:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[LiveServer]:
-    options = ServerOptions(max_upload_bytes=LIMIT)
+    options = ServerOptions(max_upload_bytes=LIMIT, request_burst=1000)  # 200 uploads at once
     with LiveServer(options=options, conversation_factory=FakeConversation) as live:
         yield live
 

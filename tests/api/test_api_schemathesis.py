@@ -11,7 +11,9 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -28,11 +30,27 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "live"))
 from live_fakes import FakeConversation  # noqa: E402
 
 _DATA = Path(tempfile.mkdtemp(prefix="talkie-fuzz-"))
-APP = create_app(options=ServerOptions(data_dir=_DATA), conversation_factory=FakeConversation)
+# Rate limits high enough that the fuzzer reaches the handlers (429s are tested elsewhere).
+_OPTIONS = ServerOptions(data_dir=_DATA, requests_per_minute=100_000, request_burst=100_000)
+APP = create_app(options=_OPTIONS, conversation_factory=FakeConversation)
 ADMIN = {"Authorization": f"Bearer {(_DATA / 'admin.key').read_text().strip()}"}
 EXAMPLES = int(os.environ.get("TALKIE_FUZZ_EXAMPLES", "30"))
 
-schema = schemathesis.openapi.from_asgi("/openapi.json", APP)
+STATUSES: Counter[int] = Counter()
+
+
+async def counting_app(scope: Any, receive: Any, send: Any) -> None:
+    """The app, counting response statuses (for the summary printed at the end)."""
+
+    async def counted(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            STATUSES[int(message["status"])] += 1
+        await send(message)
+
+    await APP(scope, receive, counted)
+
+
+schema = schemathesis.openapi.from_asgi("/openapi.json", counting_app)
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -50,3 +68,11 @@ CHECKS = [
 )
 def test_api_conforms_to_its_openapi_and_never_fails(case: schemathesis.Case) -> None:
     case.call_and_validate(headers=ADMIN, checks=CHECKS)
+
+
+def test_fuzzing_summary() -> None:
+    """Runs last in this module: how many requests were made, and not one 5xx among them."""
+    total = sum(STATUSES.values())
+    print(f"schemathesis: {total} requests, statuses {dict(sorted(STATUSES.items()))}")
+    assert total > 0
+    assert not [code for code in STATUSES if code >= 500]

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 
 from talkie.brain.base import Brain, BrainUnavailable, Turn
 from talkie.brain.builtin import BuiltinBrain, BuiltinOptions
+from talkie.brain.kb.retrieval import Passage, Retriever, format_passages
 from talkie.brain.markdown import MarkdownStripper, strip_markdown
 from talkie.brain.openai_compat import LLMOptions, OpenAICompatibleBrain, ReplyStats
 from talkie.brain.persona import DEFAULT_PERSONA, Persona, load_persona, persona_from_mapping
@@ -35,9 +36,12 @@ __all__ = [
     "LLMOptions",
     "MarkdownStripper",
     "OpenAICompatibleBrain",
+    "Passage",
     "Persona",
     "ReplyStats",
+    "Retriever",
     "Turn",
+    "format_passages",
     "load_brain",
     "load_persona",
     "persona_from_mapping",
@@ -54,22 +58,27 @@ def load_brain(
     *,
     persona: Persona | None = None,
     environ: Mapping[str, str] | None = None,
+    retriever: Retriever | None = None,
 ) -> Brain:
     """Create a brain from ``spec`` (see the module docstring) for ``persona``.
 
-    ``environ`` replaces ``os.environ`` (for tests). Raises ``InvalidInputError`` for an unknown
-    spec, or for ``"openai"`` without ``TALKIE_LLM_BASE_URL``.
+    ``retriever`` gives the brain the character's knowledge base
+    (``KnowledgeBase.retriever(character_id)``). ``environ`` replaces ``os.environ`` (for
+    tests). Raises ``InvalidInputError`` for an unknown spec, or for ``"openai"`` without
+    ``TALKIE_LLM_BASE_URL``.
     """
     persona = persona or DEFAULT_PERSONA
     env = os.environ if environ is None else environ
     if isinstance(spec, LLMOptions):
-        return OpenAICompatibleBrain(options=spec, persona=persona)
+        return OpenAICompatibleBrain(options=spec, persona=persona, retriever=retriever)
     kind = (spec or "auto").strip().lower()
     if kind == "auto":
         kind = "openai" if env.get("TALKIE_LLM_BASE_URL", "").strip() else "builtin"
         log.info("brain: %s (auto)", kind)
     if kind == "builtin":
-        return BuiltinBrain(persona=persona)
+        return BuiltinBrain(persona=persona, retriever=retriever)
     if kind in ("openai", "llm"):
-        return OpenAICompatibleBrain(options=LLMOptions.from_env(env), persona=persona)
+        return OpenAICompatibleBrain(
+            options=LLMOptions.from_env(env), persona=persona, retriever=retriever
+        )
     raise InvalidInputError(f"unknown brain {spec!r}: use one of {', '.join(BRAIN_SPECS)}")

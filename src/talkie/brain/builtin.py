@@ -7,8 +7,10 @@ brain does the honest minimum well:
   "okay"), recognised from normalised words with fuzzy matching, so ASR slips ("helo", "thnks")
   and phrasing variants still work;
 - questions answered with the one or two best sentences of the knowledge text
-  (``talkie.brain.knowledge``), never anything else: when nothing matches well enough it says it
-  does not know;
+  (``talkie.brain.knowledge``) or of the best passage of the character's knowledge base (a
+  ``Retriever``, see ``talkie.brain.kb``), naming the document it comes from ("According to the
+  leave policy, ..."), never anything else: when nothing matches well enough it says it does not
+  know;
 - a request to repeat when the input is empty or only "uh"/"hm".
 
 Replies are deterministic (the same history and input give the same words) and streamed in word
@@ -26,6 +28,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from talkie.brain.base import Turn
+from talkie.brain.kb.retrieval import Passage, Retriever, spoken_source
 from talkie.brain.knowledge import STOP_WORDS, KnowledgeHit, KnowledgeIndex, normalize
 from talkie.brain.persona import DEFAULT_PERSONA, Persona
 
@@ -110,12 +113,24 @@ class BuiltinOptions:
     guesses more.
     ``second_ratio``: a second sentence is added when it scores at least this share of the first.
     ``max_answer_chars``: spoken answers stay short.
+    ``min_passage_score``: a knowledge-base passage found with embeddings is used only if its
+    hybrid score (cosine + keyword bonus) reaches this. Calibrated for all-MiniLM-L6-v2 on the
+    handbook test set (tests/kb): its on-topic questions scored 0.34-0.77, unrelated ones
+    0.10-0.25, near misses that share a word with a passage ("best programming *language*" vs
+    language classes) about 0.30-0.36; another model needs its own value. Without embeddings,
+    passages need ``min_coverage`` like sentences of the persona's knowledge.
+    ``passages``: how many passages to ask the retriever for (the best one is spoken).
+    ``lead_chars``: when no sentence of the passage matches the question's words (a paraphrase
+    found by meaning), the answer is the passage's opening, up to about this many characters.
     """
 
     min_coverage: float = 0.5
     second_ratio: float = 0.6
     max_answer_chars: int = 400
     fuzzy_ratio: float = 0.8
+    min_passage_score: float = 0.33
+    passages: int = 3
+    lead_chars: int = 300
 
     def __post_init__(self) -> None:
         if not 0.0 < self.min_coverage <= 1.0 or not 0.0 < self.second_ratio <= 1.0:
@@ -137,15 +152,21 @@ def _similar(a: str, b: str, threshold: float) -> bool:
 
 
 class BuiltinBrain:
-    """Zero-configuration brain: greeting, small talk and answers from ``persona.knowledge``."""
+    """Zero-configuration brain: greeting, small talk and answers from ``persona.knowledge`` and,
+    when given, a ``retriever`` over the character's knowledge base."""
 
     name = "builtin"
 
     def __init__(
-        self, *, persona: Persona = DEFAULT_PERSONA, options: BuiltinOptions | None = None
+        self,
+        *,
+        persona: Persona = DEFAULT_PERSONA,
+        options: BuiltinOptions | None = None,
+        retriever: Retriever | None = None,
     ) -> None:
         self.persona = persona
         self.options = options or BuiltinOptions()
+        self.retriever = retriever
         # Built once: indexing is the expensive part, questions are cheap.
         self._index = KnowledgeIndex(persona.knowledge)
         self._phrases = {
@@ -160,7 +181,8 @@ class BuiltinBrain:
 
     async def reply(self, history: Sequence[Turn], user_text: str) -> AsyncIterator[str]:
         """Stream the reply to ``user_text`` in word chunks; the first chunk comes at once."""
-        if len(self._index) > _THREAD_ABOVE_PASSAGES:
+        if self.retriever is not None or len(self._index) > _THREAD_ABOVE_PASSAGES:
+            # A knowledge-base search blocks (SQLite, the embedding model): off the event loop.
             text = await asyncio.to_thread(self.answer, history, user_text)
         else:
             text = self.answer(history, user_text)
@@ -180,6 +202,15 @@ class BuiltinBrain:
             return self._small_talk(intents, history)
         hits = self._search(user_text)
         prefix = "Hi! " if "greeting" in intents else ""
+        # Only a question with content words goes to the knowledge base: "what about that?" would
+        # otherwise match some passage by sheer similarity of phrasing.
+        passage = self._best_passage(user_text) if content else None
+        if passage is not None and (not hits or passage.coverage > hits[0].coverage):
+            # The knowledge base wins unless the persona's own text matches the question's words
+            # better (its sentences passed the stricter word-coverage test).
+            log.debug("knowledge-base answer: score %.2f, coverage %.2f",
+                      passage.score, passage.coverage)  # fmt: skip
+            return prefix + self._passage_answer(passage, user_text)
         if hits:
             log.debug("knowledge answer: %d sentence(s), coverage %.2f",
                       len(hits), hits[0].coverage)  # fmt: skip
@@ -243,6 +274,25 @@ class BuiltinBrain:
                 chosen.append(hit)
         return sorted(chosen, key=lambda hit: hit.position)  # in the text's own order
 
+    def _best_passage(self, question: str) -> Passage | None:
+        if self.retriever is None:
+            return None
+        try:
+            passages = self.retriever.search(question, self.options.passages)
+        except Exception as exc:  # noqa: BLE001 - a broken index must not silence the character
+            # Only the type is logged: messages (an FTS syntax error) can quote the question.
+            log.warning("knowledge-base search failed (%s): answering without it",
+                        type(exc).__name__)  # fmt: skip
+            return None
+        if not passages:
+            return None
+        best = passages[0]
+        if best.similarity is not None:
+            confident = best.score >= self.options.min_passage_score
+        else:
+            confident = best.coverage > self.options.min_coverage
+        return best if confident else None
+
     # -- speaking --------------------------------------------------------------------------
 
     def _phrase_answer(self, hits: list[KnowledgeHit], turn: int) -> str:
@@ -252,6 +302,33 @@ class BuiltinBrain:
         # A fixed lead-in every time sounds robotic; rotating by turn keeps it deterministic.
         lead = ("Here is what I know: ", "", "Sure. ", "")[turn % 4]
         return lead + body
+
+    def _passage_answer(self, passage: Passage, question: str) -> str:
+        """The passage's best sentences, introduced by its source ("According to X, ...")."""
+        index = KnowledgeIndex(passage.text)
+        hits = [hit for hit in index.search(question, limit=2)
+                if hit.coverage > self.options.min_coverage]  # fmt: skip
+        if hits:
+            best = hits[0]
+            chosen = [best] + [
+                hit for hit in hits[1:]
+                if hit.score >= self.options.second_ratio * best.score
+                and len(best.text) + len(hit.text) <= self.options.max_answer_chars
+            ]  # fmt: skip
+            body = " ".join(hit.text for hit in sorted(chosen, key=lambda hit: hit.position))
+        else:
+            # Found by meaning, not by words: the opening of a section states its main rule.
+            body = ""
+            for sentence in index.sentences():
+                if body and len(body) + 1 + len(sentence) > self.options.lead_chars:
+                    break
+                body = f"{body} {sentence}".strip()
+        if not body:
+            body = " ".join(passage.text.split())
+        limit = self.options.max_answer_chars
+        if len(body) > limit:
+            body = body[:limit].rsplit(" ", 1)[0] + "..."
+        return f"According to {spoken_source(passage.source, passage.title)}, {_continue(body)}"
 
     def _topics(self) -> str:
         topics = []
@@ -300,7 +377,7 @@ class BuiltinBrain:
         if main == "capabilities":
             if topics:
                 return f"I can chat with you and answer questions about {topics}."
-            if len(self._index):
+            if len(self._index) or self.retriever is not None:
                 return "I can chat with you and answer questions about what I've been told."
             return "I can say hello and chat a little, but I don't know many facts yet."
         prefix = "Hi! " if "greeting" in intents and main != "greeting" else ""
@@ -314,6 +391,15 @@ class BuiltinBrain:
         if main == "decline":
             return "Alright. I'm here if you need anything."
         return "Okay! What else would you like to know?"
+
+
+def _continue(sentence: str) -> str:
+    """``sentence`` continued after "According to X, ": a capitalised function word is lowered
+    ("The primary..." -> "the primary..."); names and acronyms keep their capitals."""
+    first, _, rest = sentence.partition(" ")
+    if first[:1].isupper() and first[1:].islower() and first.lower() in STOP_WORDS:
+        return f"{first.lower()} {rest}".rstrip()
+    return sentence
 
 
 def _last_assistant(history: Sequence[Turn]) -> str:

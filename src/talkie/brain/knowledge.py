@@ -29,7 +29,15 @@ from dataclasses import dataclass
 from talkie.brain.markdown import strip_markdown
 from talkie.voice.text import split_clauses
 
-__all__ = ["KnowledgeHit", "KnowledgeIndex", "normalize", "stem", "tokenize"]
+__all__ = [
+    "KnowledgeHit",
+    "KnowledgeIndex",
+    "answer_tags",
+    "normalize",
+    "stem",
+    "synonyms",
+    "tokenize",
+]
 
 
 def _wordset(text: str) -> frozenset[str]:
@@ -205,6 +213,21 @@ def _synonyms() -> tuple[frozenset[str], ...]:
     return tuple(frozenset(stem(word) for word in group.split()) for group in _SYNONYM_TEXT)
 
 
+def answer_tags(text: str) -> list[str]:
+    """The answer-type tags (``"@time"``, ``"@price"``, ...) whose patterns occur in ``text``:
+    a question "how much ..." is tokenised to ``@price``, which then matches such a text."""
+    return [tag for tag, pattern in _TAG_PATTERNS.items() if pattern.search(text)]
+
+
+def synonyms(term: str) -> list[str]:
+    """Other stemmed words of ``term``'s synonym groups (empty for most words)."""
+    out: list[str] = []
+    for group in _synonyms():
+        if term in group:
+            out.extend(other for other in sorted(group) if other != term and other not in out)
+    return out
+
+
 @dataclass(frozen=True)
 class KnowledgeHit:
     """One sentence of the knowledge text that answers a question.
@@ -245,6 +268,10 @@ class KnowledgeIndex:
     def __len__(self) -> int:
         return self._n
 
+    def sentences(self) -> list[str]:
+        """The indexed sentences in the text's order (markdown stripped, headings dropped)."""
+        return [passage.text for passage in self._passages]
+
     def idf(self, term: str) -> float:
         """BM25 IDF (always > 0); a term absent from the text gets the highest value."""
         df = self._df.get(term, 0)
@@ -277,11 +304,7 @@ class KnowledgeIndex:
     # -- internals -------------------------------------------------------------------------
 
     def _expand(self, term: str) -> list[tuple[str, float]]:
-        out = [(term, 1.0)]
-        for group in _synonyms():
-            if term in group:
-                out.extend((other, _SYNONYM_WEIGHT) for other in group if other != term)
-        return out
+        return [(term, 1.0)] + [(other, _SYNONYM_WEIGHT) for other in synonyms(term)]
 
     def _importance(self, term: str, expansions: Iterable[tuple[str, float]]) -> float:
         """How much a question word matters: its IDF in the text (or its synonyms' if it is
@@ -322,9 +345,8 @@ class KnowledgeIndex:
             sentences = self._sentences("\n".join(lines))
             for sentence in sentences:
                 terms: dict[str, float] = dict(Counter(tokenize(sentence)))
-                for tag, pattern in _TAG_PATTERNS.items():
-                    if pattern.search(sentence):
-                        terms[tag] = terms.get(tag, 0.0) + 1.0
+                for tag in answer_tags(sentence):
+                    terms[tag] = terms.get(tag, 0.0) + 1.0
                 for term in tokenize(heading):
                     terms[term] = terms.get(term, 0.0) + self.HEADING_WEIGHT
                 if not terms:

@@ -11,7 +11,10 @@ Latency and failure behaviour matter more than features here:
   than ``timeout_total_s`` of waiting in all raise ``BrainUnavailable``, as do refused
   connections and HTTP errors;
 - leaving the iteration (barge-in) closes the HTTP response, which closes the connection, so the
-  server stops generating.
+  server stops generating;
+- with a ``retriever`` (the character's knowledge base, ``talkie.brain.kb``), the best passages
+  for the user's words are looked up before each request and added to that request's system
+  message, labelled with their sources, so the model can answer from them and cite them.
 
 Secrets: the API key is only put in the ``Authorization`` header; it is excluded from ``repr``,
 logs and error messages.
@@ -31,6 +34,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from talkie.brain.base import BrainUnavailable, Turn
+from talkie.brain.kb.retrieval import Passage, Retriever, format_passages
 from talkie.brain.markdown import MarkdownStripper
 from talkie.brain.persona import DEFAULT_PERSONA, Persona
 from talkie.errors import InvalidInputError
@@ -59,6 +63,9 @@ class LLMOptions:
     ``max_history_turns`` and ``max_history_chars``; the persona's knowledge by
     ``max_knowledge_chars`` (a long prompt costs seconds of prompt processing on a CPU server).
     Timeouts count only time spent waiting for the server (see the module docstring).
+    With a knowledge-base retriever, up to ``knowledge_passages`` passages scoring at least
+    ``min_passage_score`` (see ``Passage``) are sent, within ``max_context_chars``; the bar is
+    lower than the built-in brain's because the model itself judges relevance.
     """
 
     base_url: str
@@ -73,6 +80,9 @@ class LLMOptions:
     max_history_turns: int = 12
     max_history_chars: int = 6000
     max_knowledge_chars: int = 8000
+    knowledge_passages: int = 3
+    min_passage_score: float = 0.25
+    max_context_chars: int = 3000
 
     def __post_init__(self) -> None:
         url = self.base_url.strip().rstrip("/")
@@ -160,10 +170,13 @@ class OpenAICompatibleBrain:
         options: LLMOptions,
         persona: Persona = DEFAULT_PERSONA,
         transport: httpx.AsyncBaseTransport | None = None,
+        retriever: Retriever | None = None,
     ) -> None:
         self.options = options
         self.persona = persona
+        self.retriever = retriever
         self.last_stats: ReplyStats | None = None
+        self.last_passages: list[Passage] = []
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
@@ -180,8 +193,14 @@ class OpenAICompatibleBrain:
         """The system message sent with every request."""
         return self._system_prompt
 
-    def build_messages(self, history: Sequence[Turn], user_text: str) -> list[dict[str, str]]:
+    def build_messages(
+        self, history: Sequence[Turn], user_text: str, *, context: str = ""
+    ) -> list[dict[str, str]]:
         """The ``messages`` array: system prompt, the recent history, the user's words.
+
+        ``context`` (knowledge-base passages, see ``format_passages``) is appended to the system
+        message of this request only: one system message, because several chat templates
+        (Gemma's among them) reject a second one or one after the first user turn.
 
         History is cut to the newest turns within the budget; empty turns are skipped, leading
         assistant turns dropped and consecutive same-role turns merged, because many local chat
@@ -201,7 +220,10 @@ class OpenAICompatibleBrain:
         picked.reverse()
         while picked and picked[0].role != "user":
             picked.pop(0)
-        messages = [{"role": "system", "content": self._system_prompt}]
+        system = self._system_prompt
+        if context.strip():
+            system = f"{system}\n\n{context.strip()}"
+        messages = [{"role": "system", "content": system}]
         for turn in [*picked, Turn(role="user", text=user_text)]:
             text = turn.text.strip()
             if messages[-1]["role"] == turn.role:
@@ -216,9 +238,10 @@ class OpenAICompatibleBrain:
         if not user_text.strip():
             raise InvalidInputError("the user's text is empty: nothing to reply to")
         options = self.options
+        context = await self._knowledge_context(user_text)
         body = {
             "model": options.model,
-            "messages": self.build_messages(history, user_text),
+            "messages": self.build_messages(history, user_text, context=context),
             "stream": True,
             "temperature": options.temperature,
             "max_tokens": options.max_tokens,
@@ -311,6 +334,29 @@ class OpenAICompatibleBrain:
             await client.aclose()
 
     # -- internals -------------------------------------------------------------------------
+
+    async def _knowledge_context(self, user_text: str) -> str:
+        """Knowledge-base passages for this turn, formatted for the system message."""
+        self.last_passages = []
+        if self.retriever is None:
+            return ""
+        options = self.options
+        try:
+            # SQLite and the embedding model block: run them off the event loop.
+            passages = await asyncio.to_thread(
+                self.retriever.search, user_text, options.knowledge_passages
+            )
+        except Exception as exc:  # noqa: BLE001 - the LLM can still answer without passages
+            # Only the type is logged: messages (an FTS syntax error) can quote the question.
+            log.warning("knowledge-base search failed (%s): asking the LLM without passages",
+                        type(exc).__name__)  # fmt: skip
+            return ""
+        self.last_passages = [
+            p for p in passages
+            if (p.score >= options.min_passage_score if p.similarity is not None
+                else p.coverage > 0.0)
+        ]  # fmt: skip
+        return format_passages(self.last_passages, max_chars=options.max_context_chars)
 
     def _get_client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()

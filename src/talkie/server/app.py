@@ -29,11 +29,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from talkie import __version__
 from talkie.errors import InvalidInputError, NoFaceFoundError, TalkieError
-from talkie.server import routes_admin, routes_characters, routes_sessions
+from talkie.server import routes_admin, routes_characters, routes_documents, routes_sessions
 from talkie.server.auth import Authenticator, create_key
 from talkie.server.characters import CharacterService
 from talkie.server.context import Services
-from talkie.server.errors import ApiError, describe_validation
+from talkie.server.errors import ApiError, describe_validation, errors
+from talkie.server.ratelimit import RateLimiter
 from talkie.server.sessions import SessionLimitError, SessionRegistry
 from talkie.session.character import SAMPLES_DIR
 from talkie.session.contract import LiveConversation
@@ -70,6 +71,12 @@ class ServerOptions:
     # What the bundled web page may do (its publishable key): creating characters from the page
     # is on by default; `talkie serve --no-web-uploads` turns it off for public deployments.
     web_client_scopes: tuple[str, ...] = ("characters", "sessions")
+    # Rate limits (429 with Retry-After): API requests per key or session token, and typed
+    # messages per live session.
+    requests_per_minute: int = 600
+    request_burst: int = 60
+    messages_per_minute: int = 20
+    message_burst: int = 5
 
 
 def resolve_data_dir(configured: Path | None) -> Path:
@@ -104,7 +111,11 @@ def create_app(
         store=store, media=media, characters=characters, auth=Authenticator(store),
         registry=SessionRegistry(max_sessions=opts.max_sessions), options=opts,
         conversation_factory=conversation_factory or _default_conversation_factory,
+        limiter=RateLimiter(per_minute=opts.requests_per_minute, burst=opts.request_burst),
+        message_limiter=RateLimiter(per_minute=opts.messages_per_minute, burst=opts.message_burst),
+        knowledge_path=data_dir / "knowledge.db",
     )  # fmt: skip
+    characters.knowledge = svc.knowledge
     _ensure_admin_key(store, data_dir)
     svc.web_client_key = _web_client_key(store, frozenset(opts.web_client_scopes))
 
@@ -116,8 +127,7 @@ def create_app(
         finally:
             sweeper.cancel()
             await svc.registry.close_all("server shutdown", timeout=opts.shutdown_timeout)
-            await asyncio.to_thread(svc.writer.shutdown, wait=True)
-            store.close()
+            await asyncio.to_thread(svc.close)
 
     app = FastAPI(
         title="Talkie", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
@@ -137,6 +147,7 @@ def create_app(
     app.include_router(routes_admin.router)
     app.include_router(routes_characters.router)
     app.include_router(routes_sessions.router)
+    app.include_router(routes_documents.router)
     _mount_docs(app)
     _document_errors_as_served(app)
 
@@ -219,6 +230,12 @@ def _document_errors_as_served(app: FastAPI) -> None:
     published document say what the server does."""
     from fastapi.openapi.utils import get_openapi
 
+    error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
+    authenticated = {
+        status: {"description": entry["description"], "content": error_ref}
+        for status, entry in errors(401, 403, 429).items()
+    }
+
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             spec = get_openapi(
@@ -231,6 +248,9 @@ def _document_errors_as_served(app: FastAPI) -> None:
                     ref = str(responses.get("422", {}).get("content", {}))
                     if "HTTPValidationError" in ref:
                         del responses["422"]
+                    if operation.get("security"):  # every authenticated call can get these
+                        for status in (401, 403, 429):
+                            responses.setdefault(str(status), authenticated[status])
             for name in ("HTTPValidationError", "ValidationError"):
                 spec.get("components", {}).get("schemas", {}).pop(name, None)
             app.openapi_schema = spec

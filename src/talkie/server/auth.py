@@ -41,6 +41,7 @@ _ACTIONS: dict[str, frozenset[str]] = {
     "sessions:read": frozenset({"sessions"}),
     "sessions:end": frozenset({"sessions"}),
     "keys:manage": frozenset(),
+    "sessions:kill": frozenset(),  # end every session of a character at once: admin only
 }
 # what a publishable key may ever do (whatever its scopes)
 _PUBLISHABLE_ACTIONS = frozenset({"characters:read", "characters:create", "sessions:create"})

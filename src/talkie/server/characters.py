@@ -21,6 +21,7 @@ from typing import Any
 
 import cv2
 
+from talkie.brain.kb import KnowledgeBase, Passage
 from talkie.brain.persona import Persona
 from talkie.errors import InvalidInputError
 from talkie.media.image import decode_image_bytes
@@ -54,6 +55,8 @@ class CharacterService:
         self._rig_locks: dict[str, threading.Lock] = {}
         # rigging is CPU-heavy: more uploads than this wait their turn
         self._rig_slots = threading.BoundedSemaphore(max_concurrent_rigs)
+        # the knowledge base (set by the app; None: characters have no documents)
+        self.knowledge: Callable[[], KnowledgeBase] | None = None
 
     def seed_samples(self) -> None:
         """Put the bundled samples in the database (refreshing their persona from the files)."""
@@ -71,7 +74,7 @@ class CharacterService:
                     language=info.persona.language, voice=info.voice, tools=(),
                     image_sha=image_sha, rig_sha=rig_sha, rig_source="detected", sample=True,
                     owner_key=None, created_at=existing.created_at if existing else now,
-                    updated_at=now,
+                    updated_at=now, disabled=existing.disabled if existing else False,
                 )
             )  # fmt: skip
 
@@ -117,9 +120,16 @@ class CharacterService:
         _persona(merged)  # the whole persona must stay valid
         return self.store.update_character(character_id, changes)
 
+    def set_disabled(self, character_id: str, disabled: bool) -> CharacterRecord:
+        """The kill switch's second half (samples too): no new sessions while disabled."""
+        self.get(character_id)
+        return self.store.update_character(character_id, {"disabled": disabled})
+
     def delete(self, character_id: str) -> None:
         self._writable(character_id)
         self.store.delete_character(character_id)
+        if self.knowledge is not None:
+            self.knowledge().delete_character(character_id)
         self.media.collect_garbage(self.store.media_in_use())
 
     def rerig(
@@ -152,6 +162,7 @@ class CharacterService:
         character = Character(
             id=record.id, name=record.name, rig=rig, persona=_persona(_persona_fields(record)),
             voice=record.voice, sample=record.sample,
+            knowledge=_Documents(self.knowledge, record.id) if self.knowledge else None,
         )  # fmt: skip
         with self._lock:
             self._loaded[cache_key] = character
@@ -217,6 +228,21 @@ class CharacterService:
             path = Path(tmp) / "rig.zip"
             rig.save(path)
             return self.media.put(path.read_bytes())
+
+
+class _Documents:
+    """A character's documents as a brain's ``Retriever``. A character without documents costs
+    nothing: the embedding model is not loaded to search an empty index."""
+
+    def __init__(self, knowledge: Callable[[], KnowledgeBase], character_id: str) -> None:
+        self._knowledge = knowledge
+        self._character_id = character_id
+
+    def search(self, query: str, k: int = 3) -> list[Passage]:
+        kb = self._knowledge()
+        if not kb.list_documents(self._character_id):
+            return []
+        return kb.search(self._character_id, query, k=k)
 
 
 def _rig_source(rig: CharacterRig) -> str:

@@ -5,16 +5,21 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from talkie.brain.kb import KnowledgeBase
+from talkie.brain.kb.embedding import LazyEmbedder
 from talkie.server.auth import Authenticator, Principal
 from talkie.server.characters import CharacterService
 from talkie.server.errors import ApiError
+from talkie.server.ratelimit import RateLimiter
 from talkie.server.sessions import SessionRegistry
 from talkie.store import MediaStore, Store
 
@@ -36,6 +41,10 @@ class Services:
     registry: SessionRegistry
     options: Any  # ServerOptions (app.py)
     conversation_factory: Callable[..., Any]
+    limiter: RateLimiter = field(default_factory=lambda: RateLimiter(per_minute=600, burst=60))
+    message_limiter: RateLimiter = field(
+        default_factory=lambda: RateLimiter(per_minute=20, burst=5)
+    )
     web_client_key: str = ""
     # One writer thread for session records: turns of a session are written in order, and the
     # event loop never waits for the database.
@@ -44,6 +53,27 @@ class Services:
             max_workers=1, thread_name_prefix="talkie-store"
         )
     )
+
+    knowledge_path: Path | None = None
+    _knowledge: KnowledgeBase | None = None
+    _knowledge_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def knowledge(self) -> KnowledgeBase:
+        """The characters' knowledge base (opened on first use; its embedding model loads on
+        the first document or search). A local SQLite file even with another database: it is a
+        search index, rebuilt by uploading the documents again."""
+        with self._knowledge_lock:
+            if self._knowledge is None:
+                path = self.knowledge_path or Path(self.options.data_dir) / "knowledge.db"
+                self._knowledge = KnowledgeBase(path, embedder=LazyEmbedder())
+            return self._knowledge
+
+    def close(self) -> None:
+        self.writer.shutdown(wait=True)
+        with self._knowledge_lock:
+            if self._knowledge is not None:
+                self._knowledge.close()
+        self.store.close()
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking store/media call in a worker thread."""
@@ -81,6 +111,10 @@ async def principal(
     own_origin = f"{request.url.scheme}://{request.headers.get('host', '')}"
     found = await svc.run(svc.auth.authenticate, credential, origin, own_origin)
     request.state.key_id = found.key_id  # for the access log: ids only, never secrets
+    if found.key is not None:
+        svc.limiter.check(f"key:{found.key.id}", "requests for this API key")
+    else:
+        svc.limiter.check(f"session:{found.session_id}", "requests for this session")
     return found
 
 

@@ -113,7 +113,9 @@ class CharacterFields(Strict):
 
 
 class CharacterUpdate(CharacterFields):
-    pass
+    disabled: bool | None = Field(
+        default=None, description="true: no new sessions (see the kill switch); false: re-enable"
+    )
 
 
 class Character(BaseModel):
@@ -126,6 +128,7 @@ class Character(BaseModel):
     voice: str
     tools: list[dict[str, Any]]
     sample: bool
+    disabled: bool
     rig_source: str
     preview_url: str
     created_at: datetime
@@ -136,7 +139,7 @@ class Character(BaseModel):
         return cls(
             id=r.id, name=r.name, system_prompt=r.system_prompt, greeting=r.greeting,
             knowledge=r.knowledge, language=r.language, voice=r.voice, tools=list(r.tools),
-            sample=r.sample, rig_source=r.rig_source,
+            sample=r.sample, disabled=r.disabled, rig_source=r.rig_source,
             preview_url=f"/v1/characters/{r.id}/preview.jpg",
             created_at=utc(r.created_at), updated_at=utc(r.updated_at),
         )  # fmt: skip
@@ -314,3 +317,9 @@ class Version(BaseModel):
 def utc(t: float | None) -> Any:
     """Epoch seconds -> an aware UTC datetime (None stays None)."""
     return None if t is None else datetime.fromtimestamp(t, UTC)
+
+
+class SessionsEnded(BaseModel):
+    character_id: str
+    ended: list[str] = Field(description="ids of the sessions that were ended")
+    disabled: bool

@@ -18,7 +18,9 @@ from talkie.server.models import (
     CharacterList,
     CharacterUpdate,
     RigPoints,
+    SessionsEnded,
 )
+from talkie.server.routes_sessions import end_character_sessions
 from talkie.server.uploads import read_upload
 
 log = logging.getLogger(__name__)
@@ -154,6 +156,24 @@ async def character_preview(character_id: str, who: Caller, svc: Svc) -> Respons
     return Response(
         data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=600"}
     )
+
+
+@router.delete(
+    "/{character_id}/sessions",
+    response_model=SessionsEnded,
+    responses=errors(400, 401, 403, 404),
+    summary="Kill switch (admin): end every session of this character now; disable=true also "
+    "refuses new ones until re-enabled (PATCH disabled=false)",
+)
+async def end_all_sessions(
+    character_id: str, who: Caller, svc: Svc, disable: bool = False
+) -> SessionsEnded:
+    who.require("sessions:kill")
+    await svc.run(svc.characters.get, character_id)
+    if disable:  # first, so no new session starts while the others are being ended
+        await svc.run(svc.characters.set_disabled, character_id, True)
+    ended = await end_character_sessions(svc, character_id, f"kill switch (key {who.key_id})")
+    return SessionsEnded(character_id=character_id, ended=ended, disabled=disable)
 
 
 @router.put(

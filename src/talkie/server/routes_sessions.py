@@ -32,6 +32,7 @@ from talkie.server.models import (
     TurnTrace,
     utc,
 )
+from talkie.server.ratelimit import MessageLimitedConversation
 from talkie.store import SessionRecord, TraceRecord, TranscriptEntry
 from talkie.transport.webrtc import WebRtcPeer, check_offer
 
@@ -49,7 +50,11 @@ router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
 )
 async def create_session(body: SessionCreate, who: Caller, svc: Svc) -> SessionCreated:
     who.require("sessions:create")
-    await svc.run(svc.characters.get, body.character_id)  # 404 for an unknown character
+    character = await svc.run(svc.characters.get, body.character_id)  # 404 if unknown
+    if character.disabled:
+        raise ApiError(
+            409, "character_disabled", f"{character.id} is switched off by an administrator"
+        )
     record = SessionRecord(
         id="se_" + secrets.token_hex(10), character_id=body.character_id, key_id=who.key_id,
         end_user_id=body.end_user_id, status="pending", created_at=time.time(),
@@ -83,7 +88,10 @@ async def send_offer(
     check_offer(body.sdp, body.type)  # InvalidInputError -> 400, before any work
     with svc.registry.reserve() as slot:  # SessionLimitError -> 503
         character = await svc.characters.load_async(record.character_id)
-        conversation = svc.conversation_factory(character)
+        conversation = MessageLimitedConversation(
+            svc.conversation_factory(character),
+            limiter=svc.message_limiter, key=f"session:{session_id}",
+        )  # fmt: skip
         peer = WebRtcPeer(
             conversation, options=svc.options.webrtc, session_id=session_id,
             on_closed=lambda p: _closed(svc, p), on_event=lambda e: _event(svc, session_id, e),
@@ -175,6 +183,19 @@ async def get_traces(session_id: str, who: Caller, svc: Svc) -> Traces:
     await _session(svc, session_id)
     traces = await svc.run(svc.store.traces, session_id)
     return Traces(session_id=session_id, turns=[TurnTrace.of(t) for t in traces])
+
+
+async def end_character_sessions(svc: Services, character_id: str, reason: str) -> list[str]:
+    """The kill switch: end every pending or live session of a character, all at once."""
+    page = await svc.run(
+        lambda: svc.store.list_sessions(
+            status=("pending", "live"), character_id=character_id, limit=10_000
+        )
+    )
+    ids = [s.id for s in page.items]
+    await asyncio.gather(*(end_live_session(svc, sid, reason) for sid in ids))
+    log.warning("kill switch: ended %d sessions of character %s", len(ids), character_id[:40])
+    return ids
 
 
 async def end_live_session(svc: Services, session_id: str, reason: str) -> None:

@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from talkie.brain.kb.retrieval import Retriever
 from talkie.brain.persona import Persona
 from talkie.errors import InvalidInputError
 from talkie.media.image import load_image
@@ -32,6 +33,7 @@ class Character:
     persona: Persona
     voice: str = DEFAULT_VOICE
     sample: bool = False
+    knowledge: Retriever | None = None  # the character's documents (the server's knowledge base)
 
 
 @dataclass(frozen=True)

@@ -83,7 +83,9 @@ class Conversation:
         self.clock = MediaClock()
         seed = opts.seed if opts.seed is not None else int(uuid.uuid4().int % 2**31)
         self.motion = MotionGenerator(fps=opts.fps, seed=seed, options=product_motion_options())
-        self.brain = brain or load_brain(opts.brain, persona=character.persona)
+        self.brain = brain or load_brain(
+            opts.brain, persona=character.persona, retriever=character.knowledge
+        )
         self.tts: TextToSpeech = tts or shared_voice(character.voice)
         self.hearing = hearing or Hearing(options=HearingOptions(), recognizer=shared_recognizer())
         self.timeline = SpeechTimeline(sample_rate=AUDIO_SAMPLE_RATE)

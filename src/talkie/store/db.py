@@ -33,7 +33,7 @@ from sqlalchemy.engine import Row
 from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from talkie.errors import InvalidInputError
+from talkie.errors import InvalidInputError, MissingDependencyError
 from talkie.store.records import (
     CHARACTER_FIELDS,
     ApiKeyRecord,
@@ -65,8 +65,16 @@ class Store:
             self.engine: Engine = _make_engine(url)
             with self.engine.begin() as conn:
                 applied = migrate(conn)
+        except ImportError as exc:
+            raise MissingDependencyError(
+                f"the database driver for {_safe_url(url)} is not installed ({exc.name}); "
+                f"install it, e.g. `pip install {exc.name or 'the driver'}`"
+            ) from exc
         except (ArgumentError, OperationalError) as exc:
-            raise InvalidInputError(f"cannot open the database {_safe_url(url)}: {exc}") from exc
+            detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            raise InvalidInputError(
+                f"cannot open the database {_safe_url(url)}: {detail.replace(url, _safe_url(url))}"
+            ) from exc
         if applied:
             log.info("database %s: applied migrations %s", _safe_url(url), applied)
 
@@ -425,6 +433,7 @@ def _character(row: Row[Any]) -> CharacterRecord:
     data = dict(row._mapping)
     data["tools"] = tuple(json.loads(data["tools"] or "[]"))
     data["sample"] = bool(data["sample"])
+    data["disabled"] = bool(data["disabled"])
     return CharacterRecord(**data)
 
 

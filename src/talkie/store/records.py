@@ -23,11 +23,12 @@ class CharacterRecord:
     owner_key: str | None
     created_at: float
     updated_at: float
+    disabled: bool = False  # the kill switch: no new sessions
 
 
 # The character fields a client may set (create/update), with the column they map to.
 CHARACTER_FIELDS = (
-    "name", "system_prompt", "greeting", "knowledge", "language", "voice", "tools",
+    "name", "system_prompt", "greeting", "knowledge", "language", "voice", "tools", "disabled",
 )  # fmt: skip
 
 

@@ -26,7 +26,10 @@ from sqlalchemy import (
     Text,
     inspect,
     select,
+    text,
 )
+
+from talkie.errors import InvalidInputError
 
 metadata = MetaData()
 
@@ -62,6 +65,7 @@ characters_table = Table(
     Column("rig_source", String(20), nullable=False, default="detected"),
     Column("sample", Boolean, nullable=False, default=False),
     Column("owner_key", String(40), nullable=True),
+    Column("disabled", Boolean, nullable=False, default=False),  # migration 2: kill switch
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
@@ -142,11 +146,24 @@ def _initial(conn: Connection) -> None:
     metadata.create_all(conn, tables=tables)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "initial", _initial),)
+def _character_kill_switch(conn: Connection) -> None:
+    # Databases created by migration 1 at this version already have the column (create_all
+    # uses the current tables); older ones get it added.
+    columns = {c["name"] for c in inspect(conn).get_columns("characters")}
+    if "disabled" not in columns:
+        conn.execute(
+            text("ALTER TABLE characters ADD COLUMN disabled BOOLEAN NOT NULL DEFAULT FALSE")
+        )
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "initial", _initial),
+    Migration(2, "character kill switch", _character_kill_switch),
+)
 LATEST_VERSION = MIGRATIONS[-1].version
 
 
-class SchemaError(RuntimeError):
+class SchemaError(InvalidInputError):
     """The database cannot be used by this version of Talkie."""
 
 
