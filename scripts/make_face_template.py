@@ -36,8 +36,8 @@ def _portraits() -> dict[str, np.ndarray]:
     import matplotlib.cbook as cbook
     from skimage import data
 
-    with cbook.get_sample_data("grace_hopper.jpg") as f:
-        hopper = np.array(Image.open(f).convert("RGB"))
+    path = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    hopper = np.array(Image.open(path).convert("RGB"))
     return {"hopper": hopper, "astronaut": data.astronaut()}
 
 

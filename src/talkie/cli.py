@@ -79,10 +79,20 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--quiet", action="store_true", help="no progress bar")
     render.set_defaults(handler=_cmd_render)
 
-    rig = sub.add_parser("rig", help="build a character rig from one image and show it")
+    rig = sub.add_parser(
+        "rig",
+        help="build a character rig from one image and show it",
+        epilog=_POINTS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     rig.add_argument("image", type=Path, help="photo: JPEG, PNG or WebP")
     rig.add_argument("--preview", type=Path, help="write a PNG with the rig drawn on the image")
     rig.add_argument("--save", type=Path, help="write the rig file (reuse with render --rig)")
+    rig.add_argument(
+        "--points",
+        type=Path,
+        help="JSON file of hand-placed face points instead of face detection (see below)",
+    )
     rig.set_defaults(handler=_cmd_rig)
 
     from talkie.client_cli import add_client_commands
@@ -185,6 +195,28 @@ def _cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+_POINTS_HELP = """\
+hand-placed points (--points), for drawings, animals, mascots or where detection is wrong:
+  a JSON object of point name -> [x, y], in pixels of the image as a viewer shows it
+  (x right, y down, from the top-left corner), e.g. {"nose_tip": [250, 310], ...}
+  required: right_eye_outer right_eye_inner left_eye_inner left_eye_outer nose_tip
+            mouth_right mouth_left chin
+  optional: upper_lip lower_lip (outer lip edges, in the middle), right_eye_top
+            right_eye_bottom left_eye_top left_eye_bottom (lid edges, in the middle),
+            forehead (top, above the nose), face_right face_left (face edges by the ears)
+  "right" and "left" are the character's own: its right eye is on the image's left.
+"""
+
+
+def _rig_from_points(args: argparse.Namespace) -> CharacterRig:
+    from talkie.media.image import load_image
+    from talkie.rig.manual import build_rig_from_points, load_points
+
+    points = load_points(args.points)  # before the image: a bad points file fails fast
+    image = load_image(args.image)
+    return build_rig_from_points(image, points, progress=lambda msg: log.info("rig: %s", msg))
+
+
 def _cmd_rig(args: argparse.Namespace) -> int:
     import cv2
 
@@ -197,7 +229,7 @@ def _cmd_rig(args: argparse.Namespace) -> int:
     if args.save:
         _check_output(args.save, (".rig",))
     t0 = time.perf_counter()
-    rig = _load_rig(args)
+    rig = _rig_from_points(args) if args.points else _load_rig(args)
     elapsed = time.perf_counter() - t0
     for note in rig.notes:
         print(f"talkie: {note}", file=sys.stderr)

@@ -111,7 +111,11 @@ async def principal(
     own_origin = f"{request.url.scheme}://{request.headers.get('host', '')}"
     found = await svc.run(svc.auth.authenticate, credential, origin, own_origin)
     request.state.key_id = found.key_id  # for the access log: ids only, never secrets
-    if found.key is not None:
+    if found.key is not None and found.key.kind == "publishable":
+        # one publishable key serves every visitor of a site: limit each visitor, not the site
+        client = request.client.host if request.client else "unknown"
+        svc.limiter.check(f"key:{found.key.id}:{client}", "requests from this browser")
+    elif found.key is not None:
         svc.limiter.check(f"key:{found.key.id}", "requests for this API key")
     else:
         svc.limiter.check(f"session:{found.session_id}", "requests for this session")
