@@ -183,3 +183,17 @@ def test_openapi_and_docs_are_served(api: TestClient) -> None:
     assert api.get("/docs/assets/swagger-ui-bundle.js").status_code == 200  # no CDN needed
     version = api.get("/v1/version").json()
     assert version["api"] == "v1" and version["schema_version"] >= 1
+
+
+def test_guardrails_are_stored_and_reach_the_live_character(
+    admin: TestClient, created: dict[str, Any]
+) -> None:
+    url = f"/v1/characters/{created['id']}"
+    policy = {"blocked_topics": ["politics"], "blocked_words": ["casino"], "refusal": "No."}
+    r = admin.patch(url, json={"guardrails": policy})
+    assert r.status_code == 200, r.text
+    assert admin.get(url).json()["guardrails"]["blocked_words"] == ["casino"]
+    loaded = admin.app.state.services.characters.load(created["id"])  # type: ignore[attr-defined]
+    assert loaded.guardrails.violation("any casino nearby?") == "casino"
+    for bad in ({"blocked_words": ["!!"]}, {"refusal": ""}, {"block": ["x"]}):
+        assert "guardrails" in error_of(admin.patch(url, json={"guardrails": bad}), 400)

@@ -72,7 +72,8 @@ class ThreadedServer:
         self.data_dir = data_dir
         self._server = make_server(
             host="127.0.0.1", port=0, announce=False,
-            options=ServerOptions(data_dir=data_dir), conversation_factory=TinyConversation,
+            options=ServerOptions(data_dir=data_dir, request_burst=1000),
+            conversation_factory=TinyConversation,
         )  # fmt: skip
         self._thread = threading.Thread(
             target=lambda: asyncio.run(self._server.serve()), name="talkie-client-tests",

@@ -93,6 +93,7 @@ async def connect(
     keep_frames: int = 0,
     decode: bool = True,
     api_key: str | None = None,
+    session_fields: dict[str, Any] | None = None,
 ) -> ClientSession:
     """Offer like the web page (recvonly video, sendrecv audio, data channel "events").
 
@@ -109,7 +110,9 @@ async def connect(
     pc.on("track", tracks.append)
     await pc.setLocalDescription(await pc.createOffer())  # aiortc gathers ICE here
     try:
-        body = await _signal(base_url, character_id, pc.localDescription.sdp, api_key)
+        body = await _signal(
+            base_url, character_id, pc.localDescription.sdp, api_key, session_fields or {}
+        )
     except BaseException:
         await pc.close()
         raise
@@ -139,14 +142,17 @@ async def connect(
     return session
 
 
-async def _signal(base_url: str, character_id: str, sdp: str, api_key: str | None) -> Any:
+async def _signal(
+    base_url: str, character_id: str, sdp: str, api_key: str | None, fields: dict[str, Any]
+) -> Any:
     """Create a session, then send the offer with its token; returns the answer JSON."""
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
         headers = {"Origin": base_url}
         if api_key is None:
             api_key = (await http.get("/api/config")).json()["api_key"]
         headers["Authorization"] = f"Bearer {api_key}"
-        r = await http.post("/v1/sessions", json={"character_id": character_id}, headers=headers)
+        body = {"character_id": character_id, **fields}
+        r = await http.post("/v1/sessions", json=body, headers=headers)
         if r.status_code != 201:
             raise RuntimeError(f"POST /v1/sessions: {r.status_code} {r.text}")
         created = r.json()

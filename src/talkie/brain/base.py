@@ -12,9 +12,11 @@ from talkie.errors import EngineError
 @dataclass(frozen=True)
 class Turn:
     """One line of the conversation. For the character, ``text`` is what the user actually
-    heard (a reply cut short by barge-in keeps only its spoken part)."""
+    heard (a reply cut short by barge-in keeps only its spoken part). A ``"context"`` turn is
+    not dialogue: it is memory (a summary of older turns, notes from earlier sessions) that a
+    brain may use as background (``talkie.brain.memory``)."""
 
-    role: Literal["user", "assistant"]
+    role: Literal["user", "assistant", "context"]
     text: str
 
 

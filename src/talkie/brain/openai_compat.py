@@ -207,7 +207,9 @@ class OpenAICompatibleBrain:
         templates (Gemma, Mistral) reject anything but strict user/assistant alternation.
         """
         user_text = user_text.strip()
-        turns = [turn for turn in history if turn.text.strip()]
+        # "context" turns (a rolling summary, notes from earlier sessions) join the system message
+        memory = "\n\n".join(t.text.strip() for t in history if t.role == "context")
+        turns = [turn for turn in history if turn.text.strip() and turn.role != "context"]
         if turns and turns[-1].role == "user" and turns[-1].text.strip() == user_text:
             turns.pop()  # the caller already appended the current utterance
         picked: list[Turn] = []
@@ -221,8 +223,9 @@ class OpenAICompatibleBrain:
         while picked and picked[0].role != "user":
             picked.pop(0)
         system = self._system_prompt
-        if context.strip():
-            system = f"{system}\n\n{context.strip()}"
+        for extra in (memory.strip(), context.strip()):
+            if extra:
+                system = f"{system}\n\n{extra}"
         messages = [{"role": "system", "content": system}]
         for turn in [*picked, Turn(role="user", text=user_text)]:
             text = turn.text.strip()

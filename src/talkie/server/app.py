@@ -29,7 +29,13 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from talkie import __version__
 from talkie.errors import InvalidInputError, NoFaceFoundError, TalkieError
-from talkie.server import routes_admin, routes_characters, routes_documents, routes_sessions
+from talkie.server import (
+    routes_admin,
+    routes_characters,
+    routes_documents,
+    routes_memory,
+    routes_sessions,
+)
 from talkie.server.auth import Authenticator, create_key
 from talkie.server.characters import CharacterService
 from talkie.server.context import Services
@@ -148,6 +154,7 @@ def create_app(
     app.include_router(routes_characters.router)
     app.include_router(routes_sessions.router)
     app.include_router(routes_documents.router)
+    app.include_router(routes_memory.router)
     _mount_docs(app)
     _document_errors_as_served(app)
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import cv2
 
+from talkie.brain.guardrails import GuardrailPolicy
 from talkie.brain.kb import KnowledgeBase, Passage
 from talkie.brain.persona import Persona
 from talkie.errors import InvalidInputError
@@ -94,6 +95,7 @@ class CharacterService:
             system_prompt=persona.system_prompt, greeting=persona.greeting,
             knowledge=persona.knowledge, language=persona.language,
             voice=str(fields.get("voice") or "piper"), tools=tuple(fields.get("tools") or ()),
+            guardrails=dict(fields.get("guardrails") or {}),
             image_sha=self.media.put(image), rig_sha=self._put_rig(rig),
             rig_source=_rig_source(rig), sample=False, owner_key=owner_key,
             created_at=now, updated_at=now,
@@ -163,6 +165,8 @@ class CharacterService:
             id=record.id, name=record.name, rig=rig, persona=_persona(_persona_fields(record)),
             voice=record.voice, sample=record.sample,
             knowledge=_Documents(self.knowledge, record.id) if self.knowledge else None,
+            guardrails=GuardrailPolicy.from_mapping(record.guardrails) if record.guardrails
+            else None,
         )  # fmt: skip
         with self._lock:
             self._loaded[cache_key] = character

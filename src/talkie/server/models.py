@@ -74,6 +74,23 @@ class ToolSpec(Strict):
         return self
 
 
+class GuardrailSpec(Strict):
+    """What the character must not discuss or say (see ``talkie.brain.guardrails``)."""
+
+    blocked_topics: list[str] = Field(default_factory=list, max_length=100)
+    blocked_words: list[str] = Field(default_factory=list, max_length=200)
+    refusal: str | None = Field(default=None, min_length=1, max_length=500)
+    moderation: bool = False
+    fail_closed: bool = False
+
+    @field_validator("blocked_topics", "blocked_words")
+    @classmethod
+    def _phrases(cls, value: list[str]) -> list[str]:
+        if any(not any(ch.isalnum() for ch in p) or len(p) > 100 for p in value):
+            raise ValueError("each entry is a word or phrase of at most 100 characters")
+        return value
+
+
 # -- characters --
 
 
@@ -89,6 +106,7 @@ class CharacterFields(Strict):
     )
     voice: str | None = Field(default=None, max_length=60, pattern=VOICE_PATTERN)
     tools: list[ToolSpec] | None = Field(default=None, max_length=32)
+    guardrails: GuardrailSpec | None = None
 
     @field_validator("name")
     @classmethod
@@ -109,6 +127,8 @@ class CharacterFields(Strict):
         data = self.model_dump(exclude_unset=True, exclude_none=True)
         if self.tools is not None:
             data["tools"] = [t.model_dump(exclude_none=True) for t in self.tools]
+        if self.guardrails is not None:
+            data["guardrails"] = self.guardrails.model_dump(exclude_none=True)
         return data
 
 
@@ -127,6 +147,7 @@ class Character(BaseModel):
     language: str
     voice: str
     tools: list[dict[str, Any]]
+    guardrails: dict[str, Any]
     sample: bool
     disabled: bool
     rig_source: str
@@ -139,6 +160,7 @@ class Character(BaseModel):
         return cls(
             id=r.id, name=r.name, system_prompt=r.system_prompt, greeting=r.greeting,
             knowledge=r.knowledge, language=r.language, voice=r.voice, tools=list(r.tools),
+            guardrails=r.guardrails,
             sample=r.sample, disabled=r.disabled, rig_source=r.rig_source,
             preview_url=f"/v1/characters/{r.id}/preview.jpg",
             created_at=utc(r.created_at), updated_at=utc(r.updated_at),
@@ -166,7 +188,21 @@ class RigPoints(Strict):
 
 class SessionCreate(Strict):
     character_id: str = ID
-    end_user_id: str | None = Field(default=None, min_length=1, max_length=200)
+    end_user_id: str | None = Field(
+        default=None, min_length=1, max_length=200,
+        description="your id for the person talking (no personal data needed)",
+    )  # fmt: skip
+    remember: bool = Field(
+        default=False,
+        description="opt-in: the character remembers this end user across sessions "
+        "(needs end_user_id; forget with DELETE /v1/end-users/{end_user_id}/memories)",
+    )
+
+    @model_validator(mode="after")
+    def _remember_needs_a_person(self) -> SessionCreate:
+        if self.remember and not self.end_user_id:
+            raise ValueError("end_user_id is required when remember is true")
+        return self
 
 
 class Session(BaseModel):
@@ -179,6 +215,7 @@ class Session(BaseModel):
     ended_at: datetime | None
     end_reason: str | None
     turns: int
+    remember: bool
 
     @classmethod
     def of(cls, r: SessionRecord) -> Session:
@@ -187,7 +224,7 @@ class Session(BaseModel):
             status=r.status,  # type: ignore[arg-type]
             end_user_id=r.end_user_id, created_at=utc(r.created_at),
             started_at=utc(r.started_at), ended_at=utc(r.ended_at),
-            end_reason=r.end_reason, turns=r.turns,
+            end_reason=r.end_reason, turns=r.turns, remember=r.remember,
         )  # fmt: skip
 
 
@@ -323,3 +360,15 @@ class SessionsEnded(BaseModel):
     character_id: str
     ended: list[str] = Field(description="ids of the sessions that were ended")
     disabled: bool
+
+
+class Memory(BaseModel):
+    character_id: str
+    end_user_id: str
+    notes: str
+    updated_at: datetime
+
+
+class MemoriesDeleted(BaseModel):
+    end_user_id: str
+    deleted: int

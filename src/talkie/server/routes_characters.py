@@ -40,6 +40,7 @@ _MULTIPART_SCHEMA: dict[str, Any] = {
         "language": {"type": "string", "maxLength": 35},
         "voice": {"type": "string", "maxLength": 60, "description": "piper | espeak[:voice]"},
         "tools": {"type": "string", "description": "JSON array of tool declarations"},
+        "guardrails": {"type": "string", "description": "JSON object: the guardrail policy"},
     },
     "additionalProperties": False,
 }
@@ -197,11 +198,12 @@ async def rerig_character(
 def _form_fields(raw: dict[str, str]) -> dict[str, Any]:
     """Validate the form's text fields like the JSON update body (``tools`` is JSON text)."""
     data: dict[str, Any] = {k: v for k, v in raw.items() if v != ""}
-    if "tools" in data:
-        try:
-            data["tools"] = json.loads(data["tools"])
-        except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-            raise ApiError(400, "invalid_field", "tools: not valid JSON") from None
+    for name in ("tools", "guardrails"):
+        if name in data:
+            try:
+                data[name] = json.loads(data[name])
+            except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+                raise ApiError(400, "invalid_field", f"{name}: not valid JSON") from None
     try:
         fields = CharacterFields.model_validate(data)
     except ValidationError as exc:

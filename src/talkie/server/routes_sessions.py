@@ -10,6 +10,7 @@ one transaction), so a crash loses at most the turn in progress.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import secrets
 import time
@@ -17,6 +18,8 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
+from talkie.brain.base import Turn
+from talkie.brain.memory import bounded_lines, fold_turn
 from talkie.server.context import Caller, Services, Svc
 from talkie.server.errors import ApiError, errors
 from talkie.server.models import (
@@ -39,6 +42,7 @@ from talkie.transport.webrtc import WebRtcPeer, check_offer
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/sessions", tags=["sessions"])
+MEMORY_TOKENS = 300  # what a character keeps of one person across sessions
 
 
 @router.post(
@@ -58,7 +62,7 @@ async def create_session(body: SessionCreate, who: Caller, svc: Svc) -> SessionC
     record = SessionRecord(
         id="se_" + secrets.token_hex(10), character_id=body.character_id, key_id=who.key_id,
         end_user_id=body.end_user_id, status="pending", created_at=time.time(),
-        started_at=None, ended_at=None, end_reason=None, turns=0,
+        started_at=None, ended_at=None, end_reason=None, turns=0, remember=body.remember,
     )  # fmt: skip
     await svc.run(svc.store.add_session, record)
     token, expires = svc.auth.session_token(record.id)
@@ -88,13 +92,17 @@ async def send_offer(
     check_offer(body.sdp, body.type)  # InvalidInputError -> 400, before any work
     with svc.registry.reserve() as slot:  # SessionLimitError -> 503
         character = await svc.characters.load_async(record.character_id)
+        if record.remember and record.end_user_id:
+            memory = await svc.run(svc.store.get_memory, record.character_id, record.end_user_id)
+            if memory is not None:
+                character = dataclasses.replace(character, recall=memory.notes)
         conversation = MessageLimitedConversation(
             svc.conversation_factory(character),
             limiter=svc.message_limiter, key=f"session:{session_id}",
         )  # fmt: skip
         peer = WebRtcPeer(
             conversation, options=svc.options.webrtc, session_id=session_id,
-            on_closed=lambda p: _closed(svc, p), on_event=lambda e: _event(svc, session_id, e),
+            on_closed=lambda p: _closed(svc, p), on_event=lambda e: _event(svc, record, e),
         )  # fmt: skip
         svc.registry.add(peer, slot)
         try:
@@ -219,10 +227,11 @@ def _closed(svc: Services, peer: WebRtcPeer) -> None:
     svc.write_later(lambda: svc.store.mark_session(peer.session_id, status="ended", reason=reason))
 
 
-def _event(svc: Services, session_id: str, event: dict[str, Any]) -> None:
+def _event(svc: Services, session: SessionRecord, event: dict[str, Any]) -> None:
     """Write each finished turn (transcript lines + latency trace) as it ends."""
     if event.get("type") != "turn":
         return
+    session_id = session.id
     turn = int(event["turn"])
     entries = []
     if event.get("user_text"):
@@ -254,3 +263,14 @@ def _event(svc: Services, session_id: str, event: dict[str, Any]) -> None:
         marks=dict(trace.get("marks") or {}), at=float(event["ended_at"]),
     )  # fmt: skip
     svc.write_later(svc.store.record_turn, entries, record)
+    if session.remember and session.end_user_id:
+        roles = {"user": "user", "character": "assistant"}
+        lines = [fold_turn(Turn(roles[e.speaker], e.text)) for e in entries]  # type: ignore[arg-type]
+        svc.write_later(_remember, svc, session.character_id, session.end_user_id, lines)
+
+
+def _remember(svc: Services, character_id: str, end_user_id: str, lines: list[str]) -> None:
+    """Add a turn to what the character remembers of this person (bounded, newest kept)."""
+    old = svc.store.get_memory(character_id, end_user_id)
+    notes = (old.notes.splitlines() if old else []) + lines
+    svc.store.put_memory(character_id, end_user_id, "\n".join(bounded_lines(notes, MEMORY_TOKENS)))

@@ -13,6 +13,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from talkie.brain.guardrails import GuardrailPolicy
 from talkie.brain.kb.retrieval import Retriever
 from talkie.brain.persona import Persona
 from talkie.errors import InvalidInputError
@@ -34,6 +35,9 @@ class Character:
     voice: str = DEFAULT_VOICE
     sample: bool = False
     knowledge: Retriever | None = None  # the character's documents (the server's knowledge base)
+    guardrails: GuardrailPolicy | None = None  # what it must not discuss or say
+    # what it remembers of this session's person from earlier sessions (opt-in, per session)
+    recall: str = ""
 
 
 @dataclass(frozen=True)

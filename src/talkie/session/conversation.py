@@ -28,6 +28,8 @@ import numpy as np
 
 from talkie.brain import load_brain
 from talkie.brain.base import Brain, Turn
+from talkie.brain.guardrails import GuardedBrain, HttpModerator
+from talkie.brain.memory import ConversationMemory
 from talkie.brain.streaming import ClauseChunker
 from talkie.errors import TalkieError
 from talkie.hearing import Hearing, HearingOptions
@@ -61,7 +63,7 @@ class SessionOptions:
     seed: int | None = None
     trace_path: Path | None = None
     brain: str = "auto"  # "builtin", "openai", or "auto" (openai when configured in the env)
-    max_history_turns: int = 20
+    history_tokens: int = 1500  # recent turns kept verbatim; older ones become a summary
 
 
 class Conversation:
@@ -86,11 +88,18 @@ class Conversation:
         self.brain = brain or load_brain(
             opts.brain, persona=character.persona, retriever=character.knowledge
         )
+        if character.guardrails is not None and character.guardrails.active:
+            self.brain = GuardedBrain(
+                self.brain, character.guardrails, moderator=HttpModerator.from_env(),
+                label=character.id,
+            )  # fmt: skip
         self.tts: TextToSpeech = tts or shared_voice(character.voice)
         self.hearing = hearing or Hearing(options=HearingOptions(), recognizer=shared_recognizer())
         self.timeline = SpeechTimeline(sample_rate=AUDIO_SAMPLE_RATE)
         self.renderer: MeshWarpRenderer | None = None
-        self.history: list[Turn] = []
+        self.memory = ConversationMemory(
+            budget_tokens=opts.history_tokens, recall=character.recall
+        )
         self.hands_free = opts.hands_free
         self.late_frames = 0
         self.frames_sent = 0
@@ -114,6 +123,11 @@ class Conversation:
         self._closed = False
         self._state = ""
         self._cut_times: dict[int, float] = {}
+
+    @property
+    def history(self) -> list[Turn]:
+        """The recent turns, word for word (older ones are in ``memory.summary``)."""
+        return self.memory.turns
 
     # -- lifecycle --
 
@@ -384,12 +398,11 @@ class Conversation:
             raise
         finally:
             if text is not None:
-                self.history.append(Turn("user", text))
+                self.memory.add(Turn("user", text))
             cut_at = self._cut_times.pop(generation, float("inf"))
             said = " ".join(h for h in (s.heard_text(cut_at) for s in spoken) if h).strip()
             if said:
-                self.history.append(Turn("assistant", said))
-            self.history = self.history[-self.options.max_history_turns :]
+                self.memory.add(Turn("assistant", said))
             self._emit(trace.as_event())
             self._emit(trace.turn_event(said))
             self._trace_log.write(self.id, trace)
@@ -401,7 +414,7 @@ class Conversation:
         self, text: str, trace: TurnTrace, generation: int, spoken: list[ScheduledSpeech]
     ) -> None:
         chunker = ClauseChunker()
-        history = list(self.history)
+        history = self.memory.context()
         try:
             # aclosing: on barge-in the reply's HTTP stream is closed at once, not on the next tick.
             async with contextlib.aclosing(self.brain.reply(history, text)) as deltas:  # type: ignore[type-var]

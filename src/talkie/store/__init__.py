@@ -5,6 +5,7 @@ from talkie.store.media import MediaStore
 from talkie.store.records import (
     ApiKeyRecord,
     CharacterRecord,
+    MemoryRecord,
     Page,
     SessionRecord,
     TraceRecord,
@@ -12,6 +13,6 @@ from talkie.store.records import (
 )
 
 __all__ = [
-    "ApiKeyRecord", "CharacterRecord", "MediaStore", "Page", "SessionRecord", "Store",
-    "TraceRecord", "TranscriptEntry",
+    "ApiKeyRecord", "CharacterRecord", "MediaStore", "MemoryRecord", "Page", "SessionRecord",
+    "Store", "TraceRecord", "TranscriptEntry",
 ]  # fmt: skip

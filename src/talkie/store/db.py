@@ -38,6 +38,7 @@ from talkie.store.records import (
     CHARACTER_FIELDS,
     ApiKeyRecord,
     CharacterRecord,
+    MemoryRecord,
     Page,
     SessionRecord,
     TraceRecord,
@@ -46,6 +47,7 @@ from talkie.store.records import (
 from talkie.store.schema import (
     api_keys_table,
     characters_table,
+    memories_table,
     migrate,
     sessions_table,
     settings_table,
@@ -159,6 +161,8 @@ class Store:
         values = {k: v for k, v in changes.items() if k in CHARACTER_FIELDS or k in _RIG_FIELDS}
         if "tools" in values:
             values["tools"] = json.dumps(list(values["tools"]))
+        if "guardrails" in values:
+            values["guardrails"] = json.dumps(dict(values["guardrails"]))
         values["updated_at"] = time.time()
         with self.engine.begin() as conn:
             conn.execute(
@@ -343,6 +347,38 @@ class Store:
                 .values(turns=sessions_table.c.turns + 1)
             )
 
+    # -- end-user memory (opt-in) --
+
+    def get_memory(self, character_id: str, end_user_id: str) -> MemoryRecord | None:
+        t = memories_table
+        with self.engine.connect() as conn:
+            row = conn.execute(
+                select(t).where(t.c.character_id == character_id, t.c.end_user_id == end_user_id)
+            ).first()
+        return MemoryRecord(**dict(row._mapping)) if row else None
+
+    def put_memory(self, character_id: str, end_user_id: str, notes: str) -> None:
+        t = memories_table
+        with self.engine.begin() as conn:
+            where = (t.c.character_id == character_id, t.c.end_user_id == end_user_id)
+            done = conn.execute(update(t).where(*where).values(notes=notes, updated_at=time.time()))
+            if not done.rowcount:
+                conn.execute(
+                    t.insert().values(
+                        character_id=character_id, end_user_id=end_user_id, notes=notes,
+                        updated_at=time.time(),
+                    )
+                )  # fmt: skip
+
+    def delete_memories(self, end_user_id: str, character_id: str | None = None) -> int:
+        """Forget an end user (for one character, or for all of them)."""
+        t = memories_table
+        query = delete(t).where(t.c.end_user_id == end_user_id)
+        if character_id is not None:
+            query = query.where(t.c.character_id == character_id)
+        with self.engine.begin() as conn:
+            return int(conn.execute(query).rowcount or 0)
+
     def transcript(self, session_id: str) -> list[TranscriptEntry]:
         t = transcript_table
         query = select(t).where(t.c.session_id == session_id).order_by(t.c.turn, t.c.id)
@@ -426,6 +462,7 @@ def _decode_cursor(cursor: str) -> tuple[bool, float, str]:
 def _character_row(r: CharacterRecord) -> dict[str, Any]:
     row = {k: getattr(r, k) for k in characters_table.c.keys()}  # noqa: SIM118 (column names)
     row["tools"] = json.dumps(list(r.tools))
+    row["guardrails"] = json.dumps(r.guardrails)
     return row
 
 
@@ -434,6 +471,7 @@ def _character(row: Row[Any]) -> CharacterRecord:
     data["tools"] = tuple(json.loads(data["tools"] or "[]"))
     data["sample"] = bool(data["sample"])
     data["disabled"] = bool(data["disabled"])
+    data["guardrails"] = json.loads(data["guardrails"] or "{}")
     return CharacterRecord(**data)
 
 

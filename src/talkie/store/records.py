@@ -24,11 +24,13 @@ class CharacterRecord:
     created_at: float
     updated_at: float
     disabled: bool = False  # the kill switch: no new sessions
+    guardrails: dict[str, Any] = field(default_factory=dict)  # talkie.brain.guardrails policy
 
 
 # The character fields a client may set (create/update), with the column they map to.
 CHARACTER_FIELDS = (
     "name", "system_prompt", "greeting", "knowledge", "language", "voice", "tools", "disabled",
+    "guardrails",
 )  # fmt: skip
 
 
@@ -62,6 +64,7 @@ class SessionRecord:
     ended_at: float | None
     end_reason: str | None
     turns: int
+    remember: bool = False  # the character may remember this end user across sessions
 
 
 @dataclass(frozen=True)
@@ -92,3 +95,11 @@ class Page:
 
     items: list[Any]
     next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class MemoryRecord:
+    character_id: str
+    end_user_id: str
+    notes: str
+    updated_at: float

@@ -66,6 +66,7 @@ characters_table = Table(
     Column("sample", Boolean, nullable=False, default=False),
     Column("owner_key", String(40), nullable=True),
     Column("disabled", Boolean, nullable=False, default=False),  # migration 2: kill switch
+    Column("guardrails", Text, nullable=False, default="{}"),  # migration 3: JSON policy
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
 )
@@ -98,6 +99,7 @@ sessions_table = Table(
     Column("ended_at", Float, nullable=True),
     Column("end_reason", String(200), nullable=True),
     Column("turns", Integer, nullable=False, default=0),
+    Column("remember", Boolean, nullable=False, default=False),  # migration 4: opt-in memory
     Index("ix_sessions_status", "status"),
     Index("ix_sessions_character", "character_id"),
 )
@@ -131,6 +133,18 @@ traces_table = Table(
 )
 
 
+# What a character remembers of one end user across sessions (opt-in per session, deletable).
+memories_table = Table(
+    "end_user_memories",
+    metadata,
+    Column("character_id", String(40), primary_key=True),
+    Column("end_user_id", String(200), primary_key=True),
+    Column("notes", Text, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_memories_end_user", "end_user_id"),
+)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -146,19 +160,31 @@ def _initial(conn: Connection) -> None:
     metadata.create_all(conn, tables=tables)
 
 
+def _add_column(conn: Connection, table: str, column: str, ddl: str) -> None:
+    # A database created by migration 1 of this version already has every column (create_all
+    # uses the current tables); older ones get the column added.
+    if column not in {c["name"] for c in inspect(conn).get_columns(table)}:
+        conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {ddl}"))
+
+
 def _character_kill_switch(conn: Connection) -> None:
-    # Databases created by migration 1 at this version already have the column (create_all
-    # uses the current tables); older ones get it added.
-    columns = {c["name"] for c in inspect(conn).get_columns("characters")}
-    if "disabled" not in columns:
-        conn.execute(
-            text("ALTER TABLE characters ADD COLUMN disabled BOOLEAN NOT NULL DEFAULT FALSE")
-        )
+    _add_column(conn, "characters", "disabled", "BOOLEAN NOT NULL DEFAULT FALSE")
+
+
+def _character_guardrails(conn: Connection) -> None:
+    _add_column(conn, "characters", "guardrails", "TEXT NOT NULL DEFAULT '{}'")
+
+
+def _end_user_memory(conn: Connection) -> None:
+    _add_column(conn, "sessions", "remember", "BOOLEAN NOT NULL DEFAULT FALSE")
+    memories_table.create(conn, checkfirst=True)
 
 
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _initial),
     Migration(2, "character kill switch", _character_kill_switch),
+    Migration(3, "character guardrails", _character_guardrails),
+    Migration(4, "end-user memory", _end_user_memory),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 
