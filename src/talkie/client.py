@@ -26,15 +26,51 @@ import ipaddress
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypedDict, TypeVar, Unpack
+from typing import Any, TypeVar, Unpack
 from urllib.parse import quote, urlsplit, urlunsplit
 
 import httpx
 
+from talkie.client_types import (
+    Answer,
+    ApiKey,
+    Character,
+    CharacterFields,
+    CharacterPage,
+    Health,
+    KeyCreated,
+    Session,
+    SessionCreated,
+    SessionPage,
+    Traces,
+    Transcript,
+    TranscriptLine,
+    TurnTrace,
+    Version,
+)
 from talkie.errors import InvalidInputError, TalkieError
+
+__all__ = [
+    "TalkieApiError",
+    "TalkieClient",
+    "Answer",
+    "ApiKey",
+    "Character",
+    "CharacterFields",
+    "CharacterPage",
+    "Health",
+    "KeyCreated",
+    "Session",
+    "SessionCreated",
+    "SessionPage",
+    "Traces",
+    "Transcript",
+    "TranscriptLine",
+    "TurnTrace",
+    "Version",
+]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 ADMIN_KEY_FILE = "admin.key"  # written by the server on its first start (server/app.py)
@@ -52,145 +88,6 @@ class TalkieApiError(TalkieError):
         self.code = code
         self.message = " ".join(message.split())  # one line, whatever the server sent
         super().__init__(f"{self.message} (HTTP {status} {code})")
-
-
-# -- what the API returns (frozen; lists become tuples; times are aware datetimes) --
-
-
-@dataclass(frozen=True)
-class Health:
-    status: str
-    version: str
-    sessions: int
-    max_sessions: int
-
-
-@dataclass(frozen=True)
-class Version:
-    version: str
-    api: str
-    schema_version: int
-
-
-@dataclass(frozen=True)
-class Character:
-    id: str
-    name: str
-    system_prompt: str
-    greeting: str
-    knowledge: str
-    language: str
-    voice: str
-    tools: tuple[dict[str, Any], ...]
-    sample: bool
-    rig_source: str
-    preview_url: str  # relative to the server's URL
-    created_at: datetime
-    updated_at: datetime
-
-
-class CharacterFields(TypedDict, total=False):
-    """What ``characters.create`` and ``characters.update`` accept (all optional)."""
-
-    name: str | None
-    system_prompt: str | None
-    greeting: str | None
-    knowledge: str | None  # facts the character may use, one per line
-    language: str | None  # e.g. en, de, pt-BR
-    voice: str | None  # piper | espeak[:VOICE]
-    tools: Sequence[Mapping[str, Any]] | None  # tool declarations (see the API docs)
-
-
-@dataclass(frozen=True)
-class CharacterPage:
-    characters: tuple[Character, ...]
-    next_cursor: str | None
-
-
-@dataclass(frozen=True)
-class Session:
-    id: str
-    character_id: str
-    status: str  # pending | live | ended
-    end_user_id: str | None
-    created_at: datetime
-    started_at: datetime | None
-    ended_at: datetime | None
-    end_reason: str | None
-    turns: int
-
-
-@dataclass(frozen=True)
-class SessionPage:
-    sessions: tuple[Session, ...]
-    next_cursor: str | None
-
-
-@dataclass(frozen=True)
-class SessionCreated:
-    """A new (pending) session and the short-lived token the browser connects with."""
-
-    session: Session
-    token: str = field(repr=False)
-    token_expires_at: datetime
-    offer_url: str  # relative to the server's URL
-
-
-@dataclass(frozen=True)
-class Answer:
-    sdp: str = field(repr=False)
-    type: str
-    session_id: str
-
-
-@dataclass(frozen=True)
-class TranscriptLine:
-    turn: int
-    speaker: str  # user | character
-    text: str
-    at: datetime
-    interrupted: bool
-    typed: bool
-
-
-@dataclass(frozen=True)
-class Transcript:
-    session_id: str
-    lines: tuple[TranscriptLine, ...]
-
-
-@dataclass(frozen=True)
-class TurnTrace:
-    turn: int
-    latency: float | None  # end of user speech -> answer audio, seconds
-    interrupted: bool
-    error: str
-    marks: dict[str, float]  # stage -> seconds on the session's media clock
-    at: datetime
-
-
-@dataclass(frozen=True)
-class Traces:
-    session_id: str
-    turns: tuple[TurnTrace, ...]
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    id: str
-    name: str
-    kind: str  # secret | publishable
-    scopes: tuple[str, ...]
-    origins: tuple[str, ...]
-    created_at: datetime
-    last_used_at: datetime | None
-    revoked: bool
-
-
-@dataclass(frozen=True)
-class KeyCreated:
-    key: ApiKey
-    secret: str = field(repr=False)  # the full key: shown once by the server, store it now
 
 
 def _load(cls: type[T], data: Any, **nested: Any) -> T:
@@ -323,7 +220,8 @@ class TalkieClient:
     ``httpx.Client``, or Starlette's ``TestClient`` to run an app in-process); a client passed in
     is used as is and not closed by ``close()``.
 
-    Resources: ``characters``, ``sessions``, ``keys``; plus ``health()`` and ``version()``.
+    Resources: ``characters``, ``sessions``, ``keys``, ``documents``; plus ``health()`` and
+    ``version()``.
     """
 
     def __init__(
@@ -353,6 +251,9 @@ class TalkieClient:
         self.characters = Characters(self)
         self.sessions = Sessions(self)
         self.keys = Keys(self)
+        from talkie.client_knowledge import Documents  # it builds on this module
+
+        self.documents = Documents(self)
 
     @property
     def key_id(self) -> str | None:
@@ -397,7 +298,7 @@ class TalkieClient:
         self, method: str, path: str, *, auth: bool = True, token: str | None = None,
         **kwargs: Any,
     ) -> Any:  # fmt: skip
-        headers = {"Accept": "application/json"}
+        headers = {"Accept": "application/json", **kwargs.pop("headers", {})}
         credential = token if token is not None else (self.__key if auth else None)
         if credential:
             headers["Authorization"] = f"Bearer {credential}"
@@ -476,6 +377,8 @@ class Characters(_Resource):
         form = _given(fields)
         if "tools" in form:  # a form field holds text: the server parses the JSON
             form["tools"] = json.dumps([dict(t) for t in form["tools"]])
+        if "guardrails" in form:
+            form["guardrails"] = json.dumps(dict(form["guardrails"]))
         body = self._client._json(
             "POST", "/v1/characters", files={"image": (filename, data)}, data=form
         )
@@ -508,6 +411,8 @@ class Characters(_Resource):
         body = _given(fields)
         if "tools" in body:
             body["tools"] = [dict(t) for t in body["tools"]]
+        if "guardrails" in body:
+            body["guardrails"] = dict(body["guardrails"])
         return _load(Character, self._client._json("PATCH", self._path(character_id), json=body))
 
     def delete(self, character_id: str) -> None:
@@ -537,12 +442,17 @@ class Characters(_Resource):
 class Sessions(_Resource):
     """``/v1/sessions``: live conversations with a character."""
 
-    def create(self, character_id: str, *, end_user_id: str | None = None) -> SessionCreated:
+    def create(
+        self, character_id: str, *, end_user_id: str | None = None, remember: bool = False
+    ) -> SessionCreated:
         """A pending session; hand ``token`` to the browser, which sends its WebRTC offer to
-        ``offer_url`` with it (see ``offer``). The token expires in minutes."""
+        ``offer_url`` with it (see ``offer``). The token expires in minutes. ``remember``
+        (with ``end_user_id``): the character remembers this person across sessions."""
         body: dict[str, Any] = {"character_id": character_id}
         if end_user_id is not None:
             body["end_user_id"] = end_user_id
+        if remember:
+            body["remember"] = True
         data = self._client._json("POST", "/v1/sessions", json=body)
         session = _load(Session, _member(data, "session"))
         return _load(SessionCreated, data, session=session)

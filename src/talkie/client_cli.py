@@ -1,4 +1,4 @@
-"""`talkie characters|sessions|keys ...`: manage a running server from the command line.
+"""`talkie characters|sessions|keys|documents ...`: manage a running server from the command line.
 
 Each verb is a thin layer over ``talkie.client.TalkieClient``: ``--url`` and ``--key`` (default
 ``$TALKIE_URL`` / ``$TALKIE_API_KEY``, else the server's own admin key on this machine), readable
@@ -101,6 +101,8 @@ def add_client_commands(subparsers: Any) -> None:
     )  # fmt: skip
     verb("list", _keys_list, "list API keys (never their secrets)")
     verb("revoke", _keys_revoke, "revoke an API key at once").add_argument("id")
+
+    add_document_commands(subparsers, common)
 
 
 def _character_fields(p: argparse.ArgumentParser) -> None:
@@ -450,4 +452,71 @@ def _keys_revoke(args: argparse.Namespace) -> int:
     if args.json:
         return _print_json(key)
     print(f"revoked key {key.id} ({key.name})")
+    return 0
+
+
+# -- documents (the knowledge base) --
+
+
+def add_document_commands(subparsers: Any, common: argparse.ArgumentParser) -> None:
+    text = "a character's knowledge documents (Markdown or plain text)"
+    parser = subparsers.add_parser("documents", help=text, description=text)
+    verbs = parser.add_subparsers(title="commands", metavar="COMMAND")
+    parser.set_defaults(handler=lambda args: _usage(parser))
+
+    def verb(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = verbs.add_parser(
+            name, help=help_text, description=help_text, parents=[common]
+        )
+        sub.set_defaults(handler=handler)
+        sub.add_argument("character", help="the character's id")
+        return sub
+
+    p = verb("put", _documents_put, "upload a document (the same id again replaces it)")
+    p.add_argument("file", type=Path, help=".md (split by its headings) or .txt")
+    p.add_argument("--id", help="document id (default: the file name without extension)")
+    verb("list", _documents_list, "list the character's documents")
+    verb("delete", _documents_delete, "delete a document").add_argument("id")
+    p = verb("search", _documents_search, "the passages a question finds")
+    p.add_argument("question")
+
+
+def _documents_put(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        doc = client.documents.put(args.character, args.file, document_id=args.id)
+    if args.json:
+        return _print_json(doc)
+    print(f"{doc.id}: {doc.source}, {doc.passages} passages, {doc.chars} characters")
+    return 0
+
+
+def _documents_list(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        docs = client.documents.list(args.character)
+    if args.json:
+        return _print_json(docs)
+    rows = [(d.id, d.source, str(d.passages), _when(d.updated_at)) for d in docs]
+    _table(("ID", "SOURCE", "PASSAGES", "UPDATED"), rows, "no documents")
+    return 0
+
+
+def _documents_delete(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        client.documents.delete(args.character, args.id)
+    if args.json:
+        return _print_json({"deleted": args.id})
+    print(f"deleted {args.id}")
+    return 0
+
+
+def _documents_search(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        hits = client.documents.search(args.character, args.question)
+    if args.json:
+        return _print_json(hits)
+    if not hits:
+        print("nothing found")
+    for hit in hits:
+        where = f"{hit.source} > {hit.heading}" if hit.heading else hit.source
+        print(f"[{hit.score:.2f}] {where}\n    {_short(hit.text, 200)}")
     return 0

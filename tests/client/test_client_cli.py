@@ -206,3 +206,25 @@ def test_local_mistakes_are_one_line(cli: Cli, tmp_path: Path) -> None:
     assert status == 2 and "--scope" in err  # argparse: a required option
     status, _, err = cli.run("characters", options=False)
     assert status == 2 and "create" in err  # a group without a verb shows its verbs
+
+
+def test_documents_through_the_client_and_the_cli(
+    cli: Cli, client: TalkieClient, tmp_path: Path
+) -> None:
+    character = client.characters.create(ASTRONAUT, name="Librarian")
+    policy = tmp_path / "Opening Hours.md"
+    policy.write_text("# Opening hours\n\n## Weekdays\nWe open at nine and close at six.\n")
+    out = cli.ok("documents", "put", character.id, str(policy))
+    assert out.startswith("Opening-Hours: Opening Hours.md, 1 passages")
+    listed = cli.json("documents", "list", character.id)
+    assert [d["id"] for d in listed] == ["Opening-Hours"]
+    hits = client.documents.search(character.id, "when do you close on weekdays")
+    assert hits and "six" in hits[0].text and hits[0].heading.endswith("Weekdays")
+    assert "nine" in cli.ok("documents", "search", character.id, "what time do you open")
+    notes = client.documents.put(character.id, b"Parking is free.", document_id="parking",
+                                 kind="text")  # fmt: skip
+    assert notes.kind == "text" and notes.source == "parking"
+    assert cli.ok("documents", "delete", character.id, "parking").strip() == "deleted parking"
+    status, _, err = cli.run("documents", "delete", character.id, "parking")
+    assert status == 2 and "unknown_document" in err
+    client.characters.delete(character.id)
