@@ -8,9 +8,15 @@
 //
 // For tests and tinkering: window.talkieEvents holds every event received from the server, and
 // window.talkie exposes the current state and a few actions.
+//
+// Tools: when the character calls a UI tool, the server sends {type: "tool_call", id, name,
+// arguments}; the page runs the handler registered for that name (window.talkie.registerTool),
+// else a built-in one (open_url, show_card, highlight), and always answers {type: "tool_result",
+// id, ok, result}. The character hears the result and can talk about it.
 
 import { Captions } from "./captions.js";
 import { LatencyTimeline } from "./latency.js";
+import { UiTools } from "./tools.js";
 
 const MAX_RECONNECTS = 3;
 const ICE_GATHER_TIMEOUT_MS = 3000;
@@ -66,6 +72,7 @@ const app = {
 
 const captions = new Captions(el.captions, { characterName: () => app.character?.name || "Character" });
 const timeline = new LatencyTimeline(el.timeline, el.legend);
+const tools = new UiTools({ stage: el.video.parentElement });
 
 window.talkie = {
   get state() { return app.convState; },
@@ -76,6 +83,12 @@ window.talkie = {
   pick: (id) => pickById(id),
   send: (event) => send(event),
   hangup: () => hangup(),
+  // registerTool("show_product", async (args) => ({ shown: args.sku })): the handler for a UI
+  // tool the character may call (wins over a built-in of the same name). Return any JSON value
+  // for the character to read; throw an Error to report a failure. Returns an unregister
+  // function.
+  registerTool: (name, handler) => tools.register(name, handler),
+  runTool: (name, args) => tools.run(name, args), // what a tool_call from the server runs
 };
 
 // ---------------------------------------------------------------- characters and uploads
@@ -244,6 +257,7 @@ async function pick(character) {
   markPicked();
   el.video.poster = character.preview;
   captions.clear();
+  tools.clear();
   await connect();
 }
 
@@ -453,6 +467,10 @@ function onServerMessage(data) {
     case "trace": timeline.add(ev); break;
     case "error": captions.error(ev.message || "Something went wrong."); break;
     case "interrupted": captions.interrupted(); break;
+    case "tool_call":
+      // Always answered (ok: false when no handler or it failed): the character waits for it.
+      tools.run(ev.name, ev.arguments).then((reply) => send({ type: "tool_result", id: ev.id, ...reply }));
+      break;
     default: break;
   }
 }
@@ -463,8 +481,6 @@ function setState(state) {
   el.state.textContent = state;
   el.interrupt.hidden = state !== "speaking";
 }
-
-// ---------------------------------------------------------------- latency timeline
 
 // ---------------------------------------------------------------- talking
 

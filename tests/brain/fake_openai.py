@@ -5,11 +5,14 @@ the code under test talks real HTTP and SSE. Each ``POST /v1/chat/completions`` 
 scripted behaviour:
 
 - ``Stream(deltas, delay_s=..., first_delay_s=..., headers_delay_s=..., hang_after=...,
-  fail_after=..., done=True)``: stream these content deltas as SSE chunks;
+  fail_after=..., done=True, tool_calls=[...])``: stream these content deltas as SSE chunks,
+  then (optionally) tool calls as ``tool_calls`` deltas (``ToolCallScript``: id, name and the
+  arguments, streamed in fragments), ending with ``finish_reason: "tool_calls"``;
 - ``HttpError(status, body)``: answer with an HTTP error;
 - ``JsonReply(text)``: a non-streamed JSON answer (a server that ignores ``stream: true``).
 
-Every request is recorded (``server.requests``: body, headers), and every stream's end
+Every request is recorded (``server.requests``: body, headers, arrival time), so a test can
+read the follow-up request's ``messages`` (the ``tool`` results), and every stream's end
 (``server.outcomes``: ``"completed"`` or ``"disconnected"``, with the number of deltas sent), so a
 test can assert the system prompt, the history, the auth header, and that a cancelled client
 really closed its connection.
@@ -52,9 +55,27 @@ __all__ = [
     "RecordedRequest",
     "Stream",
     "StreamOutcome",
+    "ToolCallScript",
     "fake_openai",
     "free_port",
 ]
+
+
+@dataclass(frozen=True)
+class ToolCallScript:
+    """One tool call the scripted model makes. ``arguments``: JSON text (sent as is, even if
+    invalid) or a dict (serialised). Streamed as a first fragment with ``index``, ``id`` and the
+    name, then the arguments in pieces of ``chunk`` characters; ``indexed=False`` sends the
+    whole call in one fragment without ``index`` (as Ollama does)."""
+
+    name: str
+    arguments: str | dict[str, Any] = "{}"
+    id: str = ""
+    chunk: int = 7
+    indexed: bool = True
+
+    def text(self) -> str:
+        return self.arguments if isinstance(self.arguments, str) else json.dumps(self.arguments)
 
 
 @dataclass(frozen=True)
@@ -77,6 +98,7 @@ class Stream:
     done: bool = True
     role_chunk: bool = True
     raw_lines: Sequence[str] = ()  # extra SSE lines sent before the deltas (comments, errors)
+    tool_calls: Sequence[ToolCallScript] = ()  # streamed after the deltas
 
 
 @dataclass(frozen=True)
@@ -106,6 +128,16 @@ class RecordedRequest:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    at: float = 0.0  # time.monotonic() when it arrived
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        messages = self.body.get("messages")
+        return messages if isinstance(messages, list) else []
+
+    def tool_messages(self) -> list[dict[str, Any]]:
+        """The ``tool`` messages (results of earlier calls) this request carries."""
+        return [m for m in self.messages if isinstance(m, dict) and m.get("role") == "tool"]
 
 
 @dataclass(frozen=True)
@@ -126,7 +158,7 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _chunk(model: str, delta: dict[str, str], finish: str | None = None) -> str:
+def _chunk(model: str, delta: dict[str, Any], finish: str | None = None) -> str:
     payload = {
         "id": "chatcmpl-fake",
         "object": "chat.completion.chunk",
@@ -267,6 +299,7 @@ class FakeOpenAIServer:
                         path=request.url.path,
                         headers={k.lower(): v for k, v in request.headers.items()},
                         body=body,
+                        at=time.monotonic(),
                     )
                 )
             behaviour = self._next()
@@ -317,7 +350,10 @@ class FakeOpenAIServer:
                     await self._pause(behaviour.delay_s)
                 yield _chunk(model, {"content": delta})
                 sent += 1
-            yield _chunk(model, {}, finish="stop")
+            for index, call in enumerate(behaviour.tool_calls):
+                for fragment in _call_fragments(call, index):
+                    yield _chunk(model, {"tool_calls": [fragment]})
+            yield _chunk(model, {}, finish="tool_calls" if behaviour.tool_calls else "stop")
             if behaviour.done:
                 yield "data: [DONE]\n\n"
         except (asyncio.CancelledError, GeneratorExit):
@@ -326,6 +362,18 @@ class FakeOpenAIServer:
             raise
         finally:
             self._record_outcome(status, sent)
+
+
+def _call_fragments(call: ToolCallScript, index: int) -> list[dict[str, Any]]:
+    call_id = call.id or f"call_fake_{index}"
+    arguments = call.text()
+    if not call.indexed:
+        return [{"id": call_id, "type": "function",
+                 "function": {"name": call.name, "arguments": arguments}}]  # fmt: skip
+    first = {"index": index, "id": call_id, "type": "function",
+             "function": {"name": call.name, "arguments": ""}}  # fmt: skip
+    pieces = [arguments[i : i + call.chunk] for i in range(0, len(arguments), call.chunk)]
+    return [first, *({"index": index, "function": {"arguments": p}} for p in pieces)]
 
 
 @pytest.fixture

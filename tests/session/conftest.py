@@ -21,6 +21,8 @@ def nova(library: CharacterLibrary):  # type: ignore[no-untyped-def]
     return library.get("astronaut")
 
 
-# The scripted fake OpenAI-compatible server lives with the brain tests.
+# The scripted fake OpenAI-compatible server lives with the brain tests, the small webhook
+# server with the tool tests.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "brain"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from fake_openai import fake_openai  # noqa: E402,F401  (re-exported fixture)

@@ -13,11 +13,13 @@ Routes (any method):
   /redirect?to=URL&code=302
   /loop            redirects to itself
   /leak            echoes the Authorization header back, as JSON and text
+  /image.png       a small PNG picture (a product photo for UI tests)
 """
 
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import ssl
 import sys
@@ -36,6 +38,22 @@ class _QuietServer(ThreadingHTTPServer):
         # bug in this helper and is printed.
         if not isinstance(sys.exc_info()[1], OSError):
             super().handle_error(request, client_address)
+
+
+def _picture() -> bytes:
+    """A 320x200 "product photo": a shoe-like shape on a soft gradient."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (320, 200))
+    draw = ImageDraw.Draw(image)
+    for y in range(200):
+        draw.line([(0, y), (320, y)], fill=(236 - y // 6, 231 - y // 8, 255 - y // 10))
+    draw.rounded_rectangle((60, 95, 270, 150), radius=26, fill=(107, 77, 230))
+    draw.polygon([(60, 120), (95, 60), (150, 60), (160, 100)], fill=(107, 77, 230))
+    draw.rectangle((55, 145, 275, 160), fill=(40, 34, 60))
+    buf = io.BytesIO()
+    image.save(buf, format="PNG")
+    return buf.getvalue()
 
 
 class HookServer:
@@ -68,7 +86,9 @@ class HookServer:
                 }
                 with outer._lock:
                     outer.requests.append(record)
-                route = getattr(self, "route_" + split.path.strip("/").replace("-", "_"), None)
+                route = getattr(
+                    self, "route_" + split.path.strip("/").replace("-", "_").replace(".", "_"), None
+                )
                 if route is None:
                     self._send(404, "text/plain", b"no such route")
                 else:
@@ -140,6 +160,9 @@ class HookServer:
 
             def route_loop(self, query: dict[str, list[str]], record: dict[str, Any]) -> None:
                 self._send(302, "text/plain", b"", {"Location": "/loop"})
+
+            def route_image_png(self, query: dict[str, list[str]], record: dict[str, Any]) -> None:
+                self._send(200, "image/png", _picture())
 
             def route_leak(self, query: dict[str, list[str]], record: dict[str, Any]) -> None:
                 auth = self.headers.get("Authorization", "")

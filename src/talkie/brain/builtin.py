@@ -11,7 +11,10 @@ brain does the honest minimum well:
   ``Retriever``, see ``talkie.brain.kb``), naming the document it comes from ("According to the
   leave policy, ..."), never anything else: when nothing matches well enough it says it does not
   know;
-- a request to repeat when the input is empty or only "uh"/"hm".
+- a request to repeat when the input is empty or only "uh"/"hm";
+- with ``tools`` and a ``ToolExecutor``: requests that match a tool's description or examples
+  run that tool (asking for missing arguments first), and the outcome is said in a short
+  sentence (``talkie.brain.builtin_tools``).
 
 Replies are deterministic (the same history and input give the same words) and streamed in word
 chunks, the first one at once.
@@ -28,9 +31,12 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from talkie.brain.base import Turn
+from talkie.brain.builtin_tools import BuiltinToolUse
 from talkie.brain.kb.retrieval import Passage, Retriever, spoken_source
 from talkie.brain.knowledge import STOP_WORDS, KnowledgeHit, KnowledgeIndex, normalize
 from talkie.brain.persona import DEFAULT_PERSONA, Persona
+from talkie.brain.tools.executor import ToolExecutor
+from talkie.brain.tools.spec import Tool
 
 __all__ = ["BuiltinBrain", "BuiltinOptions"]
 
@@ -153,7 +159,8 @@ def _similar(a: str, b: str, threshold: float) -> bool:
 
 class BuiltinBrain:
     """Zero-configuration brain: greeting, small talk and answers from ``persona.knowledge`` and,
-    when given, a ``retriever`` over the character's knowledge base."""
+    when given, a ``retriever`` over the character's knowledge base. ``tools`` are used when an
+    ``executor`` runs them."""
 
     name = "builtin"
 
@@ -163,10 +170,15 @@ class BuiltinBrain:
         persona: Persona = DEFAULT_PERSONA,
         options: BuiltinOptions | None = None,
         retriever: Retriever | None = None,
+        tools: Sequence[Tool] = (),
+        executor: ToolExecutor | None = None,
     ) -> None:
         self.persona = persona
         self.options = options or BuiltinOptions()
         self.retriever = retriever
+        self.tool_use = (
+            BuiltinToolUse(tools, executor) if tools and executor is not None else None
+        )
         # Built once: indexing is the expensive part, questions are cheap.
         self._index = KnowledgeIndex(persona.knowledge)
         self._phrases = {
@@ -181,7 +193,16 @@ class BuiltinBrain:
 
     async def reply(self, history: Sequence[Turn], user_text: str) -> AsyncIterator[str]:
         """Stream the reply to ``user_text`` in word chunks; the first chunk comes at once."""
-        if self.retriever is not None or len(self._index) > _THREAD_ABOVE_PASSAGES:
+        plan = self.tool_use.plan(user_text) if self.tool_use is not None else None
+        if plan is not None and self.tool_use is not None:
+            if plan.missing:
+                text = self.tool_use.ask(plan)
+            else:
+                if plan.tool.kind == "webhook":
+                    # Said while the service answers (the session speaks it before the call).
+                    yield "Let me check. "
+                text = await self.tool_use.run(plan)
+        elif self.retriever is not None or len(self._index) > _THREAD_ABOVE_PASSAGES:
             # A knowledge-base search blocks (SQLite, the embedding model): off the event loop.
             text = await asyncio.to_thread(self.answer, history, user_text)
         else:

@@ -12,6 +12,9 @@ Latency and failure behaviour matter more than features here:
   connections and HTTP errors;
 - leaving the iteration (barge-in) closes the HTTP response, which closes the connection, so the
   server stops generating;
+- with ``tools`` and a ``ToolExecutor``, the model may call the character's tools with the
+  standard tool-call protocol (``talkie.brain.openai_tools``): text before a call is still
+  streamed, the calls run, their results go back to the model, and its follow-up streams;
 - with a ``retriever`` (the character's knowledge base, ``talkie.brain.kb``), the best passages
   for the user's words are looked up before each request and added to that request's system
   message, labelled with their sources, so the model can answer from them and cite them.
@@ -23,7 +26,7 @@ logs and error messages.
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 import logging
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
@@ -36,7 +39,18 @@ import httpx
 from talkie.brain.base import BrainUnavailable, Turn
 from talkie.brain.kb.retrieval import Passage, Retriever, format_passages
 from talkie.brain.markdown import MarkdownStripper
+from talkie.brain.openai_stream import (
+    ThinkFilter,
+    delta_parts,
+    error_detail,
+    json_events,
+    safe_url,
+    sse_events,
+)
+from talkie.brain.openai_tools import ToolCallCollector, reply_with_tools
 from talkie.brain.persona import DEFAULT_PERSONA, Persona
+from talkie.brain.tools.executor import ToolExecutor
+from talkie.brain.tools.spec import Tool
 from talkie.errors import InvalidInputError
 
 __all__ = ["LLMOptions", "OpenAICompatibleBrain", "ReplyStats"]
@@ -66,6 +80,7 @@ class LLMOptions:
     With a knowledge-base retriever, up to ``knowledge_passages`` passages scoring at least
     ``min_passage_score`` (see ``Passage``) are sent, within ``max_context_chars``; the bar is
     lower than the built-in brain's because the model itself judges relevance.
+    ``max_tool_rounds``: how many times one reply may run tools before the model must answer.
     """
 
     base_url: str
@@ -83,6 +98,7 @@ class LLMOptions:
     knowledge_passages: int = 3
     min_passage_score: float = 0.25
     max_context_chars: int = 3000
+    max_tool_rounds: int = 3
 
     def __post_init__(self) -> None:
         url = self.base_url.strip().rstrip("/")
@@ -92,7 +108,7 @@ class LLMOptions:
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise InvalidInputError(
-                f"LLM base URL {_safe_url(url)!r} must be an http(s) URL such as "
+                f"LLM base URL {safe_url(url)!r} must be an http(s) URL such as "
                 "http://localhost:11434/v1"
             )
         object.__setattr__(self, "base_url", url)
@@ -104,6 +120,8 @@ class LLMOptions:
                 raise InvalidInputError(f"LLM option {name} must be > 0")
         if self.max_tokens < 1 or self.max_history_turns < 0 or self.max_history_chars < 0:
             raise InvalidInputError("LLM max_tokens must be >= 1 and history limits >= 0")
+        if self.max_tool_rounds < 0:
+            raise InvalidInputError("LLM max_tool_rounds must be >= 0")
         if not 0.0 <= self.temperature <= 2.0:
             raise InvalidInputError("LLM temperature must be between 0 and 2")
 
@@ -157,9 +175,10 @@ class ReplyStats:
 class OpenAICompatibleBrain:
     """Streams replies from an OpenAI-compatible ``/chat/completions`` endpoint.
 
-    ``transport`` is for tests (an ``httpx.MockTransport``); normally omitted. Call ``aclose()``
-    when done to release pooled connections (optional: they are also closed on garbage
-    collection).
+    ``tools`` are offered to the model when an ``executor`` runs them (see
+    ``talkie.brain.openai_tools``). ``transport`` is for tests (an ``httpx.MockTransport``);
+    normally omitted. Call ``aclose()`` when done to release pooled connections (optional: they
+    are also closed on garbage collection).
     """
 
     name = "openai"
@@ -171,16 +190,23 @@ class OpenAICompatibleBrain:
         persona: Persona = DEFAULT_PERSONA,
         transport: httpx.AsyncBaseTransport | None = None,
         retriever: Retriever | None = None,
+        tools: Sequence[Tool] = (),
+        executor: ToolExecutor | None = None,
     ) -> None:
         self.options = options
         self.persona = persona
         self.retriever = retriever
+        self.tools = tuple(tools)
+        self.executor = executor
+        if self.tools and executor is None:
+            log.warning("%d tool(s) declared but nothing runs them: not offered to the model",
+                        len(self.tools))  # fmt: skip
         self.last_stats: ReplyStats | None = None
         self.last_passages: list[Passage] = []
         self._transport = transport
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
-        self._where = _safe_url(options.base_url)
+        self._where = safe_url(options.base_url)
         self._system_prompt = self._build_system_prompt()
         log.info("LLM brain: model %r at %s", options.model, self._where)
 
@@ -195,7 +221,7 @@ class OpenAICompatibleBrain:
 
     def build_messages(
         self, history: Sequence[Turn], user_text: str, *, context: str = ""
-    ) -> list[dict[str, str]]:
+    ) -> list[dict[str, Any]]:
         """The ``messages`` array: system prompt, the recent history, the user's words.
 
         ``context`` (knowledge-base passages, see ``format_passages``) is appended to the system
@@ -226,7 +252,7 @@ class OpenAICompatibleBrain:
         for extra in (memory.strip(), context.strip()):
             if extra:
                 system = f"{system}\n\n{extra}"
-        messages = [{"role": "system", "content": system}]
+        messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
         for turn in [*picked, Turn(role="user", text=user_text)]:
             text = turn.text.strip()
             if messages[-1]["role"] == turn.role:
@@ -236,19 +262,54 @@ class OpenAICompatibleBrain:
         return messages
 
     async def reply(self, history: Sequence[Turn], user_text: str) -> AsyncIterator[str]:
-        """Stream the reply as cleaned text deltas. Raises ``BrainUnavailable`` on failures and
-        ``InvalidInputError`` for empty ``user_text``."""
+        """Stream the reply as cleaned text deltas (running the tools the model asks for on the
+        way). Raises ``BrainUnavailable`` on failures and ``InvalidInputError`` for empty
+        ``user_text``."""
         if not user_text.strip():
             raise InvalidInputError("the user's text is empty: nothing to reply to")
-        options = self.options
         context = await self._knowledge_context(user_text)
-        body = {
+        messages = self.build_messages(history, user_text, context=context)
+        loop = asyncio.get_running_loop()
+        clock = _ReplyClock(loop.time())
+
+        def stream(
+            messages: list[dict[str, Any]], offer_tools: bool, calls: ToolCallCollector
+        ) -> AsyncGenerator[str, None]:
+            return self._stream(messages, offer_tools, calls, clock)
+
+        replies = reply_with_tools(
+            messages, tools=self.tools, executor=self.executor, stream=stream,
+            max_rounds=self.options.max_tool_rounds,
+        )  # fmt: skip
+        try:
+            async with contextlib.aclosing(replies):
+                async for text in replies:
+                    yield text
+        finally:
+            self.last_stats = ReplyStats(
+                clock.first_token, clock.first_text, loop.time() - clock.start, clock.chars
+            )
+            log.debug("LLM reply: first token %s s, %d chars", clock.first_token, clock.chars)
+
+    async def _stream(
+        self,
+        messages: list[dict[str, Any]],
+        offer_tools: bool,
+        calls: ToolCallCollector,
+        clock: _ReplyClock,
+    ) -> AsyncGenerator[str, None]:
+        """One chat-completions request: yields its cleaned text, feeds tool-call fragments to
+        ``calls``. The timeouts apply to each request on its own."""
+        options = self.options
+        body: dict[str, Any] = {
             "model": options.model,
-            "messages": self.build_messages(history, user_text, context=context),
+            "messages": messages,
             "stream": True,
             "temperature": options.temperature,
             "max_tokens": options.max_tokens,
         }
+        if offer_tools:
+            body["tools"] = [tool.to_openai() for tool in self.tools]
         headers = {"Accept": "text/event-stream"}
         if options.api_key:
             headers["Authorization"] = f"Bearer {options.api_key}"
@@ -260,10 +321,8 @@ class OpenAICompatibleBrain:
         # backpressure) is not the LLM's fault and does not count against the timeouts.
         waited = 0.0
         first_token: float | None = None
-        first_text: float | None = None
-        chars = 0
         stripper = MarkdownStripper()
-        thoughts = _ThinkFilter()
+        thoughts = ThinkFilter()
         request = client.build_request("POST", options.endpoint, json=body, headers=headers)
         events: AsyncGenerator[dict[str, Any], None] | None = None
         try:
@@ -272,15 +331,15 @@ class OpenAICompatibleBrain:
         except TimeoutError:
             raise self._timeout_error(None, loop.time() - start, total_spent=False) from None
         except httpx.HTTPError as exc:
-            raise self._network_error(exc, partial=False) from exc
+            raise self._network_error(exc, partial=clock.chars > 0) from exc
         try:
             if response.status_code >= 400:
                 raise await self._http_error(response, first_token_deadline)
             content_type = response.headers.get("content-type", "")
             if "json" in content_type and "event-stream" not in content_type:
-                events = _json_events(response)  # the server ignored "stream": true
+                events = json_events(response)  # the server ignored "stream": true
             else:
-                events = _sse_events(response.aiter_lines())
+                events = sse_events(response.aiter_lines())
             waited = loop.time() - start
             while True:
                 wait_start = loop.time()
@@ -303,32 +362,30 @@ class OpenAICompatibleBrain:
                 waited += received - wait_start
                 if event is None:
                     break
-                content, reasoning = _delta(event, self._where)
-                if first_token is None and (content or reasoning):
+                content, reasoning, fragments = delta_parts(event, self._where)
+                called = calls.push(fragments) if fragments else False
+                if first_token is None and (content or reasoning or called):
                     first_token = received - start
+                    clock.token(received)
                 text = stripper.push(thoughts.push(content)) if content else ""
                 if text:
-                    if first_text is None:
-                        first_text = loop.time() - start
-                        if thoughts.seen:
-                            log.warning("the model thinks before answering; disable reasoning "
-                                        "for voice latency")  # fmt: skip
-                    chars += len(text)
+                    if clock.first_text is None and thoughts.seen:
+                        log.warning("the model thinks before answering; disable reasoning "
+                                    "for voice latency")  # fmt: skip
+                    clock.text(loop.time(), len(text))
                     yield text
             tail = stripper.push(thoughts.flush()) + stripper.flush()
             if tail.strip():
-                chars += len(tail)
+                clock.text(loop.time(), len(tail))
                 yield tail
         except httpx.HTTPError as exc:
-            raise self._network_error(exc, partial=chars > 0) from exc
+            raise self._network_error(exc, partial=clock.chars > 0) from exc
         finally:
             if events is not None:
                 await events.aclose()
             # Closing an unfinished streamed response closes its connection: the server notices
             # the disconnect and stops generating (the point of barge-in).
             await response.aclose()
-            self.last_stats = ReplyStats(first_token, first_text, loop.time() - start, chars)
-            log.debug("LLM reply: first token %s s, %d chars", first_token, chars)
 
     async def aclose(self) -> None:
         """Close pooled HTTP connections."""
@@ -441,7 +498,7 @@ class OpenAICompatibleBrain:
                     raw += chunk
                     if len(raw) >= _ERROR_BODY_BYTES:
                         break
-            detail = _error_detail(raw[:_ERROR_BODY_BYTES])
+            detail = error_detail(raw[:_ERROR_BODY_BYTES])
         except (TimeoutError, httpx.HTTPError):
             pass  # the status code alone still says what happened
         hint = {
@@ -456,155 +513,20 @@ class OpenAICompatibleBrain:
         return BrainUnavailable(message, reason="http")
 
 
-class _ThinkFilter:
-    """Drops ``<think>...</think>`` blocks (reasoning models served by Ollama/llama.cpp put their
-    thoughts in the content): a character must not read its thoughts aloud."""
+@dataclass
+class _ReplyClock:
+    """Timings of one reply across its requests (for ``ReplyStats``), on the loop's clock."""
 
-    OPEN = "<think>"
-    CLOSE = "</think>"
+    start: float
+    first_token: float | None = None
+    first_text: float | None = None
+    chars: int = 0
 
-    def __init__(self) -> None:
-        self._buf = ""
-        self._inside = False
-        self.seen = False
+    def token(self, now: float) -> None:
+        if self.first_token is None:
+            self.first_token = now - self.start
 
-    def push(self, text: str) -> str:
-        self._buf += text
-        out: list[str] = []
-        while self._buf:
-            tag = self.CLOSE if self._inside else self.OPEN
-            index = self._buf.find(tag)
-            if index >= 0:
-                if not self._inside:
-                    out.append(self._buf[:index])
-                self._buf = self._buf[index + len(tag) :]
-                self._inside = not self._inside
-                self.seen = True
-                continue
-            keep = _partial_suffix(self._buf, tag)
-            if not self._inside:
-                out.append(self._buf[: len(self._buf) - keep])
-            self._buf = self._buf[len(self._buf) - keep :]
-            break
-        return "".join(out)
-
-    def flush(self) -> str:
-        out = "" if self._inside else self._buf
-        self._buf = ""
-        return out
-
-
-def _partial_suffix(text: str, tag: str) -> int:
-    """Length of the longest end of ``text`` that could be the start of ``tag``."""
-    for size in range(min(len(tag) - 1, len(text)), 0, -1):
-        if tag.startswith(text[-size:]):
-            return size
-    return 0
-
-
-async def _sse_events(lines: AsyncIterator[str]) -> AsyncGenerator[dict[str, Any], None]:
-    """Parse server-sent events into JSON objects; stops at ``[DONE]``.
-
-    Servers put one JSON object on each ``data:`` line; a multi-line event (allowed by the SSE
-    spec) is joined at the blank line that ends it.
-    """
-    pending: list[str] = []
-    async for line in lines:
-        if not line.strip():
-            if pending:
-                payload = "\n".join(pending)
-                pending.clear()
-                event = _parse_event(payload)
-                if event is not None:
-                    yield event
-            continue
-        if not line.startswith("data:"):
-            continue  # comments (": keep-alive"), "event:", "id:", "retry:"
-        data = line[5:].removeprefix(" ")
-        if data.strip() == "[DONE]":
-            return
-        if not pending:
-            try:
-                parsed = json.loads(data)
-            except json.JSONDecodeError:
-                pending.append(data)
-                continue
-            if isinstance(parsed, dict):
-                yield parsed
-            continue
-        pending.append(data)
-    if pending:
-        event = _parse_event("\n".join(pending))
-        if event is not None:
-            yield event
-
-
-async def _json_events(response: httpx.Response) -> AsyncGenerator[dict[str, Any], None]:
-    """A server that ignored ``stream: true`` and sent one JSON body: one event."""
-    raw = await response.aread()
-    event = _parse_event(raw.decode("utf-8", errors="replace"))
-    if event is not None:
-        yield event
-
-
-def _parse_event(payload: str) -> dict[str, Any] | None:
-    try:
-        parsed = json.loads(payload)
-    except json.JSONDecodeError:
-        log.debug("skipping an unparseable stream event (%d chars)", len(payload))
-        return None
-    return parsed if isinstance(parsed, dict) else None
-
-
-def _delta(event: dict[str, Any], where: str) -> tuple[str, str]:
-    """(content, reasoning) text of one streamed chunk (or of a whole non-streamed answer)."""
-    if event.get("error"):
-        raise BrainUnavailable(
-            f"the LLM at {where} reported an error: {_error_detail(event)}", reason="protocol"
-        )
-    choices = event.get("choices")
-    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        return "", ""
-    choice = choices[0]
-    delta = choice.get("delta") or choice.get("message") or {}
-    if not isinstance(delta, dict):
-        delta = {}
-    content = delta.get("content")
-    if content is None:
-        content = choice.get("text")  # completion-style chunks
-    reasoning = delta.get("reasoning_content") or delta.get("reasoning") or ""
-    return _as_text(content), _as_text(reasoning)
-
-
-def _as_text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, list):  # content parts: [{"type": "text", "text": "..."}]
-        return "".join(part.get("text", "") for part in value if isinstance(part, dict))
-    return ""
-
-
-def _error_detail(raw: bytes | dict[str, Any]) -> str:
-    """A short, single-line description from an error body (JSON or text)."""
-    data: Any = raw
-    if isinstance(raw, bytes):
-        text = raw.decode("utf-8", errors="replace")
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError:
-            data = text
-    if isinstance(data, dict):
-        error = data.get("error", data.get("detail", data.get("message", "")))
-        if isinstance(error, dict):
-            error = error.get("message", "") or json.dumps(error)[:200]
-        data = error
-    return " ".join(str(data).split())[:200]
-
-
-def _safe_url(url: str) -> str:
-    """scheme://host[:port]: enough to say where, without credentials or query strings."""
-    parts = urlsplit(url)
-    if not parts.hostname:
-        return "<invalid URL>"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{parts.hostname}{port}"
+    def text(self, now: float, chars: int) -> None:
+        if self.first_text is None:
+            self.first_text = now - self.start
+        self.chars += chars

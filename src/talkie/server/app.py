@@ -28,6 +28,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from talkie import __version__
+from talkie.brain.tools import WebhookOptions
 from talkie.errors import InvalidInputError, NoFaceFoundError, TalkieError
 from talkie.server import (
     routes_admin,
@@ -62,7 +63,9 @@ class ServerOptions:
     """Server settings (the conversation factory is a ``create_app`` argument so tests can swap
     it). ``data_dir``: database, media and the first admin key (``$TALKIE_DATA_DIR`` or
     ``~/.talkie``); ``database_url``: any SQLAlchemy URL instead of the SQLite file
-    (``$TALKIE_DATABASE_URL``)."""
+    (``$TALKIE_DATABASE_URL``). ``webhook``: where characters' webhook tools may connect (the
+    SSRF policy; public addresses only by default) and their limits. Secrets for webhooks come
+    from this server's environment (each tool names its variable), never from the API."""
 
     max_sessions: int = 4
     max_upload_bytes: int = 15 * MIB
@@ -83,6 +86,7 @@ class ServerOptions:
     request_burst: int = 60
     messages_per_minute: int = 20
     message_burst: int = 5
+    webhook: WebhookOptions = field(default_factory=WebhookOptions)
 
 
 def resolve_data_dir(configured: Path | None) -> Path:
@@ -116,7 +120,7 @@ def create_app(
     svc = Services(
         store=store, media=media, characters=characters, auth=Authenticator(store),
         registry=SessionRegistry(max_sessions=opts.max_sessions), options=opts,
-        conversation_factory=conversation_factory or _default_conversation_factory,
+        conversation_factory=conversation_factory or _conversation_factory(opts),
         limiter=RateLimiter(per_minute=opts.requests_per_minute, burst=opts.request_burst),
         message_limiter=RateLimiter(per_minute=opts.messages_per_minute, burst=opts.message_burst),
         knowledge_path=data_dir / "knowledge.db",
@@ -180,11 +184,18 @@ def create_app(
     return app
 
 
-def _default_conversation_factory(character: Any) -> LiveConversation:
-    from talkie.session.conversation import Conversation, SessionOptions
+def _conversation_factory(opts: ServerOptions) -> ConversationFactory:
+    """The real ``Conversation``, with the server's settings for it."""
 
-    conversation: LiveConversation = Conversation(character=character, options=SessionOptions())
-    return conversation
+    def factory(character: Any) -> LiveConversation:
+        from talkie.session.conversation import Conversation, SessionOptions
+
+        conversation: LiveConversation = Conversation(
+            character=character, options=SessionOptions(webhook=opts.webhook)
+        )
+        return conversation
+
+    return factory
 
 
 def _ensure_admin_key(store: Store, data_dir: Path) -> None:

@@ -24,6 +24,7 @@ import cv2
 from talkie.brain.guardrails import GuardrailPolicy
 from talkie.brain.kb import KnowledgeBase, Passage
 from talkie.brain.persona import Persona
+from talkie.brain.tools import Tool
 from talkie.errors import InvalidInputError
 from talkie.media.image import decode_image_bytes
 from talkie.render.framing import frame_rig
@@ -167,6 +168,7 @@ class CharacterService:
             knowledge=_Documents(self.knowledge, record.id) if self.knowledge else None,
             guardrails=GuardrailPolicy.from_mapping(record.guardrails) if record.guardrails
             else None,
+            tools=_tools(record),
         )  # fmt: skip
         with self._lock:
             self._loaded[cache_key] = character
@@ -247,6 +249,21 @@ class _Documents:
         if not kb.list_documents(self._character_id):
             return []
         return kb.search(self._character_id, query, k=k)
+
+
+def _tools(record: CharacterRecord) -> tuple[Tool, ...]:
+    """The record's tool declarations, validated again (the brain trusts nothing from storage);
+    one that no longer validates is left out with a warning rather than breaking the session."""
+    tools: list[Tool] = []
+    for declaration in record.tools:
+        try:
+            tool = Tool.from_dict(declaration)
+        except InvalidInputError as exc:
+            log.warning("character %s: tool left out: %s", record.id, exc)
+            continue
+        if all(t.name != tool.name for t in tools):
+            tools.append(tool)
+    return tuple(tools)
 
 
 def _rig_source(rig: CharacterRig) -> str:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -53,6 +55,28 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
         help="the bundled web page may only start conversations, not create characters "
         "(for servers reachable by strangers)",
     )  # fmt: skip
+    webhooks = serve_parser.add_argument_group(
+        "webhook tools",
+        "Characters' webhook tools may only reach public addresses unless allowed here "
+        "(loopback, private networks and cloud metadata are refused: SSRF). Secrets for "
+        "webhooks are read from this server's environment (each tool names its variable).",
+    )
+    webhooks.add_argument(
+        "--webhook-allow-private", action="store_true",
+        help="allow loopback, private (RFC 1918/ULA), link-local and CGNAT addresses, for a "
+        "deployment calling its own services (cloud metadata stays refused; "
+        "$TALKIE_WEBHOOK_ALLOW_PRIVATE=1)",
+    )  # fmt: skip
+    webhooks.add_argument(
+        "--webhook-allow-host", action="append", default=[], metavar="HOST",
+        help="a host name trusted to resolve anywhere, e.g. crm.internal or *.corp.example "
+        "(repeatable; $TALKIE_WEBHOOK_ALLOW_HOSTS, comma-separated)",
+    )  # fmt: skip
+    webhooks.add_argument(
+        "--webhook-allow-network", action="append", default=[], metavar="CIDR",
+        help="a network always allowed, e.g. 10.1.2.0/24 (repeatable; "
+        "$TALKIE_WEBHOOK_ALLOW_NETWORKS, comma-separated)",
+    )  # fmt: skip
     serve_parser.set_defaults(handler=_cmd_serve)
     return serve_parser
 
@@ -76,12 +100,41 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         database_url=args.database_url,
         web_client_scopes=("sessions",) if args.no_web_uploads else ("characters", "sessions"),
+        webhook=webhook_options(args),
     )
     serve(
         host=args.host, port=args.port, options=options,
         certfile=args.certfile, keyfile=args.keyfile,
     )  # fmt: skip
     return 0
+
+
+def webhook_options(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Any:
+    """The webhook network policy from the ``--webhook-*`` flags and the environment (both
+    count: a flag adds to what the environment allows). Raises ``InvalidInputError`` for a
+    malformed network."""
+    from talkie.brain.tools import WebhookOptions
+
+    env = os.environ if environ is None else environ
+
+    def listed(name: str) -> list[str]:
+        return [item.strip() for item in env.get(name, "").split(",") if item.strip()]
+
+    allow_private = env.get("TALKIE_WEBHOOK_ALLOW_PRIVATE", "").strip().lower()
+    if allow_private not in ("", "0", "1", "true", "false", "yes", "no", "on", "off"):
+        raise InvalidInputError(
+            f"TALKIE_WEBHOOK_ALLOW_PRIVATE={allow_private[:20]!r}: use 1 or 0"
+        )
+    return WebhookOptions(
+        allow_private_networks=bool(args.webhook_allow_private)
+        or allow_private in ("1", "true", "yes", "on"),
+        allowed_hosts=tuple(dict.fromkeys(
+            [*listed("TALKIE_WEBHOOK_ALLOW_HOSTS"), *args.webhook_allow_host]
+        )),
+        allowed_networks=tuple(dict.fromkeys(
+            [*listed("TALKIE_WEBHOOK_ALLOW_NETWORKS"), *args.webhook_allow_network]
+        )),
+    )  # fmt: skip
 
 
 class _Server(uvicorn.Server):

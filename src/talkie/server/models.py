@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from talkie.brain.tools.spec import check_schema
+from talkie.errors import InvalidInputError
 from talkie.store import ApiKeyRecord, CharacterRecord, SessionRecord, TraceRecord, TranscriptEntry
 
 ID = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
@@ -63,6 +65,10 @@ class ToolSpec(Strict):
             raise ValueError('parameters must be a JSON schema with "type": "object"')
         if len(str(value)) > 20_000:
             raise ValueError("parameters schema is too large (20,000 characters at most)")
+        try:
+            check_schema(value)  # what the brain's validator would misread is refused now
+        except InvalidInputError as exc:
+            raise ValueError(str(exc)) from None
         return value
 
     @model_validator(mode="after")
@@ -272,19 +278,49 @@ class Transcript(BaseModel):
     lines: list[TranscriptLine]
 
 
+class ToolCallTrace(BaseModel):
+    """One tool call of a turn (never its arguments, result or secrets)."""
+
+    name: str
+    kind: Literal["ui", "webhook", "unknown"]
+    ok: bool
+    reason: str = Field(
+        description='why it failed ("" when ok): timeout, refused (network policy), arguments, '
+        "client (the page's handler said no), http, dns, connect, unknown_tool, cancelled..."
+    )
+    elapsed_ms: float
+
+    @classmethod
+    def of(cls, entry: dict[str, Any]) -> ToolCallTrace | None:
+        kind = entry.get("kind")
+        try:
+            return cls(
+                name=str(entry.get("name", ""))[:64],
+                kind=kind if kind in ("ui", "webhook") else "unknown",
+                ok=bool(entry.get("ok")), reason=str(entry.get("reason") or "")[:40],
+                elapsed_ms=float(entry.get("elapsed_ms") or 0.0),
+            )  # fmt: skip
+        except (TypeError, ValueError):
+            return None
+
+
 class TurnTrace(BaseModel):
     turn: int
     latency: float | None = Field(description="end of user speech -> answer audio, seconds")
     interrupted: bool
     error: str
     marks: dict[str, float] = Field(description="stage -> seconds on the session's media clock")
+    tools: list[ToolCallTrace] = Field(
+        default_factory=list, description="the turn's tool calls, in order"
+    )
     at: datetime
 
     @classmethod
     def of(cls, t: TraceRecord) -> TurnTrace:
+        calls = [ToolCallTrace.of(e) for e in t.tools if isinstance(e, dict)]
         return cls(
             turn=t.turn, latency=t.latency, interrupted=t.interrupted, error=t.error,
-            marks=t.marks, at=utc(t.at),
+            marks=t.marks, tools=[c for c in calls if c is not None], at=utc(t.at),
         )  # fmt: skip
 
 

@@ -184,7 +184,7 @@ async def get_transcript(session_id: str, who: Caller, svc: Svc) -> Transcript:
     "/{session_id}/traces",
     response_model=Traces,
     responses=errors(400, 401, 403, 404),
-    summary="Per-turn latency traces (stage times on the session's media clock)",
+    summary="Per-turn latency traces (stage times on the session's media clock) and tool calls",
 )
 async def get_traces(session_id: str, who: Caller, svc: Svc) -> Traces:
     who.require("sessions:read", session_id=session_id)
@@ -261,6 +261,7 @@ def _event(svc: Services, session: SessionRecord, event: dict[str, Any]) -> None
         session_id=session_id, turn=turn, latency=trace.get("latency"),
         interrupted=bool(event.get("interrupted")), error=str(trace.get("error") or ""),
         marks=dict(trace.get("marks") or {}), at=float(event["ended_at"]),
+        tools=[dict(c) for c in trace.get("tools") or [] if isinstance(c, dict)],
     )  # fmt: skip
     svc.write_later(svc.store.record_turn, entries, record)
     if session.remember and session.end_user_id:

@@ -16,6 +16,7 @@ from pathlib import Path
 from talkie.brain.guardrails import GuardrailPolicy
 from talkie.brain.kb.retrieval import Retriever
 from talkie.brain.persona import Persona
+from talkie.brain.tools import Tool
 from talkie.errors import InvalidInputError
 from talkie.media.image import load_image
 from talkie.rig import CharacterRig, build_rig
@@ -38,6 +39,8 @@ class Character:
     guardrails: GuardrailPolicy | None = None  # what it must not discuss or say
     # what it remembers of this session's person from earlier sessions (opt-in, per session)
     recall: str = ""
+    # what it can do besides talking: UI actions in the user's page, webhooks (validated)
+    tools: tuple[Tool, ...] = ()
 
 
 @dataclass(frozen=True)

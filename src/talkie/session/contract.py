@@ -31,10 +31,17 @@ class LiveConversation(Protocol):
     ``trace`` (per-turn latency), ``turn`` (a finished turn: ``turn``, ``user_text`` (empty for
     the greeting), ``typed``, ``said`` (the character's words that were heard), ``started_at`` and
     ``ended_at`` (wall clock, seconds), ``interrupted``, ``trace``), ``error`` (a short message for
-    the user).
+    the user), ``tool_call`` (``id``, ``name``, ``arguments``: run this UI tool in the page and
+    answer with a ``tool_result`` client event), ``tool`` (a finished tool call for the trace:
+    ``turn``, ``name``, ``kind`` ("ui" | "webhook" | "unknown"), ``ok``, ``reason`` (empty, or a
+    short code such as ``"timeout"``, ``"refused"``, ``"arguments"``, ``"client"``),
+    ``elapsed_ms``). ``trace`` events carry the turn's calls as ``tools`` (the same fields).
     Client events (``handle_client_event``): ``{"type": "ptt", "down": bool}`` (push to talk),
     ``{"type": "mode", "hands_free": bool}``, ``{"type": "text", "text": str}`` (typed message),
-    ``{"type": "interrupt"}``. Unknown or malformed events raise ``ValueError`` with a message.
+    ``{"type": "interrupt"}``, ``{"type": "tool_result", "id": str, "ok": bool, "result": any}``
+    (the page's answer to a ``tool_call``; ``result`` is any JSON value, for the brain to read).
+    Unknown or malformed events, and a ``tool_result`` for an id never issued, raise
+    ``ValueError`` with a message.
     """
 
     async def start(self) -> None: ...

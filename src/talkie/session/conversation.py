@@ -8,6 +8,9 @@ frames rendered ahead but not yet shown are produced again with the mouth for it
 so sound and mouth start together without waiting for the render-ahead buffer to drain.
 Barge-in cuts the audio after "now", re-renders the unseen frames with the mouth released, cancels
 the brain and TTS work, and keeps in the history only the words the user heard.
+Tools: the brain gets ``SessionTools`` as its executor (UI actions round-trip to the page over
+the data channel, webhooks are called by the server); what the brain said before a tool call is
+spoken while the tool works, and every call is recorded in the turn's trace.
 """
 
 from __future__ import annotations
@@ -16,21 +19,23 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import contextvars
 import itertools
 import logging
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from talkie.brain import load_brain
+from talkie.brain import LLMOptions, load_brain
 from talkie.brain.base import Brain, Turn
 from talkie.brain.guardrails import GuardedBrain, HttpModerator
 from talkie.brain.memory import ConversationMemory
 from talkie.brain.streaming import ClauseChunker
+from talkie.brain.tools import WebhookCaller, WebhookOptions
 from talkie.errors import TalkieError
 from talkie.hearing import Hearing, HearingOptions
 from talkie.messages import AudioChunk, SpeechClip, Transcript, VideoFrame, VoiceActivity
@@ -39,6 +44,7 @@ from talkie.render import MeshWarpRenderer, RenderOptions
 from talkie.session.character import Character
 from talkie.session.contract import AUDIO_FRAME_SAMPLES, AUDIO_SAMPLE_RATE
 from talkie.session.timeline import MediaClock, ScheduledSpeech, SpeechTimeline, resample
+from talkie.session.tools import SessionTools
 from talkie.session.trace import TraceLog, TurnTrace
 from talkie.session.voices import shared_recognizer, shared_voice
 from talkie.voice import TextToSpeech
@@ -50,6 +56,9 @@ _VOICE_WAITS = concurrent.futures.ThreadPoolExecutor(
 )
 
 APOLOGY = "Sorry, I can't think clearly right now. Please try again in a moment."
+# The turn a task works for (set in each turn's task, inherited by the tasks it starts): a tool
+# call cut by barge-in is recorded in its own turn, not in the one that interrupted it.
+_TURN: contextvars.ContextVar[TurnTrace | None] = contextvars.ContextVar("turn", default=None)
 
 
 @dataclass(frozen=True)
@@ -62,12 +71,32 @@ class SessionOptions:
     greet: bool = True
     seed: int | None = None
     trace_path: Path | None = None
-    brain: str = "auto"  # "builtin", "openai", or "auto" (openai when configured in the env)
+    # "builtin", "openai", "auto" (openai when configured in the env), or the LLM's options
+    brain: str | LLMOptions = "auto"
     history_tokens: int = 1500  # recent turns kept verbatim; older ones become a summary
+    # where webhook tools may connect (the SSRF policy: public addresses only, by default)
+    webhook: WebhookOptions = field(default_factory=WebhookOptions)
+    ui_tool_timeout: float = 5.0  # seconds the page has to answer a UI tool call
+    max_tool_calls_per_turn: int = 16  # trace entries kept per turn
+
+
+@dataclass
+class _Answering:
+    """The answer being streamed: what a tool call needs to say the text before it."""
+
+    chunker: ClauseChunker
+    trace: TurnTrace
+    generation: int
+    spoken: list[ScheduledSpeech]
+    speech: asyncio.Task[None] | None = None
 
 
 class Conversation:
-    """Implements ``talkie.session.contract.LiveConversation`` for one character."""
+    """Implements ``talkie.session.contract.LiveConversation`` for one character.
+
+    A ``brain`` given here is used as it is (it runs no tools unless it was built with an
+    executor); otherwise ``options.brain`` picks one, wired to the character's tools.
+    """
 
     def __init__(
         self,
@@ -85,9 +114,15 @@ class Conversation:
         self.clock = MediaClock()
         seed = opts.seed if opts.seed is not None else int(uuid.uuid4().int % 2**31)
         self.motion = MotionGenerator(fps=opts.fps, seed=seed, options=product_motion_options())
+        self.tools = SessionTools(
+            tools=character.tools, emit=self._emit, record=self._record_tool,
+            webhooks=WebhookCaller(options=opts.webhook), ui_timeout=opts.ui_tool_timeout,
+            before_call=self._speak_pending,
+        )  # fmt: skip
         self.brain = brain or load_brain(
-            opts.brain, persona=character.persona, retriever=character.knowledge
-        )
+            opts.brain, persona=character.persona, retriever=character.knowledge,
+            tools=character.tools, executor=self.tools,
+        )  # fmt: skip
         if character.guardrails is not None and character.guardrails.active:
             self.brain = GuardedBrain(
                 self.brain, character.guardrails, moderator=HttpModerator.from_env(),
@@ -123,6 +158,7 @@ class Conversation:
         self._closed = False
         self._state = ""
         self._cut_times: dict[int, float] = {}
+        self._answering: _Answering | None = None
 
     @property
     def history(self) -> list[Turn]:
@@ -151,6 +187,7 @@ class Conversation:
         if self._closed:
             return
         self._closed = True
+        self.tools.cancel_all()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -356,6 +393,8 @@ class Conversation:
             self._start_turn(text.strip(), speech_end=now, asr_final=now, typed=True)
         elif kind == "interrupt":
             self.interrupt("client")
+        elif kind == "tool_result":
+            self.tools.resolve(event)
         else:
             raise ValueError(f"unknown event type {kind!r}")
 
@@ -386,6 +425,7 @@ class Conversation:
         history written, with exactly the words the user heard, and the trace published."""
         generation = self._generation
         spoken: list[ScheduledSpeech] = []
+        _TURN.set(trace)
         try:
             if text is None:
                 await self._say(greeting, trace, generation, spoken)
@@ -415,23 +455,65 @@ class Conversation:
     ) -> None:
         chunker = ClauseChunker()
         history = self.memory.context()
+        answering = self._answering = _Answering(chunker, trace, generation, spoken)
         try:
             # aclosing: on barge-in the reply's HTTP stream is closed at once, not on the next tick.
             async with contextlib.aclosing(self.brain.reply(history, text)) as deltas:  # type: ignore[type-var]
                 async for delta in deltas:
                     trace.mark("brain_first_token", self.clock.now())
                     for clause in chunker.push(delta):
-                        trace.mark("first_clause", self.clock.now())
-                        await self._say(clause, trace, generation, spoken)
+                        await self._say_next(answering, clause)
             for clause in chunker.flush():
-                trace.mark("first_clause", self.clock.now())
-                await self._say(clause, trace, generation, spoken)
+                await self._say_next(answering, clause)
+            await self._say_next(answering, "")  # what a tool call left to say
         except TalkieError as exc:
             # The LLM is down or slow: say so, briefly, and stay live.
             log.warning("session %s: brain failed: %s", self.id, exc)
             trace.error = str(exc)
             self._emit({"type": "error", "message": "the brain is not answering; please retry"})
-            await self._say(APOLOGY, trace, generation, spoken)
+            await self._say_next(answering, APOLOGY)
+        finally:
+            if self._answering is answering:
+                self._answering = None
+            if answering.speech is not None and not answering.speech.done():
+                answering.speech.cancel()
+
+    async def _say_next(self, answering: _Answering, clause: str) -> None:
+        """Say ``clause`` after the speech a tool call started, so the order is kept."""
+        if answering.speech is not None:
+            speech, answering.speech = answering.speech, None
+            await speech
+        if clause:
+            answering.trace.mark("first_clause", self.clock.now())
+            await self._say(clause, answering.trace, answering.generation, answering.spoken)
+
+    def _speak_pending(self) -> None:
+        """A tool call starts: say what the brain streamed before it ("Let me check.") while
+        the tool works (the clause chunker would hold a sentence's end until more text came,
+        that is until after the tool). Later clauses wait for it (``_say_next``)."""
+        answering = self._answering
+        clauses = answering.chunker.flush() if answering is not None else []
+        if answering is None or not clauses:
+            return
+        previous = answering.speech
+
+        async def say() -> None:
+            if previous is not None:
+                await previous
+            for clause in clauses:
+                answering.trace.mark("first_clause", self.clock.now())
+                await self._say(clause, answering.trace, answering.generation, answering.spoken)
+
+        answering.speech = asyncio.get_running_loop().create_task(say())
+
+    def _record_tool(self, entry: dict[str, Any]) -> None:
+        """A tool call finished (or was refused): into the turn's trace, and to the page."""
+        trace = _TURN.get()
+        if trace is not None and len(trace.tools) < self.options.max_tool_calls_per_turn:
+            trace.tools.append(entry)
+        log.info("session %s: tool %s (%s): %s, %.0f ms", self.id, entry["name"], entry["kind"],
+                 entry["reason"] or "ok", entry["elapsed_ms"])  # fmt: skip
+        self._emit({"type": "tool", "turn": trace.turn if trace else None, **entry})
 
     async def _say(
         self, text: str, trace: TurnTrace, generation: int, spoken: list[ScheduledSpeech]

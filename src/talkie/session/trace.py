@@ -36,6 +36,9 @@ class TurnTrace:
     error: str = ""
     typed: bool = False
     started_at: float = field(default_factory=time.time)  # wall clock, for transcripts
+    # Tool calls of this turn, in order: {name, kind, ok, reason, elapsed_ms} (no arguments,
+    # results or secrets: traces are stored and shown through the API).
+    tools: list[dict[str, Any]] = field(default_factory=list)
 
     def mark(self, stage: str, t: float) -> None:
         """Record the first time ``stage`` happened (later marks of the same stage are ignored)."""
@@ -61,8 +64,8 @@ class TurnTrace:
             "latency": self.latency,
             "interrupted": self.interrupted,
             "error": self.error,
+            "tools": [dict(call) for call in self.tools],
         }
-
 
     def turn_event(self, said: str) -> dict[str, Any]:
         """The finished turn for transcripts: what the user said, what the character said (only

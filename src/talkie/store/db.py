@@ -56,6 +56,7 @@ from talkie.store.schema import (
 )
 
 log = logging.getLogger(__name__)
+MAX_TRACE_TOOLS = 32  # tool calls kept per turn trace
 
 
 class Store:
@@ -339,6 +340,7 @@ class Store:
                         session_id=trace.session_id, turn=trace.turn, latency=trace.latency,
                         interrupted=trace.interrupted, error=trace.error[:2000],
                         marks=json.dumps(trace.marks), at=trace.at,
+                        tools=json.dumps(trace.tools[:MAX_TRACE_TOOLS]),
                     )
                 )  # fmt: skip
             conn.execute(
@@ -398,7 +400,7 @@ class Store:
             return [
                 TraceRecord(
                     r.session_id, r.turn, r.latency, bool(r.interrupted), r.error,
-                    json.loads(r.marks), r.at,
+                    json.loads(r.marks), r.at, json.loads(r.tools or "[]"),
                 )
                 for r in conn.execute(query).all()
             ]  # fmt: skip

@@ -87,6 +87,8 @@ class TraceRecord:
     error: str
     marks: dict[str, float]
     at: float
+    # the turn's tool calls: {name, kind, ok, reason, elapsed_ms} (migration 5)
+    tools: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -130,6 +130,7 @@ traces_table = Table(
     Column("error", Text, nullable=False, default=""),
     Column("marks", Text, nullable=False),  # JSON {stage: seconds on the media clock}
     Column("at", Float, nullable=False),
+    Column("tools", Text, nullable=False, default="[]"),  # migration 5: JSON list of tool calls
 )
 
 
@@ -180,11 +181,16 @@ def _end_user_memory(conn: Connection) -> None:
     memories_table.create(conn, checkfirst=True)
 
 
+def _trace_tools(conn: Connection) -> None:
+    _add_column(conn, "turn_traces", "tools", "TEXT NOT NULL DEFAULT '[]'")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _initial),
     Migration(2, "character kill switch", _character_kill_switch),
     Migration(3, "character guardrails", _character_guardrails),
     Migration(4, "end-user memory", _end_user_memory),
+    Migration(5, "tool calls in turn traces", _trace_tools),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -2,13 +2,15 @@
 for the built-in brain without an LLM, picking a tool from what the user said (``pick_tool``).
 
 An LLM brain sends ``[t.to_openai() for t in tools]`` as the request's ``tools``, checks each
-call's arguments with ``Tool.validate_arguments`` (``WebhookCaller.call`` does it too), and feeds
-``ToolResult.to_message()`` back as the ``tool`` message. A ``"ui"`` tool is not called here:
-the session forwards it to the browser client.
+call's arguments with ``Tool.validate_arguments`` (``WebhookCaller.call`` does it too), hands the
+call to its ``ToolExecutor`` and feeds ``ToolResult.to_message()`` back as the ``tool`` message.
+The executor is the session's: it forwards a ``"ui"`` tool to the browser client and calls a
+``"webhook"`` tool through ``WebhookCaller``.
 """
 
 from __future__ import annotations
 
+from talkie.brain.tools.executor import ToolExecutor
 from talkie.brain.tools.matcher import ToolChoice, extract_arguments, pick_tool
 from talkie.brain.tools.netguard import (
     NetworkPolicy,
@@ -33,6 +35,7 @@ __all__ = [
     "Tool",
     "ToolArgumentError",
     "ToolChoice",
+    "ToolExecutor",
     "ToolResult",
     "WebhookCaller",
     "WebhookOptions",
