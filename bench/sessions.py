@@ -724,7 +724,7 @@ def main(argv: list[str] | None = None) -> int:
     steps = []
     probe = LagProbe(server)
     try:
-        server.call(lambda: server.app.state.get_library().get_async(CHARACTER), timeout=60)
+        server.call(lambda: server.app.state.services.characters.load_async(CHARACTER), timeout=60)
         print(
             f"{'N':>2} {'fps min':>7} {'fps med':>7} {'late%':>7} {'srvlate%':>8} "
             f"{'bad%':>7} {'srvCPU%':>7} {'cliCPU%':>7} {'other%':>7}",

@@ -634,7 +634,7 @@ def run(turns: int) -> dict[str, Any]:
     print(f"load {machine['loadavg_at_start']}", flush=True)
     server = LiveServer(options=ServerOptions(max_sessions=2)).start()
     try:
-        box = server.call(lambda: _mouth_box(server.app.state.get_library()), timeout=60)
+        box = server.call(lambda: _mouth_box(server.app.state.services.characters), timeout=60)
         with sync_playwright() as pw:
             browser = launch_chromium(pw, fake_audio=wav)
             page = TalkiePage(browser, server.url)
@@ -810,11 +810,11 @@ def _rtc_summary(stats: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-async def _mouth_box(library: Any) -> list[int]:
+async def _mouth_box(characters: Any) -> list[int]:
     """The inner-lip box in the 1280x720 output (x, y, w, h), from the character's rig."""
     from talkie.render.framing import frame_rig
 
-    character = await library.get_async(CHARACTER)
+    character = await characters.load_async(CHARACTER)
     stage = frame_rig(character.rig, (1280, 720))
     pts = stage.to_output(character.rig.face.points)[:, :2]
     left, right, top, bottom = pts[78], pts[308], pts[13], pts[14]
