@@ -114,7 +114,7 @@ class CharacterService:
         return self.store.list_characters(limit=limit, cursor=cursor)
 
     def update(self, character_id: str, changes: Mapping[str, Any]) -> CharacterRecord:
-        record = self._writable(character_id)
+        record = self.writable(character_id)
         merged = {
             "name": record.name, "system_prompt": record.system_prompt,
             "greeting": record.greeting, "knowledge": record.knowledge,
@@ -129,7 +129,7 @@ class CharacterService:
         return self.store.update_character(character_id, {"disabled": disabled})
 
     def delete(self, character_id: str) -> None:
-        self._writable(character_id)
+        self.writable(character_id)
         self.store.delete_character(character_id)
         if self.knowledge is not None:
             self.knowledge().delete_character(character_id)
@@ -141,7 +141,7 @@ class CharacterService:
         """Rebuild the rig from hand-placed points on the character's own photo."""
         from talkie.rig.manual import build_rig_from_points
 
-        record = self._writable(character_id)
+        record = self.writable(character_id)
         image = decode_image_bytes(self.media.get(record.image_sha), name="the stored photo")
         rig = self._build(lambda: build_rig_from_points(image, points))
         updated = self.store.update_character(
@@ -201,7 +201,8 @@ class CharacterService:
 
     # -- internals --
 
-    def _writable(self, character_id: str) -> CharacterRecord:
+    def writable(self, character_id: str) -> CharacterRecord:
+        """The character, if it may be changed (403 ``read_only`` for a bundled sample)."""
         record = self.get(character_id)
         if record.sample:
             raise ApiError(

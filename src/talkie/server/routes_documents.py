@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from talkie.brain.kb import MAX_DOCUMENT_BYTES, DocumentInfo
-from talkie.server.context import Caller, Services, Svc
+from talkie.server.context import Caller, Svc
 from talkie.server.errors import ApiError, errors
 from talkie.server.models import utc
 
@@ -89,7 +89,7 @@ async def put_document(
     source: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Document:
     who.require("characters:manage")
-    await _editable(svc, character_id)
+    await svc.run(svc.characters.writable, character_id)
     mime = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     kind = _TEXT_TYPES.get(mime)
     if kind is None:
@@ -138,7 +138,7 @@ async def delete_document(
     character_id: str, document_id: DocumentId, who: Caller, svc: Svc
 ) -> Response:
     who.require("characters:manage")
-    await _editable(svc, character_id)
+    await svc.run(svc.characters.writable, character_id)
     if not await svc.run(svc.knowledge().delete_document, character_id, document_id):
         raise ApiError(404, "unknown_document", f"no document {document_id!r}")
     return Response(status_code=204)
@@ -168,9 +168,3 @@ async def search(
             for p in found
         ],
     )  # fmt: skip
-
-
-async def _editable(svc: Services, character_id: str) -> None:
-    record = await svc.run(svc.characters.get, character_id)
-    if record.sample:
-        raise ApiError(403, "read_only", f"{record.id!r} is a bundled sample and cannot be changed")

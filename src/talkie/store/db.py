@@ -24,7 +24,6 @@ from sqlalchemy import (
     create_engine,
     delete,
     event,
-    func,
     or_,
     select,
     update,
@@ -213,14 +212,6 @@ class Store:
         with self.engine.connect() as conn:
             return [_key(r) for r in conn.execute(query).all()]
 
-    def builtin_key(self) -> ApiKeyRecord | None:
-        query = select(api_keys_table).where(
-            api_keys_table.c.builtin.is_(True), api_keys_table.c.revoked_at.is_(None)
-        )
-        with self.engine.connect() as conn:
-            row = conn.execute(query).first()
-        return _key(row) if row else None
-
     def revoke_key(self, key_id: str) -> bool:
         with self.engine.begin() as conn:
             result = conn.execute(
@@ -237,9 +228,6 @@ class Store:
                 .where(api_keys_table.c.id == key_id)
                 .values(last_used_at=time.time())
             )
-
-    def count_keys(self, *, scope: str | None = None) -> int:
-        return sum(1 for k in self.list_keys() if scope is None or scope in k.scopes)
 
     # -- sessions --
 
@@ -404,14 +392,6 @@ class Store:
                 )
                 for r in conn.execute(query).all()
             ]  # fmt: skip
-
-    def count(self, table: str) -> int:
-        tables = {
-            "characters": characters_table, "sessions": sessions_table,
-            "transcript_entries": transcript_table, "turn_traces": traces_table,
-        }  # fmt: skip
-        with self.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(tables[table])).scalar() or 0)
 
 
 _RIG_FIELDS = ("image_sha", "rig_sha", "rig_source")

@@ -221,7 +221,3 @@ def migrate(conn: Connection) -> list[int]:
         )
         done.append(step.version)
     return done
-
-
-def table_names(conn: Connection) -> set[str]:
-    return set(inspect(conn).get_table_names())
