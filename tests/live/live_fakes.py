@@ -17,6 +17,14 @@ import numpy as np
 
 from talkie.messages import AudioChunk, VideoFrame
 from talkie.session.contract import AUDIO_FRAME_SAMPLES, AUDIO_SAMPLE_RATE
+from talkie.session.events import (
+    ReplySpoken,
+    SessionEvent,
+    StateChanged,
+    TurnFinished,
+    TurnTraced,
+    UserTranscript,
+)
 
 FPS = 24.0
 SIZE = (1280, 720)
@@ -62,7 +70,7 @@ class FakeConversation:
     async def start(self) -> None:
         self._t0 = time.monotonic()
         self.started = True
-        self._emit({"type": "state", "state": "listening"})
+        self._emit(StateChanged(t=self.now(), state="listening"))
 
     async def close(self) -> None:
         self.closed = True
@@ -75,9 +83,7 @@ class FakeConversation:
             self.mic_pts.append(chunk.pts)
         if int(self.mic_seconds) > self._heard_reported:
             self._heard_reported = int(self.mic_seconds)
-            self._emit(
-                {"type": "transcript", "text": f"heard {self._heard_reported} s", "final": False}
-            )
+            self._emit(UserTranscript(t=self.now(), text=f"heard {self._heard_reported} s"))
 
     async def next_video_frame(self) -> VideoFrame:
         index = await self._pace("_video_index", FPS)
@@ -102,7 +108,7 @@ class FakeConversation:
             samples = np.zeros(AUDIO_FRAME_SAMPLES, np.float32)
         return AudioChunk(samples, rate, pts=t)
 
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
+    async def events(self) -> AsyncIterator[SessionEvent]:
         while True:
             event = await self._events.get()
             if event is None:
@@ -120,7 +126,7 @@ class FakeConversation:
                 raise ValueError('"mode" needs "hands_free": true or false')
         elif kind == "interrupt":
             self._speak_until = -1.0
-            self._emit({"type": "state", "state": "listening"})
+            self._emit(StateChanged(t=self.now(), state="listening"))
         elif kind == "text":
             text = event.get("text")
             if not isinstance(text, str) or not text.strip():
@@ -134,52 +140,44 @@ class FakeConversation:
     def now(self) -> float:
         return time.monotonic() - self._t0
 
-    def _emit(self, event: dict[str, Any]) -> None:
+    def _emit(self, event: SessionEvent) -> None:
         if not self.closed:
             self._events.put_nowait(event)
 
     def _reply(self, text: str) -> None:
         self._turn += 1
         now = self.now()
-        self._emit({"type": "transcript", "text": text, "final": True})
-        self._emit({"type": "state", "state": "thinking"})
+        self._emit(UserTranscript(t=now, text=text, final=True, typed=True))
+        self._emit(StateChanged(t=now, state="thinking"))
         reply = f"You said: {text}"
-        self._emit({"type": "reply", "text": reply, "final": True, "generation": self._turn})
-        self._emit({"type": "state", "state": "speaking"})
+        self._emit(ReplySpoken(t=now, text=reply, start=now + 0.22))
+        self._emit(StateChanged(t=now, state="speaking"))
         self._speak_until = now + 1.0
         marks = {
             "speech_end": now,
-            "endpoint": now + 0.01,
             "asr_final": now + 0.02,
             "brain_first_token": now + 0.05,
             "first_clause": now + 0.06,
             "tts_first_audio": now + 0.15,
+            "endpoint": now + 0.16,
             "first_frame_sent": now + 0.2,
             "answer_start": now + 0.22,
         }
+        relative = {k: round(v - now, 4) for k, v in marks.items()}
         self._emit(
-            {
-                "type": "trace",
-                "turn": self._turn,
-                "marks": marks,
-                "relative": {k: round(v - now, 4) for k, v in marks.items()},
-                "latency": 0.22,
-                "interrupted": False,
-                "error": "",
-            }
+            TurnTraced(t=now, turn=self._turn, marks=marks, relative=relative, latency=0.22)
         )
         asyncio.get_running_loop().call_later(
-            1.0, self._emit, {"type": "state", "state": "listening"}
+            1.0, self._emit, StateChanged(t=now + 1.0, state="listening")
         )
         # the finished turn, as the real conversation reports it (the server records it)
         wall = time.time()
         self._emit(
-            {
-                "type": "turn", "turn": self._turn, "user_text": text, "typed": True,
-                "said": reply, "started_at": wall, "ended_at": wall + 1.0,
-                "interrupted": False,
-                "trace": {"turn": self._turn, "marks": marks, "latency": 0.22, "error": ""},
-            }
+            TurnFinished(
+                t=now, turn=self._turn, user_text=text, typed=True, said=reply,
+                started_at=wall, ended_at=wall + 1.0,
+                trace={"turn": self._turn, "marks": marks, "latency": 0.22, "error": ""},
+            )
         )  # fmt: skip
 
     async def _pace(self, attr: str, rate: float) -> int:

@@ -26,3 +26,22 @@ def nova(library: CharacterLibrary):  # type: ignore[no-untyped-def]
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "brain"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
 from fake_openai import fake_openai  # noqa: E402,F401  (re-exported fixture)
+
+
+@pytest.fixture(scope="session")
+def models():  # type: ignore[no-untyped-def]
+    """The real models of a conversation, loaded once: Piper (no sampling noise, so every run
+    says the same), Whisper tiny.en, Smart Turn."""
+    from turn_harness import Models
+
+    from talkie.hearing import WhisperAsr
+    from talkie.hearing.turn_model import SmartTurnModel
+    from talkie.voice import PiperTTS
+
+    voice = PiperTTS(noise_scale=0.0, noise_w_scale=0.0)
+    voice.load()
+    asr = WhisperAsr()
+    asr.load()
+    turn_model = SmartTurnModel()
+    turn_model.load()
+    return Models(voice, asr, turn_model)

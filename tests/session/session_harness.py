@@ -60,7 +60,7 @@ async def running(
 
     async def events() -> None:
         async for event in conversation.events():
-            pulled.events.append(event)
+            pulled.events.append(event.to_json())
 
     await conversation.start()
     tasks = [asyncio.create_task(c()) for c in (video, audio, events)]

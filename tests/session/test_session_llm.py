@@ -4,6 +4,7 @@ clauses become speech, faults become a short spoken apology, barge-in closes the
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from session_harness import running, wait_for
 from talkie.brain import LLMOptions, OpenAICompatibleBrain
 from talkie.session import Conversation, SessionOptions
 from talkie.session.conversation import APOLOGY
+from talkie.session.parts import build_parts
 
 pytestmark = pytest.mark.asyncio
 
@@ -20,9 +22,9 @@ pytestmark = pytest.mark.asyncio
 def llm_conversation(character, base_url: str, **llm: float) -> Conversation:  # type: ignore[no-untyped-def]
     options = LLMOptions(base_url=base_url, model="fake", api_key="sk-test", **llm)
     brain = OpenAICompatibleBrain(options=options, persona=character.persona)
-    return Conversation(
-        character=character, options=SessionOptions(greet=False, seed=2), brain=brain
-    )
+    session = SessionOptions(greet=False, seed=2)
+    parts = dataclasses.replace(build_parts(character, session), brain=brain)
+    return Conversation(character=character, options=session, parts=parts)
 
 
 async def test_streamed_answer_is_spoken_clause_by_clause(

@@ -33,8 +33,15 @@ from dataclasses import dataclass
 from talkie.brain.base import Turn
 from talkie.brain.builtin_tools import BuiltinToolUse
 from talkie.brain.kb.retrieval import Passage, Retriever, spoken_source
-from talkie.brain.knowledge import STOP_WORDS, KnowledgeHit, KnowledgeIndex, normalize
+from talkie.brain.knowledge import STOP_WORDS, KnowledgeHit, KnowledgeIndex, normalize, tokenize
 from talkie.brain.persona import DEFAULT_PERSONA, Persona
+from talkie.brain.rapport import (
+    asks_own_name,
+    question_parts,
+    self_description,
+    user_name,
+    without_intro,
+)
 from talkie.brain.tools.executor import ToolExecutor
 from talkie.brain.tools.spec import Tool
 
@@ -62,7 +69,9 @@ _INTENT_PHRASES: dict[str, tuple[str, ...]] = {
         "who are you", "what are you", "what is your name", "your name", "introduce yourself",
         "tell me about yourself", "are you a robot", "are you human", "are you real",
         "are you an ai", "are you a person", "who am i talking to", "who is this",
-        "what should i call you", "what do i call you",
+        "what should i call you", "what do i call you", "about yourself", "about you",
+        "yourself", "what is yours", "and yours", "and you", "your story", "who made you",
+        "where are you from", "what is your job",
     ),
     "capabilities": (
         "what can you do", "what do you do", "how can you help", "can you help", "help me",
@@ -104,6 +113,8 @@ _FILLER = _wordset(
     now tonight anyway again right"""
 )
 _NOISE = _wordset("um uh er erm ah oh hm hmm mm mhm uhm huh eh")
+# Words that point back at something said before ("how far away is IT?").
+_REFERRING = _wordset("it its that this there they them those these he she him her one")
 _WORD = re.compile(r"[a-z0-9]+")
 _CHUNK = re.compile(r"\S+\s*")
 # Scoring a long knowledge text takes milliseconds: then it runs off the event loop.
@@ -176,9 +187,7 @@ class BuiltinBrain:
         self.persona = persona
         self.options = options or BuiltinOptions()
         self.retriever = retriever
-        self.tool_use = (
-            BuiltinToolUse(tools, executor) if tools and executor is not None else None
-        )
+        self.tool_use = BuiltinToolUse(tools, executor) if tools and executor is not None else None
         # Built once: indexing is the expensive part, questions are cheap.
         self._index = KnowledgeIndex(persona.knowledge)
         self._phrases = {
@@ -214,39 +223,77 @@ class BuiltinBrain:
 
     def answer(self, history: Sequence[Turn], user_text: str) -> str:
         """The whole reply as one string (``reply`` streams this)."""
+        name = user_name((), user_text)
+        text = without_intro(user_text) if name else user_text
+        greet = f"Nice to meet you, {name}! " if name else ""
+        if asks_own_name(text):
+            theirs = user_name(history)
+            return greet + (
+                f"You're {theirs}." if theirs else "You haven't told me your name yet. What is it?"
+            )
+        if name and not _WORD.findall(normalize(text)):
+            return f"{greet}I'm {self.persona.name}. How can I help you?"
+        parts = question_parts(text)
+        if len(parts) > 1:
+            # Said in several breaths: look up the question with the rest as its context ("I was
+            # reading about the Moon. How far away is it?"); if the question itself names
+            # nothing ("can you explain it?"), what the other parts name; then all of it.
+            if not greet and any(self._greets_only(p) for p in parts):
+                greet = "Hi! "
+            first = ""
+            for query, context in [(p, text) for p in parts if not self._greets_only(p)] + [
+                (text, "")
+            ]:
+                reply, known = self._respond(history, query, context=context)
+                if known:
+                    return greet + reply.removeprefix("Hi! ")
+                first = first or reply
+            return greet + first.removeprefix("Hi! ")
+        reply, _ = self._respond(history, text)
+        return greet + reply
+
+    def _respond(
+        self, history: Sequence[Turn], user_text: str, context: str = ""
+    ) -> tuple[str, bool]:
+        """The reply to ``user_text``, and whether it says something (not "I don't know")."""
         words = _WORD.findall(normalize(user_text))
         if not words or all(word in _NOISE for word in words):
-            return self._clarify(history)
+            return self._clarify(history), False
         intents, content = self._intents(words)
         turn = sum(1 for t in history if t.role == "assistant")
         if intents and not content:
-            return self._small_talk(intents, history)
-        hits = self._search(user_text)
+            return self._small_talk(intents, history), True
+        hits = self._search(user_text, context)
         prefix = "Hi! " if "greeting" in intents else ""
         # Only a question with content words goes to the knowledge base: "what about that?" would
         # otherwise match some passage by sheer similarity of phrasing.
-        passage = self._best_passage(user_text) if content else None
+        query = f"{context} {user_text}".strip() if context else user_text
+        passage = self._best_passage(query) if content else None
         if passage is not None and (not hits or passage.coverage > hits[0].coverage):
             # The knowledge base wins unless the persona's own text matches the question's words
             # better (its sentences passed the stricter word-coverage test).
             log.debug("knowledge-base answer: score %.2f, coverage %.2f",
                       passage.score, passage.coverage)  # fmt: skip
-            return prefix + self._passage_answer(passage, user_text)
+            return prefix + self._passage_answer(passage, user_text), True
         if hits:
             log.debug("knowledge answer: %d sentence(s), coverage %.2f",
                       len(hits), hits[0].coverage)  # fmt: skip
-            return prefix + self._phrase_answer(hits, turn)
+            return prefix + self._phrase_answer(hits, turn), True
         if intents and len(content) <= 1 and set(intents) - {"greeting", "ack", "decline"}:
             # "what can you do for me mate": one unexplained word does not make a question.
-            return self._small_talk(intents, history)
+            return self._small_talk(intents, history), True
         if len(words) == 1 and len(words[0]) <= 2:
-            return self._clarify(history)
+            return self._clarify(history), False
         if not intents and not content:
             # Only function words ("what about that?"): nothing to look up, so ask.
-            return "Could you tell me a little more about what you'd like to know?"
-        return prefix + self._dont_know()
+            return "Could you tell me a little more about what you'd like to know?", False
+        return prefix + self._dont_know(), False
 
     # -- understanding ---------------------------------------------------------------------
+
+    def _greets_only(self, text: str) -> bool:
+        intents, content = self._intents(_WORD.findall(normalize(text)))
+        return intents == ["greeting"] and not content
 
     def _intents(self, words: list[str]) -> tuple[list[str], list[str]]:
         """Intents found in ``words`` (by priority) and the content words no intent explains."""
@@ -280,17 +327,33 @@ class BuiltinBrain:
                 return start, start + size
         return None
 
-    def _search(self, question: str) -> list[KnowledgeHit]:
-        hits = self._index.search(question, limit=2)
+    def _search(self, question: str, context: str = "") -> list[KnowledgeHit]:
+        asked = set(_WORD.findall(normalize(question)))
+        if context and asked & _REFERRING:
+            # "How far away is it?" after "I was reading about the Moon": "it" is what was said
+            # around the question, so those words (the ones the knowledge knows) join it, and
+            # only the best sentence is said.
+            around = [
+                w for w in dict.fromkeys(_WORD.findall(normalize(context)))
+                if w not in asked and any(self._index.knows(t) for t in tokenize(w))
+            ]  # fmt: skip
+            hits = self._index.search(" ".join([question, *around]), limit=1)
+        else:
+            hits = self._index.search(question, limit=2)
         if not hits or hits[0].coverage <= self.options.min_coverage:
             return []
         best = hits[0]
         chosen = [best]
+        asked = set(_WORD.findall(normalize(question)))
+        about = _names(best.text) & asked  # the named thing the question is about, if any
         for hit in hits[1:]:
             if (
                 hit.score >= self.options.second_ratio * best.score
                 and hit.coverage > self.options.min_coverage
                 and len(best.text) + len(hit.text) <= self.options.max_answer_chars
+                # A second sentence adds to the first; it must not be about something else
+                # ("How far away is the Moon?" -> not the Sun's distance).
+                and not (about and not _names(hit.text) & about)
             ):
                 chosen.append(hit)
         return sorted(chosen, key=lambda hit: hit.position)  # in the text's own order
@@ -389,12 +452,8 @@ class BuiltinBrain:
             last = _last_assistant(history)
             return f"Sure. {last}" if last else self.persona.greeting
         if main == "who":
-            about = (
-                f" I can answer questions about {topics}."
-                if topics
-                else " I'm a talking character, happy to chat."
-            )
-            return f"I'm {name}.{about}"
+            about = f" I can answer questions about {topics}." if topics else " I'm happy to chat."
+            return f"{self_description(self.persona)}{about}"
         if main == "capabilities":
             if topics:
                 return f"I can chat with you and answer questions about {topics}."
@@ -412,6 +471,14 @@ class BuiltinBrain:
         if main == "decline":
             return "Alright. I'm here if you need anything."
         return "Okay! What else would you like to know?"
+
+
+_NAME = re.compile(r"(?<=[\w,;:] )[A-Z][a-z]+")
+
+
+def _names(sentence: str) -> set[str]:
+    """The capitalised words inside ``sentence`` (names of things), lower-cased."""
+    return {n.lower() for n in _NAME.findall(sentence)}
 
 
 def _continue(sentence: str) -> str:

@@ -53,7 +53,8 @@ STOP_WORDS = _wordset(
     they this those through to too under until up very was we were what which while who whom why
     will with would you your yours yourself yourselves tell know please like want wanted need
     also get got give go going gonna wanna could might may shall must thing things something
-    anything really actually maybe well hey hi hello ok okay um uh er oh yeah yes sure one way
+    anything really actually exactly basically precisely maybe well hey hi hello ok okay um uh
+    er oh yeah yes sure one way
     how when where much many does say said see look bit lot any goes went gets getting come
     comes came done doing take takes took make makes
     """
@@ -134,6 +135,8 @@ _SYNONYM_TEXT = (
     "high height altitude tall",
     "long lasts duration",
     "fast speed quick quickly",
+    "often every frequently frequency",
+    "around orbit orbits circle circles",
 )
 _SYNONYM_WEIGHT = 0.6
 _CONTRACTIONS = (
@@ -271,6 +274,10 @@ class KnowledgeIndex:
     def sentences(self) -> list[str]:
         """The indexed sentences in the text's order (markdown stripped, headings dropped)."""
         return [passage.text for passage in self._passages]
+
+    def knows(self, term: str) -> bool:
+        """Does ``term`` (a ``tokenize`` term) occur in the text?"""
+        return term in self._df
 
     def idf(self, term: str) -> float:
         """BM25 IDF (always > 0); a term absent from the text gets the highest value."""

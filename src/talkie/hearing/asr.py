@@ -225,6 +225,7 @@ class WhisperAsr:
             tokens, no_speech, logprob, looping = self._decode(features, content, window, prompt)
         if looping:
             tokens = _cut_repetition(tokens)
+        tokens = _undouble(tokens)
         text = self._tokenizer.decode(tokens).strip()
         if not normalize_words(text):
             text = ""  # punctuation only ("." on silence) is no transcript
@@ -276,6 +277,16 @@ def _repeats(tokens: list[int], times: int = 3) -> bool:
         ):
             return True
     return False
+
+
+def _undouble(tokens: list[int], min_tokens: int = 3) -> list[int]:
+    """One copy of an output that is the same phrase twice ("What is your name? What is your
+    name?"): with preceding text (a prompt) and a short window, the decoder sometimes reads the
+    utterance twice. People do not repeat a whole sentence in one breath."""
+    n = len(tokens)
+    if n >= 2 * min_tokens and n % 2 == 0 and tokens[: n // 2] == tokens[n // 2 :]:
+        return tokens[: n // 2]
+    return tokens
 
 
 def _cut_repetition(tokens: list[int]) -> list[int]:

@@ -2,15 +2,20 @@
 
 Threads (the event loop only enqueues and dequeues):
 
-- the **front-end thread** resamples to 16 kHz, runs the VAD (0.2 ms per 32 ms frame) and the
-  endpoint, and decides what to transcribe (``Listener``). It is separate from the ASR thread so
-  that the end of a turn is detected on time even while a transcription is running;
+- the **front-end thread** resamples to 16 kHz, runs the VAD (0.2 ms per 32 ms frame), the echo
+  gate and the endpoint, and decides what to transcribe (``Listener``). It is separate from the
+  ASR thread so that the end of a segment is detected on time even while a transcription runs;
 - the **ASR thread** (a one-worker executor) runs Whisper; results go back to the front-end
   thread through the same queue as the audio, so all decisions happen on one thread in order.
 
+The queue is unbounded: on a busy machine transcription gets slower, never lossy. With
+``threaded=False`` everything runs inline in the caller (``push`` processes the audio and runs
+any transcription it needs before it returns): deterministic, for tests on virtual time.
+
 Events are ``VoiceActivity(True)`` when the user starts speaking (stamped at the start of speech),
 partial ``Transcript``s while they speak, ``VoiceActivity(False)`` stamped at the true end of
-speech, then one ``FinalTranscript`` (a ``Transcript`` with ``final=True``, plus ``speech_end``).
+speech, then one ``FinalTranscript`` per segment (a ``Transcript`` with ``final=True``, plus
+``speech_start``/``speech_end`` and the end-of-turn model's ``turn_probability``).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import numpy as np
 from talkie.hearing.asr import AsrResult, SpeechRecognizer, WhisperAsr, WhisperOptions
 from talkie.hearing.listener import AsrJob, HearingOptions, HearingTrace, Listener
 from talkie.hearing.resample import StreamResampler
+from talkie.hearing.turn_model import TurnModel
 from talkie.hearing.vad import SAMPLE_RATE, SileroVad
 from talkie.messages import AudioChunk, Transcript, VoiceActivity
 
@@ -41,21 +47,22 @@ log = logging.getLogger(__name__)
 
 HearingEvent = VoiceActivity | Transcript
 
-_JUMP_S = 0.2  # a pts discontinuity larger than this restarts the stream timeline
 _CLOSE_TIMEOUT_S = 5.0
+_PROMPT_CHARS = 600
 
 
 class Hearing:
     """The live conversation's ears (see the module docstring).
 
-    ``push`` and ``set_muted``/``clear`` may be called from any thread (typically the event
-    loop); they never block. Consume ``events()`` (or ``async for event in hearing``) from one
-    task. Models load lazily in the worker threads; ``load()`` loads them eagerly (blocking, so
-    call it with ``asyncio.to_thread`` from async code). Close with ``close()``/``aclose()`` or
-    ``async with``.
+    ``push``, ``push_reference``, ``set_prompt`` and ``clear`` may be called from any thread
+    (typically the event loop); they never block (unless ``threaded=False``). Consume
+    ``events()`` (or ``async for event in hearing``) from one task. Models load lazily in the
+    worker threads; ``load()`` loads them eagerly (blocking, so call it with
+    ``asyncio.to_thread`` from async code). Close with ``close()``/``aclose()`` or ``async with``.
 
     ``recognizer`` is any ``SpeechRecognizer`` (default: ``WhisperAsr(options=asr_options)``,
-    tiny.en); ``vad`` defaults to a new ``SileroVad``. One ``Hearing`` per audio stream.
+    tiny.en); ``vad`` defaults to a new ``SileroVad``; ``turn_model`` (e.g. ``SmartTurnModel``)
+    gives finals their end-of-turn probability. One ``Hearing`` per audio stream.
     """
 
     def __init__(
@@ -65,14 +72,20 @@ class Hearing:
         recognizer: SpeechRecognizer | None = None,
         asr_options: WhisperOptions | None = None,
         vad: SileroVad | None = None,
+        turn_model: TurnModel | None = None,
+        threaded: bool = True,
     ) -> None:
         self.options = options or HearingOptions()
         self.recognizer: SpeechRecognizer = recognizer or WhisperAsr(options=asr_options)
+        self.turn_model = turn_model
+        self.threaded = threaded
         self._vad = vad or SileroVad()
         self._inbox: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self._inline_jobs: list[AsrJob] = []
         self._listener = Listener(
-            options=self.options, vad=self._vad, submit=self._submit, emit=self._emit
-        )
+            options=self.options, vad=self._vad, submit=self._submit, emit=self._emit,
+            turn_model=turn_model,
+        )  # fmt: skip
         self._executor: ThreadPoolExecutor | None = None
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
@@ -83,26 +96,23 @@ class Hearing:
         self._flush_waiters: list[Callable[[], None]] = []
         self._error: BaseException | None = None
         self._closed = False
-        self._muted = False
-        # Front-end thread only: stream timeline and resampler.
-        self._resampler: StreamResampler | None = None
-        self._anchor_pts = 0.0
-        self._consumed = 0
-        self._produced = 0
+        self._resampler: StreamResampler | None = None  # front-end thread only
 
     # -- public API ---------------------------------------------------------------------------
 
     def load(self) -> None:
-        """Load the VAD and ASR models and warm the ASR up (blocking, ~0.3-0.6 s)."""
+        """Load the VAD, ASR and end-of-turn models and warm the ASR up (blocking, ~0.5 s)."""
         self._vad.load()
         self.recognizer.load()
         self.recognizer.transcribe(np.zeros(SAMPLE_RATE, dtype=np.float32))
+        if self.turn_model is not None:
+            self.turn_model.load()
 
     def push(self, chunk: AudioChunk) -> None:
         """Queue mono audio at any sample rate; ``chunk.pts`` is its media time (seconds).
 
-        Chunks should be consecutive; a jump in ``pts`` of more than 0.2 s (or a change of
-        sample rate) restarts the timeline at the new time. Raises the stage's error if it has
+        Every sample is heard, in order: a jump in ``pts`` (bursty arrival on a busy machine)
+        only moves the media-time labels of what follows. Raises the stage's error if it has
         failed, and ``RuntimeError`` after ``close()``.
         """
         self._check_open()
@@ -111,31 +121,44 @@ class Hearing:
             raise ValueError(f"hearing needs mono audio (1-D samples), got shape {samples.shape}")
         if samples.dtype == np.int16:
             samples = samples.astype(np.float32) / 32768.0
-        self._ensure_started()
-        self._inbox.put(("audio", samples, chunk.sample_rate, chunk.pts, time.perf_counter()))
+        self._post(("audio", samples, chunk.sample_rate, chunk.pts, time.perf_counter()))
 
-    def set_muted(self, muted: bool) -> None:
-        """Gate the input while the character speaks (``HearingOptions.barge_in_threshold``
-        decides between ignoring it and accepting only a clear barge-in). Takes effect in order
-        with the audio pushed so far."""
+    def push_reference(self, chunk: AudioChunk) -> None:
+        """What the character plays at ``chunk.pts`` (its output audio, any rate): the echo gate
+        compares the microphone with it. Only the level is kept."""
         self._check_open()
-        self._muted = muted
-        self._ensure_started()
-        self._inbox.put(("mute", bool(muted)))
+        samples = np.asarray(chunk.samples, dtype=np.float32)
+        power = float(np.mean(np.square(samples, dtype=np.float64))) if len(samples) else 0.0
+        level = 10.0 * float(np.log10(power)) if power > 1e-12 else -120.0
+        self._post(("reference", chunk.pts, level, chunk.duration))
 
-    @property
-    def muted(self) -> bool:
-        return self._muted
+    def set_prompt(self, prompt: str) -> None:
+        """Text that biases the recogniser from the next transcription on: names and words the
+        user is likely to say (the character's name, its knowledge's vocabulary, names the user
+        said) and the turn so far. Whisper reads it as preceding context: keep it short."""
+        self._check_open()
+        self._post(("prompt", prompt.strip()[-_PROMPT_CHARS:]))
+
+    def confirm_echo(self) -> None:
+        """The last segment was the character's own voice coming back: learn the echo path."""
+        self._check_open()
+        self._post(("echo",))
 
     def clear(self) -> None:
-        """Drop the utterance in progress and any pending transcripts (see ``Listener.clear``)."""
+        """Drop the segment in progress and any pending transcripts (see ``Listener.clear``)."""
         self._check_open()
-        self._ensure_started()
-        self._inbox.put(("clear",))
+        self._post(("clear",))
+
+    @property
+    def speaking(self) -> bool:
+        """The user is inside a segment (a snapshot; may be read from any thread)."""
+        return self._listener.speaking
 
     async def flush(self) -> None:
         """Wait until all audio pushed so far is processed and no transcription is pending."""
         self._check_open()
+        if not self.threaded:
+            return
         self._ensure_started()
         loop = asyncio.get_running_loop()
         done: asyncio.Future[None] = loop.create_future()
@@ -175,7 +198,7 @@ class Hearing:
 
     @property
     def traces(self) -> list[HearingTrace]:
-        """Timings of every finished utterance so far (oldest first)."""
+        """Timings of every finished segment so far (oldest first)."""
         return list(self._listener.traces)
 
     def close(self) -> None:
@@ -207,6 +230,26 @@ class Hearing:
         await self.aclose()
 
     # -- threads ------------------------------------------------------------------------------
+
+    def _post(self, item: tuple[Any, ...]) -> None:
+        if not self.threaded:
+            self._run_inline(item)
+            return
+        self._ensure_started()
+        self._inbox.put(item)
+
+    def _run_inline(self, item: tuple[Any, ...]) -> None:
+        """``threaded=False``: handle now, then run the transcriptions it asked for, in order."""
+        try:
+            self._handle(item[0], item)
+            while self._inline_jobs:
+                job = self._inline_jobs.pop(0)
+                result = self.recognizer.transcribe(job.audio, prompt=job.prompt or None)
+                self._listener.on_result(job, result)
+        except BaseException as exc:
+            self._error = exc
+            self._wake_consumer()
+            raise
 
     def _ensure_started(self) -> None:
         if self._thread is not None:
@@ -252,13 +295,18 @@ class Hearing:
             _, samples, rate, pts, wall = item
             out, out_pts = self._resample(samples, rate, pts)
             self._listener.push(out, out_pts, wall)
+        elif kind == "reference":
+            _, pts, level, duration = item
+            self._listener.push_reference(pts, level, duration)
         elif kind == "result":
             _, job, outcome = item
             if isinstance(outcome, BaseException):
                 raise outcome
             self._listener.on_result(job, outcome)
-        elif kind == "mute":
-            self._listener.set_muted(item[1])
+        elif kind == "prompt":
+            self._listener.prompt = item[1]
+        elif kind == "echo":
+            self._listener.confirm_echo()
         elif kind == "clear":
             self._listener.clear()
         elif kind == "flush":
@@ -266,19 +314,19 @@ class Hearing:
 
     def _resample(self, samples: np.ndarray, rate: int, pts: float) -> tuple[np.ndarray, float]:
         resampler = self._resampler
-        expected = self._anchor_pts + self._consumed / rate if resampler else 0.0
-        if resampler is None or resampler.in_rate != rate or abs(pts - expected) > _JUMP_S:
+        if resampler is None or resampler.in_rate != rate:
+            # Only a new rate restarts the resampler: a jump in arrival times is a label change
+            # (the listener re-anchors its media times) and the samples stay continuous.
             resampler = StreamResampler(in_rate=rate, out_rate=SAMPLE_RATE)
             self._resampler = resampler
-            self._anchor_pts, self._consumed, self._produced = pts, 0, 0
         out = resampler.process(samples)
         # Output sample k is the input at time k / 16000 - delay (the FIR's group delay).
-        out_pts = self._anchor_pts + self._produced / SAMPLE_RATE - resampler.delay_seconds
-        self._consumed += len(samples)
-        self._produced += len(out)
-        return out, out_pts
+        return out, pts - resampler.delay_seconds
 
     def _submit(self, job: AsrJob) -> None:
+        if not self.threaded:
+            self._inline_jobs.append(job)
+            return
         executor = self._executor
         if executor is None or self._closed:
             return
@@ -287,7 +335,7 @@ class Hearing:
     def _transcribe(self, job: AsrJob) -> None:
         outcome: AsrResult | BaseException
         try:
-            outcome = self.recognizer.transcribe(job.audio)
+            outcome = self.recognizer.transcribe(job.audio, prompt=job.prompt or None)
         except BaseException as exc:  # handed to the front-end thread, which stops the stage
             outcome = exc
         self._inbox.put(("result", job, outcome))

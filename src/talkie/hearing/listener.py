@@ -2,24 +2,32 @@
 
 ``Listener`` owns all per-stream state and runs on ONE thread (the hearing front-end thread);
 it never blocks on ASR. It hands transcription jobs to a ``submit`` callback (the ``Hearing``
-stage runs them on its ASR worker thread) and gets their results back through ``on_result`` on
-the same front-end thread, so no state is shared between threads.
+stage runs them on its ASR worker) and gets their results back through ``on_result`` on the
+same thread, so no state is shared between threads.
 
-Scheduling, with at most one ASR job in flight (a second one would only halve the speed of both
-on 2 cores):
+**Nothing is dropped.** Audio is framed on a continuous *stream* timeline (samples received),
+never re-framed or cut when the arrival times jump (a busy machine delivers the microphone in
+bursts): media times (``pts``) are only labels, mapped from stream time through the latest
+anchor. Utterances are cut from the stream by sample counts, so a final always covers every
+frame of its speech.
 
-1. A final that is due (the user stopped and no usable result exists) goes first.
-2. **Speculative final**: as soon as the user has been silent for ``speculative_after_s``
-   (~100 ms), the utterance so far is transcribed. The endpoint needs ``hangover_s`` (~300 ms) of
-   silence to decide the turn is over, so by the time it does, the final text is usually
-   ready: the final arrives at ~hangover instead of hangover + ASR time. If the user goes on
-   speaking, the result is not wasted: it is emitted as a partial.
-3. **Partials**: while the user speaks, the growing utterance is re-transcribed whenever
-   ``partial_interval_s`` of new audio has arrived and the worker is free.
+**Segments.** The endpoint ends a *segment* (a breath group) after ``hangover_s`` of silence.
+Whether the user's *turn* is over is decided by the session, from the segment's words and the
+learned end-of-turn model's probability, which is attached to each final
+(``FinalTranscript.turn_probability``, computed on the last 8 s of the stream when the pause
+begins).
 
-A final reuses the speculative result when that run saw the same end of speech (no voiced
-frame since), which is the "skip re-running on nearly the same audio" rule: the only audio it
-did not see is silence.
+**Echo.** While the character talks, ``EchoGate`` (fed with ``push_reference``) decides for
+each frame whether it can be the user's voice; frames it attributes to the character's echo
+count as silence, so the user's words during an answer start a segment like any other.
+
+ASR scheduling, with at most one job in flight:
+
+1. a final that is due (the segment ended and no usable result exists) goes first;
+2. **speculative final**: after ``speculative_after_s`` of silence the segment so far is
+   transcribed; the endpoint needs ``hangover_s`` to decide, so by then the final is usually
+   ready. If the user goes on, the result becomes a partial;
+3. **partials** while the user speaks, whenever ``partial_interval_s`` of new audio has arrived.
 """
 
 from __future__ import annotations
@@ -35,7 +43,9 @@ from typing import Literal
 import numpy as np
 
 from talkie.hearing.asr import AsrResult
+from talkie.hearing.echo import EchoGate, EchoOptions
 from talkie.hearing.endpoint import Endpointer, EndpointEvent, EndpointOptions
+from talkie.hearing.turn_model import WINDOW_SAMPLES, TurnModel
 from talkie.hearing.vad import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE, SileroVad
 from talkie.messages import Transcript, VoiceActivity
 
@@ -44,8 +54,8 @@ __all__ = ["AsrJob", "FinalTranscript", "HearingOptions", "HearingTrace", "Liste
 log = logging.getLogger(__name__)
 
 _SILENT_DB = -120.0
-_ECHO_MIN_FRAMES = 4  # frames of the character's voice needed before its level is trusted
-_ECHO_LEARN_FRAMES = 12  # frames learned unconditionally at the start of a muted period
+_JUMP_S = 0.2  # arrival times further than this from the stream's own clock re-anchor it
+_HISTORY_FRAMES = math.ceil(WINDOW_SAMPLES / FRAME_SAMPLES)
 
 
 @dataclass(frozen=True)
@@ -53,27 +63,18 @@ class HearingOptions:
     """Settings of the hearing stage.
 
     Endpointing (see ``talkie.hearing.endpoint``): ``onset``/``offset`` VAD thresholds,
-    ``min_speech_s`` to start (shorter blips are ignored), ``hangover_s`` of silence to stop,
-    ``energy_margin_db`` for the fading-VAD rule (``None`` disables it).
+    ``min_speech_s`` to start (shorter blips are ignored), ``hangover_s`` of silence to end a
+    segment, ``energy_margin_db`` for the fading-VAD rule (``None`` disables it).
+    While the character's voice may be in the input, a segment needs ``overlap_onset`` and
+    ``overlap_min_speech_s`` of frames the echo gate accepts (``echo``) and at least
+    ``overlap_min_dbfs`` loud (peak over ~100 ms: what is left of the character's voice after
+    echo cancellation is quieter than a user talking into the microphone) to start.
 
     ASR scheduling: ``partial_interval_s`` of new audio between partials (``partials=False``
     disables them), ``speculative_after_s`` of silence before the speculative final starts,
     ``final_tail_s`` of audio after the end of speech given to a non-speculative final,
     ``preroll_s`` of audio kept before the detected start (so the first phoneme is not cut),
-    ``max_utterance_s`` after which a turn is ended by force (Whisper sees at most 30 s).
-
-    Self-hearing gate, active between ``set_muted(True)`` and ``set_muted(False)`` (while the
-    character speaks): with ``barge_in_threshold=None`` the input is ignored completely. With a
-    threshold, only a clear barge-in starts a turn: ``barge_in_min_s`` of consecutive frames whose
-    speech probability is >= ``barge_in_threshold`` AND whose level (peak over ~100 ms) is at least
-    ``barge_in_min_dbfs`` AND ``barge_in_margin_db`` above the character's own voice as heard in
-    the input (the 75th percentile of the levels of its voiced frames over the last 3 s, learned
-    while muted). The level rule is what rejects the character's voice coming back at a normal
-    level when there is no acoustic echo cancellation; with the browser's echo cancellation the
-    residual is quiet and ``barge_in_min_dbfs`` alone applies. Measured with TTS replies and
-    20 dB noise: 0 false barge-ins in 72 replies at -26/-18 dBFS; a user 12 dB louder than the
-    echo is detected every time, 10 dB louder 2 times in 3. A barge-in opens a normal turn; the
-    session should cancel the reply and ``set_muted(False)``.
+    ``max_utterance_s`` after which a segment is ended by force (Whisper sees at most 30 s).
     """
 
     onset: float = 0.5
@@ -87,10 +88,10 @@ class HearingOptions:
     final_tail_s: float = 0.2
     preroll_s: float = 0.25
     max_utterance_s: float = 28.0
-    barge_in_threshold: float | None = 0.8
-    barge_in_min_s: float = 0.2
-    barge_in_min_dbfs: float = -30.0
-    barge_in_margin_db: float = 5.0
+    overlap_onset: float = 0.6
+    overlap_min_speech_s: float = 0.096
+    overlap_min_dbfs: float = -38.0
+    echo: EchoOptions = field(default_factory=EchoOptions)
 
     def __post_init__(self) -> None:
         # EndpointOptions validates the thresholds and durations it shares.
@@ -99,8 +100,8 @@ class HearingOptions:
             raise ValueError("partial_interval_s must be > 0 and speculative_after_s >= 0")
         if not 1.0 <= self.max_utterance_s <= 30.0:
             raise ValueError(f"max_utterance_s must be 1..30 s, got {self.max_utterance_s}")
-        if self.barge_in_threshold is not None and not 0.0 < self.barge_in_threshold < 1.0:
-            raise ValueError(f"barge_in_threshold must be in (0, 1), got {self.barge_in_threshold}")
+        if not 0.0 < self.overlap_onset < 1.0 or self.overlap_min_speech_s < 0:
+            raise ValueError("overlap_onset must be in (0, 1) and overlap_min_speech_s >= 0")
 
     def endpoint_options(self) -> EndpointOptions:
         return EndpointOptions(
@@ -114,20 +115,24 @@ class HearingOptions:
 
 @dataclass(frozen=True)
 class FinalTranscript(Transcript):
-    """The final transcript of one utterance (a ``Transcript`` with ``final=True``).
+    """The final transcript of one segment (a ``Transcript`` with ``final=True``).
 
-    ``pts`` is the media time of the end of the audio that was transcribed; ``speech_end`` is
-    where the speech itself ended (the true end of the user's turn, earlier than ``pts``).
-    ``text`` is "" when the utterance turned out to hold no words (a cough, noise).
+    ``pts`` is the media time of the end of the audio that was transcribed; ``speech_start`` and
+    ``speech_end`` bound the speech itself. ``text`` is "" when the segment held no words (a
+    cough, noise). ``turn_probability`` is the end-of-turn model's view (None without a model);
+    ``overlapped`` is True when the segment began while the character's voice was playing.
     """
 
     speech_end: float = 0.0
     utterance: int = 0
+    speech_start: float = 0.0
+    turn_probability: float | None = None
+    overlapped: bool = False
 
 
 @dataclass(frozen=True)
 class HearingTrace:
-    """Timings of one utterance. ``*_pts`` are media times (seconds); ``*_wall`` are
+    """Timings of one segment. ``*_pts`` are media times (seconds); ``*_wall`` are
     ``time.perf_counter()`` readings. ``speech_end_wall`` is when the audio at the end of speech
     was pushed, so ``latency_s`` is the real end-of-speech -> final-text delay for live input
     (meaningless for audio pushed faster than real time)."""
@@ -136,7 +141,7 @@ class HearingTrace:
     text: str
     speech_start_pts: float
     speech_end_pts: float
-    endpoint_pts: float  # media time at which the end of the turn was decided
+    endpoint_pts: float  # media time at which the end of the segment was decided
     final_pts: float  # end of the audio the final transcript covers
     final_ready_pts: float  # newest media time processed when the final was ready
     speech_end_wall: float
@@ -146,7 +151,7 @@ class HearingTrace:
     audio_s: float  # seconds of audio in that run
     speculative: bool  # the final came from a run started before the endpoint decision
     partials: int
-    barge_in: bool  # the utterance started while the character was speaking
+    barge_in: bool  # the segment started while the character was speaking
 
     @property
     def latency_s(self) -> float:
@@ -155,39 +160,42 @@ class HearingTrace:
 
     @property
     def endpoint_delay_s(self) -> float:
-        """Media seconds from the end of speech to the end-of-turn decision."""
+        """Media seconds from the end of speech to the end-of-segment decision."""
         return self.endpoint_pts - self.speech_end_pts
 
 
 @dataclass(frozen=True, eq=False)
 class AsrJob:
-    """One transcription request: ``audio`` (16 kHz) of utterance ``utterance`` ending at media
-    time ``end_pts``; ``speech_end`` is the end of speech known when the job was made."""
+    """One transcription request: ``audio`` (16 kHz) of segment ``utterance`` ending at media
+    time ``end_pts``; ``speech_end`` (stream seconds) is the end of speech known when the job
+    was made; ``prompt`` is text that biases the recogniser (names, the turn so far)."""
 
     utterance: int
     kind: Literal["partial", "speculative", "final"]
     audio: np.ndarray
     end_pts: float
     speech_end: float
+    prompt: str = ""
 
 
 @dataclass
 class _Utterance:
     index: int
-    start_pts: float  # media time of the first buffered sample (includes the preroll)
-    speech_start: float
+    start: float  # stream time of the first buffered sample (includes the preroll)
+    speech_start: float  # stream times from here on
     speech_end: float
-    barge_in: bool
+    overlapped: bool
     parts: list[np.ndarray] = field(default_factory=list)
     samples: int = 0
     ended: bool = False
-    endpoint_pts: float = 0.0
+    endpoint_at: float = 0.0
     endpoint_wall: float = 0.0
     covered: int = 0  # samples seen by the last partial/speculative job
     last_text: str = ""
     partials: int = 0
     spec_for: float | None = None  # speech_end of the last speculative job launched
     spec: tuple[AsrJob, AsrResult] | None = None
+    turn_probability: tuple[float, float] | None = None  # (speech_end it saw, probability)
     final_due: bool = False  # a final job must be run
     final_launched: bool = False
 
@@ -196,13 +204,11 @@ class _Utterance:
         self.parts = [whole]
         return whole[:samples]
 
-    def end_pts(self, samples: int) -> float:
-        return self.start_pts + samples / SAMPLE_RATE
-
 
 class Listener:
     """Single-threaded hearing core (see the module docstring). ``emit`` receives events in
-    order; ``submit`` receives ASR jobs, whose outcome must come back through ``on_result``."""
+    order; ``submit`` receives ASR jobs, whose outcome must come back through ``on_result``.
+    ``turn_model`` (optional) gives each final its end-of-turn probability."""
 
     def __init__(
         self,
@@ -212,32 +218,34 @@ class Listener:
         submit: Callable[[AsrJob], None],
         emit: Callable[[VoiceActivity | Transcript], None],
         clock: Callable[[], float] = time.perf_counter,
+        turn_model: TurnModel | None = None,
     ) -> None:
         self.options = options
         self._vad = vad
         self._submit = submit
         self._emit = emit
         self._clock = clock
+        self._turn_model = turn_model
         self._endpointer = Endpointer(options=options.endpoint_options())
+        self.echo = EchoGate(options=options.echo)
         self.traces: list[HearingTrace] = []
-        self.muted = False
+        self.prompt = ""
         self._pending = np.zeros(0, dtype=np.float32)
-        self._pending_pts = 0.0
-        self._now_pts = 0.0  # media time of the end of the newest processed frame
+        self._received = 0  # samples received (stream clock)
+        self._framed = 0  # samples framed so far
+        self._anchors: deque[tuple[int, float]] = deque(maxlen=64)  # (stream sample, media pts)
         ring_frames = math.ceil(
-            (options.preroll_s + max(options.min_speech_s, options.barge_in_min_s) + 0.2)
+            (options.preroll_s + max(options.min_speech_s, options.overlap_min_speech_s) + 0.2)
             / FRAME_SECONDS
         )
         self._ring: deque[tuple[float, np.ndarray]] = deque(maxlen=ring_frames)
-        self._walls: deque[tuple[float, float]] = deque(maxlen=2000)  # (media end, wall)
-        self._echo_db: deque[float] = deque(maxlen=math.ceil(3.0 / FRAME_SECONDS))
-        self._recent_db: deque[float] = deque(maxlen=3)
-        # Levels of a possible barge-in wait here until it is confirmed (discarded) or not
-        # (they were echo after all), so a barge-in never raises the bar it has to clear.
-        self._echo_pending: list[float] = []
+        self._history: deque[np.ndarray] = deque(maxlen=_HISTORY_FRAMES)  # for the turn model
+        self._walls: deque[tuple[float, float]] = deque(maxlen=2000)  # (stream end, wall)
+        self._overlap = False  # the character's voice may be in the current frame
+        self._recent_db: deque[float] = deque(maxlen=3)  # levels of the last ~100 ms
         self._count = 0
         self._current: _Utterance | None = None
-        self._awaiting: list[_Utterance] = []  # ended utterances whose final is not out yet
+        self._awaiting: list[_Utterance] = []  # ended segments whose final is not out yet
         self._in_flight: AsrJob | None = None
 
     # -- inputs -------------------------------------------------------------------------------
@@ -246,33 +254,32 @@ class Listener:
         """Feed 16 kHz mono float32 audio whose first sample is at media time ``pts``."""
         if len(samples) == 0:
             return
-        expected = self._pending_pts + len(self._pending) / SAMPLE_RATE
-        if len(self._pending) == 0 or abs(pts - expected) > 0.2:
-            # A gap or jump in the stream: restart framing at the new time (drops < 32 ms).
-            self._pending = np.zeros(0, dtype=np.float32)
-            self._pending_pts = pts
+        expected = self.media_pts(self._received / SAMPLE_RATE)
+        if not self._anchors or abs(pts - expected) > _JUMP_S:
+            self._anchors.append((self._received, pts))
+        self._received += len(samples)
         self._pending = np.concatenate([self._pending, samples.astype(np.float32, copy=False)])
-        self._walls.append((pts + len(samples) / SAMPLE_RATE, wall))
+        self._walls.append((self._received / SAMPLE_RATE, wall))
         while len(self._pending) >= FRAME_SAMPLES:
             frame = self._pending[:FRAME_SAMPLES]
             self._pending = self._pending[FRAME_SAMPLES:]
-            frame_pts = self._pending_pts
-            self._pending_pts += FRAME_SECONDS
-            self._process_frame(frame, frame_pts)
+            start = self._framed / SAMPLE_RATE
+            self._framed += FRAME_SAMPLES
+            self._process_frame(frame, start)
 
-    def set_muted(self, muted: bool) -> None:
-        """Gate the input while the character speaks (see ``HearingOptions``)."""
-        if muted != self.muted:
-            self._echo_db.clear()
-            self._echo_pending.clear()
-            self._recent_db.clear()
-        self.muted = muted
+    def push_reference(self, pts: float, level_db: float, duration: float) -> None:
+        """The level of the character's output audio at media time ``pts`` (for the echo gate)."""
+        self.echo.push_reference(pts, level_db, duration)
+
+    def confirm_echo(self) -> None:
+        """What was just heard was the character's own voice (see ``EchoGate.confirm_echo``)."""
+        self.echo.confirm_echo(self.media_pts(self._framed / SAMPLE_RATE))
 
     def clear(self) -> None:
-        """Forget the utterance in progress and every pending transcript (a running ASR job
-        finishes but its result is dropped). An open turn is closed with VoiceActivity(False)."""
+        """Forget the segment in progress and every pending transcript (a running ASR job
+        finishes but its result is dropped). An open segment is closed with VoiceActivity(False)."""
         if self._current is not None and not self._current.ended:
-            self._emit(VoiceActivity(False, self._current.speech_end))
+            self._emit(VoiceActivity(False, self.media_pts(self._current.speech_end)))
         self._current = None
         self._awaiting.clear()
         self._endpointer.reset()
@@ -292,17 +299,31 @@ class Listener:
         """No ASR job running or due."""
         return self._in_flight is None and not any(u.final_due for u in self._awaiting)
 
+    @property
+    def speaking(self) -> bool:
+        """The user is in a segment (speech started and not yet ended)."""
+        return self._current is not None and not self._current.ended
+
+    def media_pts(self, stream_t: float) -> float:
+        """Media time of stream time ``stream_t`` (through the latest anchor before it)."""
+        sample = round(stream_t * SAMPLE_RATE)
+        anchor = next(((s, p) for s, p in reversed(self._anchors) if s <= sample), None)
+        if anchor is None:
+            anchor = self._anchors[0] if self._anchors else (0, 0.0)
+        return anchor[1] + (sample - anchor[0]) / SAMPLE_RATE
+
     # -- frames -------------------------------------------------------------------------------
 
-    def _process_frame(self, frame: np.ndarray, pts: float) -> None:
+    def _process_frame(self, frame: np.ndarray, start: float) -> None:
         probability = self._vad.probability(frame)
-        self._now_pts = pts + FRAME_SECONDS
-        self._ring.append((pts, frame))
+        pts = self.media_pts(start)
+        self._ring.append((start, frame))
+        self._history.append(frame)
         utt = self._current
         if utt is not None and not utt.ended:
             utt.parts.append(frame)
             utt.samples += len(frame)
-        event = self._endpoint(frame, probability, pts)
+        event = self._endpoint(frame, probability, start, pts)
         if event is not None and event.kind == "start":
             self._start(event)
         elif event is not None:
@@ -315,59 +336,44 @@ class Listener:
             forced = self._endpointer.force_stop()
             if forced is not None:
                 log.info(
-                    "utterance %d reached %.0f s: ending the turn",
-                    utt.index,
-                    self.options.max_utterance_s,
+                    "segment %d reached %.0f s: ending it", utt.index, self.options.max_utterance_s
                 )
                 self._stop(forced)
         self._schedule()
 
-    def _endpoint(self, frame: np.ndarray, probability: float, pts: float) -> EndpointEvent | None:
+    def _endpoint(
+        self, frame: np.ndarray, probability: float, start: float, pts: float
+    ) -> EndpointEvent | None:
         opts = self.options
         rms = float(np.sqrt(np.mean(np.square(frame, dtype=np.float64))))
         level_db = 20.0 * math.log10(rms) if rms > 1e-6 else _SILENT_DB
-        if not self.muted or self._endpointer.speaking:
-            return self._endpointer.update(probability, pts, level_db=level_db)
-        if opts.barge_in_threshold is None:
-            return None  # deaf while the character speaks
+        user = self.echo.user_possible(pts, level_db)
         self._recent_db.append(level_db)
-        level = max(self._recent_db)  # peak over ~100 ms: syllables dip between peaks
-        floor = opts.barge_in_min_dbfs
-        if len(self._echo_db) >= _ECHO_MIN_FRAMES:
-            floor = max(floor, float(np.percentile(self._echo_db, 75)) + opts.barge_in_margin_db)
-        candidate = probability >= opts.barge_in_threshold and level >= floor
-        if probability >= opts.onset:
-            # Voiced input while muted is mostly the character's own voice coming back: its
-            # level sets the bar a barge-in must clear. While the estimate is young, everything
-            # voiced is learned (a loud echo at the very start must not count as a barge-in).
-            if candidate and len(self._echo_db) >= _ECHO_LEARN_FRAMES:
-                self._echo_pending.append(level)
-            else:
-                self._echo_db.append(level)
-        if not candidate and self._echo_pending:
-            self._echo_db.extend(self._echo_pending)
-            self._echo_pending.clear()
-        event = self._endpointer.update(
-            probability if candidate else 0.0,
-            pts,
-            onset=opts.barge_in_threshold,
-            min_speech_s=opts.barge_in_min_s,
-        )  # no level_db: the character's voice must not become the "background noise"
-        if event is not None:
-            self._echo_pending.clear()
-        return event
+        self._overlap = self.echo.reference_active(pts)
+        if not self._overlap:
+            return self._endpointer.update(probability, start, level_db=level_db)
+        user = user and max(self._recent_db) >= opts.overlap_min_dbfs
+        # The character's voice may be in this frame: only what the echo gate leaves counts,
+        # and a segment needs a clearer, slightly longer voice to start. No level: the
+        # character's voice must not become the "background noise" of the fading-VAD rule.
+        return self._endpointer.update(
+            probability if user else 0.0,
+            start,
+            onset=opts.overlap_onset,
+            min_speech_s=opts.overlap_min_speech_s,
+        )
 
     def _start(self, event: EndpointEvent) -> None:
         self._count += 1
         begin = event.pts - self.options.preroll_s
-        frames = [(p, f) for p, f in self._ring if p >= begin - 1e-6]
-        start_pts = frames[0][0] if frames else event.pts
+        frames = [(t, f) for t, f in self._ring if t >= begin - 1e-6]
+        start = frames[0][0] if frames else event.pts
         utt = _Utterance(
             index=self._count,
-            start_pts=start_pts,
+            start=start,
             speech_start=event.pts,
             speech_end=event.decided_at,
-            barge_in=self.muted,
+            overlapped=self._overlap,
             parts=[f for _, f in frames],
             samples=sum(len(f) for _, f in frames),
         )
@@ -376,9 +382,9 @@ class Listener:
             "speech %d started at %.3f%s",
             utt.index,
             event.pts,
-            " (barge-in)" if utt.barge_in else "",
+            " (overlap)" if utt.overlapped else "",
         )
-        self._emit(VoiceActivity(True, event.pts))
+        self._emit(VoiceActivity(True, self.media_pts(event.pts)))
 
     def _stop(self, event: EndpointEvent) -> None:
         utt = self._current
@@ -386,10 +392,10 @@ class Listener:
             return
         utt.ended = True
         utt.speech_end = event.pts
-        utt.endpoint_pts = event.decided_at
+        utt.endpoint_at = event.decided_at
         utt.endpoint_wall = self._clock()
         self._current = None
-        self._emit(VoiceActivity(False, event.pts))
+        self._emit(VoiceActivity(False, self.media_pts(event.pts)))
         spec = utt.spec
         if spec is not None and spec[0].speech_end == utt.speech_end:
             self._finish(utt, spec[0], spec[1], speculative=True)
@@ -427,6 +433,7 @@ class Listener:
             ):
                 utt.spec_for = self._endpointer.speech_end
                 self._launch(utt, "speculative", utt.samples)
+                self._judge_turn(utt)
             return  # in a pause: keep the worker free for the speculative final
         if (
             self.options.partials
@@ -438,17 +445,32 @@ class Listener:
         self, utt: _Utterance, kind: Literal["partial", "speculative", "final"], samples: int
     ) -> None:
         speech_end = self._endpointer.speech_end if not utt.ended else utt.speech_end
+        end = utt.start + samples / SAMPLE_RATE
         job = AsrJob(
             utterance=utt.index,
             kind=kind,
             audio=utt.audio(samples),
-            end_pts=utt.end_pts(samples),
-            speech_end=speech_end if speech_end is not None else utt.end_pts(samples),
+            end_pts=self.media_pts(end),
+            speech_end=speech_end if speech_end is not None else end,
+            prompt=self.prompt,
         )
         if kind != "final":
             utt.covered = samples
         self._in_flight = job
         self._submit(job)
+
+    def _judge_turn(self, utt: _Utterance) -> None:
+        """The end-of-turn model's view of the pause that just began (last 8 s of audio)."""
+        if self._turn_model is None or not self._history:
+            return
+        try:
+            p = self._turn_model.probability(np.concatenate(list(self._history)))
+        except Exception:  # the model is an aid: hearing goes on without it
+            log.exception("the end-of-turn model failed; going on without it")
+            self._turn_model = None
+            return
+        end = self._endpointer.speech_end
+        utt.turn_probability = (end if end is not None else 0.0, p)
 
     def _handle_result(self, utt: _Utterance, job: AsrJob, result: AsrResult) -> None:
         if job.kind == "final":
@@ -470,23 +492,31 @@ class Listener:
         if utt in self._awaiting:
             self._awaiting.remove(utt)
         wall = self._clock()
+        probability = None
+        if utt.turn_probability is not None and utt.turn_probability[0] == utt.speech_end:
+            probability = utt.turn_probability[1]
+        speech_end = self.media_pts(utt.speech_end)
+        speech_start = self.media_pts(utt.speech_start)
         self._emit(
             FinalTranscript(
                 result.text,
                 final=True,
                 pts=job.end_pts,
-                speech_end=utt.speech_end,
+                speech_end=speech_end,
                 utterance=utt.index,
+                speech_start=speech_start,
+                turn_probability=probability,
+                overlapped=utt.overlapped,
             )
         )
         trace = HearingTrace(
             utterance=utt.index,
             text=result.text,
-            speech_start_pts=utt.speech_start,
-            speech_end_pts=utt.speech_end,
-            endpoint_pts=utt.endpoint_pts,
+            speech_start_pts=speech_start,
+            speech_end_pts=speech_end,
+            endpoint_pts=self.media_pts(utt.endpoint_at),
             final_pts=job.end_pts,
-            final_ready_pts=self._now_pts,
+            final_ready_pts=self.media_pts(self._framed / SAMPLE_RATE),
             speech_end_wall=self._wall_at(utt.speech_end),
             endpoint_wall=utt.endpoint_wall,
             final_wall=wall,
@@ -494,11 +524,11 @@ class Listener:
             audio_s=result.audio_s,
             speculative=speculative,
             partials=utt.partials,
-            barge_in=utt.barge_in,
+            barge_in=utt.overlapped,
         )
         self.traces.append(trace)
         log.debug(
-            "utterance %d final after %.0f ms (endpoint %.0f ms, asr %.0f ms%s)",
+            "segment %d final after %.0f ms (endpoint %.0f ms, asr %.0f ms%s)",
             utt.index,
             trace.latency_s * 1e3,
             trace.endpoint_delay_s * 1e3,
@@ -511,11 +541,11 @@ class Listener:
             return self._current
         return next((u for u in self._awaiting if u.index == index), None)
 
-    def _samples_until(self, utt: _Utterance, pts: float) -> int:
-        return max(0, round((pts - utt.start_pts) * SAMPLE_RATE))
+    def _samples_until(self, utt: _Utterance, stream_t: float) -> int:
+        return max(0, round((stream_t - utt.start) * SAMPLE_RATE))
 
-    def _wall_at(self, pts: float) -> float:
+    def _wall_at(self, stream_t: float) -> float:
         for end, wall in self._walls:
-            if end >= pts - 1e-6:
+            if end >= stream_t - 1e-6:
                 return wall
         return self._walls[-1][1] if self._walls else self._clock()

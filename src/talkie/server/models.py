@@ -264,12 +264,16 @@ class TranscriptLine(BaseModel):
     at: datetime
     interrupted: bool
     typed: bool
+    backchannel: bool = Field(
+        False, description='a listener response ("mm-hm", "yeah") said over the character'
+    )
 
     @classmethod
     def of(cls, e: TranscriptEntry) -> TranscriptLine:
         return cls(
             turn=e.turn, speaker=e.speaker,  # type: ignore[arg-type]
             text=e.text, at=utc(e.at), interrupted=e.interrupted, typed=e.typed,
+            backchannel=e.backchannel,
         )  # fmt: skip
 
 

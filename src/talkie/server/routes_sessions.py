@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import secrets
 import time
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
@@ -36,6 +36,7 @@ from talkie.server.models import (
     utc,
 )
 from talkie.server.ratelimit import MessageLimitedConversation
+from talkie.session.events import SessionEvent, TurnFinished
 from talkie.store import SessionRecord, TraceRecord, TranscriptEntry
 from talkie.transport.webrtc import WebRtcPeer, check_offer
 
@@ -227,46 +228,45 @@ def _closed(svc: Services, peer: WebRtcPeer) -> None:
     svc.write_later(lambda: svc.store.mark_session(peer.session_id, status="ended", reason=reason))
 
 
-def _event(svc: Services, session: SessionRecord, event: dict[str, Any]) -> None:
+def _event(svc: Services, session: SessionRecord, event: SessionEvent) -> None:
     """Write each finished turn (transcript lines + latency trace) as it ends."""
-    if event.get("type") != "turn":
+    if not isinstance(event, TurnFinished):
         return
     session_id = session.id
-    turn = int(event["turn"])
     entries = []
-    if event.get("user_text"):
+    if event.user_text:
         entries.append(
             TranscriptEntry(
-                session_id,
-                turn,
-                "user",
-                str(event["user_text"]),
-                float(event["started_at"]),
-                typed=bool(event.get("typed")),
+                session_id, event.turn, "user", event.user_text, event.started_at,
+                typed=event.typed,
             )
+        )  # fmt: skip
+    for text in event.backchannels:
+        entries.append(
+            TranscriptEntry(session_id, event.turn, "user", text, event.ended_at, backchannel=True)
         )
-    if event.get("said"):
+    if event.said:
         entries.append(
             TranscriptEntry(
-                session_id,
-                turn,
-                "character",
-                str(event["said"]),
-                float(event["ended_at"]),
-                interrupted=bool(event.get("interrupted")),
+                session_id, event.turn, "character", event.said, event.ended_at,
+                interrupted=event.interrupted,
             )
-        )
-    trace = event.get("trace") or {}
+        )  # fmt: skip
+    trace = event.trace
     record = TraceRecord(
-        session_id=session_id, turn=turn, latency=trace.get("latency"),
-        interrupted=bool(event.get("interrupted")), error=str(trace.get("error") or ""),
-        marks=dict(trace.get("marks") or {}), at=float(event["ended_at"]),
+        session_id=session_id, turn=event.turn, latency=trace.get("latency"),
+        interrupted=event.interrupted, error=str(trace.get("error") or ""),
+        marks=dict(trace.get("marks") or {}), at=event.ended_at,
         tools=[dict(c) for c in trace.get("tools") or [] if isinstance(c, dict)],
     )  # fmt: skip
     svc.write_later(svc.store.record_turn, entries, record)
     if session.remember and session.end_user_id:
         roles = {"user": "user", "character": "assistant"}
-        lines = [fold_turn(Turn(roles[e.speaker], e.text)) for e in entries]  # type: ignore[arg-type]
+        lines = [
+            fold_turn(Turn(roles[e.speaker], e.text))  # type: ignore[arg-type]
+            for e in entries
+            if not e.backchannel
+        ]
         svc.write_later(_remember, svc, session.character_id, session.end_user_id, lines)
 
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any, Protocol, runtime_checkable
 
 from talkie.messages import AudioChunk, VideoFrame
+from talkie.session.events import SessionEvent
 
 VIDEO_CLOCK_RATE = 90_000  # RTP clock for video timestamps
 AUDIO_SAMPLE_RATE = 48_000  # output audio: 48 kHz mono, 20 ms frames (960 samples)
@@ -26,16 +27,13 @@ class LiveConversation(Protocol):
     sends what it gets, stamping RTP timestamps from ``pts``. Video is 24 fps; audio is 48 kHz mono
     in 20 ms frames (silence when the character is not speaking).
 
-    Events (``events()``) are JSON-able dicts with a ``type``: ``state`` (listening / thinking /
-    speaking), ``transcript`` (user, partial or final), ``reply`` (character text as spoken),
-    ``trace`` (per-turn latency), ``turn`` (a finished turn: ``turn``, ``user_text`` (empty for
-    the greeting), ``typed``, ``said`` (the character's words that were heard), ``started_at`` and
-    ``ended_at`` (wall clock, seconds), ``interrupted``, ``trace``), ``error`` (a short message for
-    the user), ``tool_call`` (``id``, ``name``, ``arguments``: run this UI tool in the page and
-    answer with a ``tool_result`` client event), ``tool`` (a finished tool call for the trace:
-    ``turn``, ``name``, ``kind`` ("ui" | "webhook" | "unknown"), ``ok``, ``reason`` (empty, or a
-    short code such as ``"timeout"``, ``"refused"``, ``"arguments"``, ``"client"``),
-    ``elapsed_ms``). ``trace`` events carry the turn's calls as ``tools`` (the same fields).
+    Events (``events()``) are typed ``SessionEvent``s (``talkie.session.events``); their
+    ``to_json()`` is what the page receives: ``state``, ``transcript`` (user, partial or final,
+    or typed), ``backchannel`` ("mm-hm" said over the character: recorded, not a turn),
+    ``reply`` (character text as placed), ``interrupted``, ``trace`` (per-turn latency),
+    ``turn`` (a finished turn for transcripts), ``error``, ``tool_call`` (run this UI tool in
+    the page and answer with a ``tool_result`` client event) and ``tool`` (a finished tool call
+    for the trace: never arguments or results). The fields are documented on each class.
     Client events (``handle_client_event``): ``{"type": "ptt", "down": bool}`` (push to talk),
     ``{"type": "mode", "hands_free": bool}``, ``{"type": "text", "text": str}`` (typed message),
     ``{"type": "interrupt"}``, ``{"type": "tool_result", "id": str, "ok": bool, "result": any}``
@@ -54,6 +52,6 @@ class LiveConversation(Protocol):
 
     async def next_audio_frame(self) -> AudioChunk: ...
 
-    def events(self) -> AsyncIterator[dict[str, Any]]: ...
+    def events(self) -> AsyncIterator[SessionEvent]: ...
 
     def handle_client_event(self, event: dict[str, Any]) -> None: ...

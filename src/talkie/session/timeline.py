@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,13 +19,20 @@ from talkie.messages import SpeechClip
 
 
 class MediaClock:
-    """Seconds since the conversation started, from a monotonic clock."""
+    """Seconds since the conversation started.
 
-    def __init__(self) -> None:
-        self._t0 = time.monotonic()
+    ``time`` is the source (default ``time.monotonic``, which is also what asyncio's loop clock
+    reads). Tests pass a virtual event loop's ``loop.time`` (``tests/session/virtual_time.py``):
+    then every sleep of the session is virtual and a minute of conversation runs in seconds,
+    the same way every time.
+    """
+
+    def __init__(self, time_source: Callable[[], float] | None = None) -> None:
+        self._time = time_source or time.monotonic
+        self._t0 = self._time()
 
     def now(self) -> float:
-        return time.monotonic() - self._t0
+        return self._time() - self._t0
 
     async def sleep_until(self, t: float) -> None:
         delay = t - self.now()
@@ -73,8 +81,8 @@ class SpeechTimeline:
 
     @property
     def end(self) -> float:
-        """When the last scheduled speech ends (0 if none)."""
-        return max((s.end for s in self.items), default=0.0)
+        """When the last scheduled speech ends (0 if none); a clip cut short ends at its cut."""
+        return max((s.start + len(s.audio) / self.sample_rate for s in self.items), default=0.0)
 
     def speaking_at(self, t: float) -> bool:
         return any(s.start <= t < s.end for s in self.items)

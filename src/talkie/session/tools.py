@@ -1,8 +1,9 @@
 """The live conversation's tool executor (``talkie.brain.tools.ToolExecutor``).
 
-- A ``"ui"`` tool runs in the user's page: the session emits ``{"type": "tool_call", "id",
-  "name", "arguments"}`` on the data channel, the page runs its handler and answers with the
-  client event ``{"type": "tool_result", "id", "ok": bool, "result": any}``, which
+- A ``"ui"`` tool runs in the user's page: the session sends a ``ToolCallRequested`` event
+  (``{"type": "tool_call", "id", "name", "arguments"}`` on the data channel), the page runs
+  its handler and answers with the client event
+  ``{"type": "tool_result", "id", "ok": bool, "result": any}``, which
   ``Conversation.handle_client_event`` hands to ``resolve``. No answer within ``ui_timeout``
   seconds is a failed call (``reason="timeout"``): the brain says so and the turn goes on.
 - A ``"webhook"`` tool is called by the server through ``WebhookCaller`` (declared URL and method
@@ -37,17 +38,19 @@ _EXPIRED_KEPT = 64
 class SessionTools:
     """Runs one conversation's tool calls (see the module docstring).
 
-    ``emit`` sends an event to the page; ``record`` receives each call's trace entry;
-    ``before_call`` (optional) is called as a call starts (the conversation starts saying the
-    text the brain streamed before the call, so it is heard while the tool works).
+    The conversation ``attach``es itself: ``call_page(id, name, arguments)`` asks the page to
+    run a UI tool; ``record`` receives each call's trace entry; ``before_call`` (optional) is
+    called as a call starts (the conversation starts saying the text the brain streamed before
+    the call, so it is heard while the tool works). Built before the conversation (the brain
+    needs it as its executor), so these can be given later.
     """
 
     def __init__(
         self,
         *,
         tools: Sequence[Tool],
-        emit: Callable[[dict[str, Any]], None],
-        record: Callable[[dict[str, Any]], None],
+        call_page: Callable[[str, str, dict[str, Any]], None] | None = None,
+        record: Callable[[dict[str, Any]], None] | None = None,
         webhooks: WebhookCaller | None = None,
         ui_timeout: float = 5.0,
         before_call: Callable[[], None] | None = None,
@@ -57,13 +60,23 @@ class SessionTools:
         self.tools = tuple(tools)
         self.ui_timeout = ui_timeout
         self._kinds = {t.name: t.kind for t in self.tools}
-        self._emit = emit
-        self._record = record
+        self._call_page = call_page or (lambda call_id, name, arguments: None)
+        self._record = record or (lambda entry: None)
         self._webhooks = webhooks or WebhookCaller()
         self._before_call = before_call
         self._pending: dict[str, asyncio.Future[ToolResult]] = {}
         # Calls that timed out or were cut: a late answer is dropped quietly, not an error.
         self._expired: collections.deque[str] = collections.deque(maxlen=_EXPIRED_KEPT)
+
+    def attach(
+        self,
+        *,
+        call_page: Callable[[str, str, dict[str, Any]], None],
+        record: Callable[[dict[str, Any]], None],
+        before_call: Callable[[], None] | None = None,
+    ) -> None:
+        """Connect the executor to its conversation (see the class docstring)."""
+        self._call_page, self._record, self._before_call = call_page, record, before_call
 
     async def run(self, tool: Tool, arguments: dict[str, Any]) -> ToolResult:
         """Run one call (arguments already validated); never raises except on cancellation."""
@@ -124,7 +137,7 @@ class SessionTools:
         call_id = "tc_" + secrets.token_hex(8)
         future: asyncio.Future[ToolResult] = asyncio.get_running_loop().create_future()
         self._pending[call_id] = future
-        self._emit({"type": "tool_call", "id": call_id, "name": tool.name, "arguments": arguments})
+        self._call_page(call_id, tool.name, arguments)
         try:
             async with asyncio.timeout(self.ui_timeout):
                 return await future
@@ -141,9 +154,7 @@ class SessionTools:
                 # Timed out or cut by barge-in: the page may still answer; that is no error.
                 self._expired.append(call_id)
 
-    def _note(
-        self, name: str, kind: str, *, ok: bool, reason: str, started: float | None
-    ) -> None:
+    def _note(self, name: str, kind: str, *, ok: bool, reason: str, started: float | None) -> None:
         elapsed = 0.0 if started is None else (time.perf_counter() - started) * 1000.0
         self._record(
             {"name": name, "kind": kind, "ok": ok, "reason": reason,

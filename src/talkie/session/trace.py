@@ -10,18 +10,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from talkie.session.events import TurnFinished, TurnTraced
+
 log = logging.getLogger(__name__)
 
-# Stages in the order a turn passes them. ``speech_end`` is the end of the user's speech as
-# present in the input audio; ``answer_start`` is when the answer's first audio sample plays
-# (its video frame shows the mouth moving at the same presentation time).
+# Stages of a turn. ``speech_end`` is the end of the user's (last) speech as present in the
+# input audio; ``asr_final`` when its final transcript was ready; the answer is prepared from
+# there (``brain_first_token``, ``first_clause``, ``tts_first_audio``) while the session waits to
+# be sure the user is done; ``endpoint`` is when it judged the turn complete (the answer may then
+# be heard); ``answer_start`` is when the answer's first audio sample plays (its video frame
+# shows the mouth moving at the same presentation time).
 STAGES = (
     "speech_end",
-    "endpoint",
     "asr_final",
     "brain_first_token",
     "first_clause",
     "tts_first_audio",
+    "endpoint",
     "first_frame_sent",
     "answer_start",
 )
@@ -51,38 +56,27 @@ class TurnTrace:
             return round(self.marks["answer_start"] - self.marks["speech_end"], 4)
         return None
 
-    def as_event(self) -> dict[str, Any]:
+    def as_event(self, t: float) -> TurnTraced:
         base = self.marks.get("speech_end")
         relative = (
             {k: round(v - base, 4) for k, v in self.marks.items()} if base is not None else {}
         )
-        return {
-            "type": "trace",
-            "turn": self.turn,
-            "marks": dict(self.marks),
-            "relative": relative,
-            "latency": self.latency,
-            "interrupted": self.interrupted,
-            "error": self.error,
-            "tools": [dict(call) for call in self.tools],
-        }
+        return TurnTraced(
+            t=t, turn=self.turn, marks=dict(self.marks), relative=relative,
+            latency=self.latency, interrupted=self.interrupted, error=self.error,
+            tools=[dict(call) for call in self.tools],
+        )  # fmt: skip
 
-    def turn_event(self, said: str) -> dict[str, Any]:
+    def turn_event(self, t: float, said: str, backchannels: tuple[str, ...] = ()) -> TurnFinished:
         """The finished turn for transcripts: what the user said, what the character said (only
         the words that were heard, if cut), when (wall clock), and the latency trace."""
-        trace = self.as_event()
-        del trace["type"]
-        return {
-            "type": "turn",
-            "turn": self.turn,
-            "user_text": self.user_text,
-            "typed": self.typed,
-            "said": said,
-            "started_at": round(self.started_at, 3),
-            "ended_at": round(time.time(), 3),
-            "interrupted": self.interrupted,
-            "trace": trace,
-        }
+        trace = self.as_event(t).to_json()
+        del trace["type"], trace["t"]
+        return TurnFinished(
+            t=t, turn=self.turn, user_text=self.user_text, typed=self.typed, said=said,
+            started_at=round(self.started_at, 3), ended_at=round(time.time(), 3),
+            interrupted=self.interrupted, backchannels=backchannels, trace=trace,
+        )  # fmt: skip
 
 
 class TraceLog:
@@ -93,8 +87,11 @@ class TraceLog:
         self._lock = threading.Lock()
 
     def write(self, session_id: str, trace: TurnTrace) -> None:
-        event = trace.as_event()
-        record = {"session": session_id, **{k: v for k, v in event.items() if k != "type"}}
+        event = trace.as_event(0.0).to_json()
+        record = {
+            "session": session_id,
+            **{k: v for k, v in event.items() if k not in ("type", "t")},
+        }
         log.info("turn %d latency %s", trace.turn, trace.latency)
         if self.path is None:
             return

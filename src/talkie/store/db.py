@@ -320,6 +320,7 @@ class Store:
                     transcript_table.insert().values(
                         session_id=e.session_id, turn=e.turn, speaker=e.speaker, text=e.text,
                         at=e.at, interrupted=e.interrupted, typed=e.typed,
+                        backchannel=e.backchannel,
                     )
                 )  # fmt: skip
             if trace is not None:
@@ -376,7 +377,7 @@ class Store:
             return [
                 TranscriptEntry(
                     r.session_id, r.turn, r.speaker, r.text, r.at, bool(r.interrupted),
-                    bool(r.typed),
+                    bool(r.typed), bool(r.backchannel),
                 )
                 for r in conn.execute(query).all()
             ]  # fmt: skip

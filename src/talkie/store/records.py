@@ -76,6 +76,7 @@ class TranscriptEntry:
     at: float
     interrupted: bool = False
     typed: bool = False
+    backchannel: bool = False  # "mm-hm" said over the character: recorded, not a turn
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,8 @@ transcript_table = Table(
     Column("at", Float, nullable=False),
     Column("interrupted", Boolean, nullable=False, default=False),
     Column("typed", Boolean, nullable=False, default=False),
+    # migration 6: "mm-hm", "yeah" said over the character (recorded, not a turn)
+    Column("backchannel", Boolean, nullable=False, default=False),
     Index("ix_transcript_session", "session_id", "turn"),
 )
 
@@ -185,12 +187,17 @@ def _trace_tools(conn: Connection) -> None:
     _add_column(conn, "turn_traces", "tools", "TEXT NOT NULL DEFAULT '[]'")
 
 
+def _transcript_backchannels(conn: Connection) -> None:
+    _add_column(conn, "transcript_entries", "backchannel", "BOOLEAN NOT NULL DEFAULT FALSE")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _initial),
     Migration(2, "character kill switch", _character_kill_switch),
     Migration(3, "character guardrails", _character_guardrails),
     Migration(4, "end-user memory", _end_user_memory),
     Migration(5, "tool calls in turn traces", _trace_tools),
+    Migration(6, "backchannels in transcripts", _transcript_backchannels),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

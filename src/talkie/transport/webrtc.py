@@ -45,6 +45,7 @@ from aiortc.rtp import (
 from talkie.errors import InvalidInputError
 from talkie.messages import AudioChunk
 from talkie.session.contract import LiveConversation
+from talkie.session.events import SessionEvent
 from talkie.transport.encoder import EncoderOptions, X264Encoder
 from talkie.transport.tracks import (
     ConversationAudioTrack,
@@ -91,7 +92,7 @@ class WebRtcPeer:
         options: WebRtcOptions | None = None,
         session_id: str | None = None,
         on_closed: Callable[[WebRtcPeer], None] | None = None,
-        on_event: Callable[[dict[str, Any]], None] | None = None,
+        on_event: Callable[[SessionEvent], None] | None = None,
     ) -> None:
         self.conversation = conversation
         self.options = options or WebRtcOptions()
@@ -270,7 +271,8 @@ class WebRtcPeer:
                     self._on_event(event)
                 except Exception:
                     log.exception("session %s: on_event callback failed", self.session_id[:8])
-            self._send_text(json.dumps(event, default=_json_default, separators=(",", ":")))
+            wire = event.to_json()
+            self._send_text(json.dumps(wire, default=_json_default, separators=(",", ":")))
 
     # -- aiortc callbacks -----------------------------------------------------------------------
 
