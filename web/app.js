@@ -16,6 +16,7 @@
 
 import { Captions } from "./captions.js";
 import { LatencyTimeline } from "./latency.js";
+import { VoiceMeter } from "./meter.js";
 import { UiTools } from "./tools.js";
 
 const MAX_RECONNECTS = 3;
@@ -72,6 +73,22 @@ const app = {
 
 const captions = new Captions(el.captions, { characterName: () => app.character?.name || "Character" });
 const timeline = new LatencyTimeline(el.timeline, el.legend);
+// What the user felt, per turn: the first answer heard after their words (meter.js). A reply
+// event names its turn, so an answer that starts is attributed to the latest one.
+const felt = new Map();
+let replyTurn = null;
+const meter = new VoiceMeter({
+  onAnswer: (m) => {
+    if (replyTurn === null) return;
+    m.turn = replyTurn;
+    if (!felt.has(replyTurn)) felt.set(replyTurn, []);
+    felt.get(replyTurn).push(m);
+  },
+});
+function feltFor(turn) {
+  const first = (felt.get(turn) || []).find((m) => !m.overlapped);
+  return first ? first.felt : null;
+}
 const tools = new UiTools({ stage: el.video.parentElement });
 
 window.talkie = {
@@ -80,6 +97,8 @@ window.talkie = {
   get connection() { return app.pc ? app.pc.connectionState : "none"; },
   get character() { return app.character; },
   get micStream() { return app.micStream; },
+  // Browser-measured response times: {turn, felt (s), from: "voice"|"typed", overlapped}.
+  get latencies() { return meter.measured.map((m) => ({ ...m })); },
   pick: (id) => pickById(id),
   send: (event) => send(event),
   hangup: () => hangup(),
@@ -322,6 +341,7 @@ async function connect() {
   pc.ontrack = (e) => {
     remote.addTrack(e.track);
     if (el.video.srcObject !== remote) el.video.srcObject = remote;
+    if (e.track.kind === "audio") meter.start(mic, remote).catch(() => { /* no Web Audio: no meter */ });
   };
   dc.onopen = () => {
     if (seq !== app.connectSeq) return;
@@ -416,6 +436,7 @@ function lost(why) {
 
 function closePeer() {
   clearTimeout(app.recoverTimer);
+  meter.stop();
   setEnabled(false);
   if (app.dc) { app.dc.onclose = null; app.dc.onmessage = null; try { app.dc.close(); } catch { /* closed */ } }
   if (app.pc) { app.pc.onconnectionstatechange = null; app.pc.ontrack = null; try { app.pc.close(); } catch { /* closed */ } }
@@ -463,8 +484,9 @@ function onServerMessage(data) {
   switch (ev.type) {
     case "state": setState(ev.state); break;
     case "transcript": captions.transcript(ev); break;
-    case "reply": captions.reply(ev); break;
-    case "trace": timeline.add(ev); break;
+    case "reply": captions.reply(ev); if (typeof ev.turn === "number") replyTurn = ev.turn; break;
+    case "backchannel": captions.backchannel(ev.text); break;
+    case "trace": timeline.add(ev, feltFor(ev.turn)); break;
     case "error": captions.error(ev.message || "Something went wrong."); break;
     case "interrupted": captions.interrupted(); break;
     case "tool_call":
@@ -546,6 +568,7 @@ el.sayForm.addEventListener("submit", (e) => {
   const text = el.sayText.value.trim();
   if (!text) return;
   if (send({ type: "text", text })) {
+    meter.typed();
     captions.typed(text);
     el.sayText.value = "";
   }

@@ -49,7 +49,7 @@ export class Captions {
   reply(ev) {
     const text = (ev.text || "").trim();
     if (!text) return;
-    const gen = ev.generation ?? null;
+    const gen = ev.turn ?? ev.generation ?? null;
     if (!this.replyLine || (gen !== null && gen !== this.replyGen)) {
       this.replyLine = this.add("character", "");
       this.replyGen = gen;
@@ -59,6 +59,14 @@ export class Captions {
     const next = text.startsWith(current) ? text : `${current} ${text}`.trim();
     this.setText(this.replyLine, next);
     if (ev.final) this.replyLine = null;
+  }
+
+  backchannel(text) {
+    // The segment's transcript is already shown: mark it ("mm-hm" does not take the turn).
+    const lines = [...this.container.querySelectorAll(".line.user")];
+    const line = lines.reverse().find((l) => l.dataset.text === text) || this.add("user", text);
+    line.classList.add("backchannel");
+    line.title = "said while the character talked: it went on";
   }
 
   interrupted() {

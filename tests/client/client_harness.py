@@ -17,6 +17,7 @@ from talkie.messages import AudioChunk, VideoFrame
 from talkie.server.app import ServerOptions
 from talkie.server.cli import make_server
 from talkie.session.contract import AUDIO_FRAME_SAMPLES, AUDIO_SAMPLE_RATE
+from talkie.session.events import SessionEvent, TurnFinished
 
 ASTRONAUT = Path(__file__).resolve().parents[2] / "assets" / "samples" / "astronaut.png"
 TURN_TEXT = ("hello there", "Hi! I'm the test character.")
@@ -28,18 +29,17 @@ class TinyConversation:
 
     def __init__(self, character: Any = None) -> None:
         self.character = character
-        self._events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+        self._events: asyncio.Queue[SessionEvent | None] = asyncio.Queue()
         self._t0 = time.monotonic()
 
     async def start(self) -> None:
         now = time.time()
         self._events.put_nowait(
-            {
-                "type": "turn", "turn": 1, "user_text": TURN_TEXT[0], "typed": True,
-                "said": TURN_TEXT[1], "started_at": now - 1.0, "ended_at": now,
-                "interrupted": False,
-                "trace": {"latency": 0.42, "marks": {"speech_end": 1.0, "answer_start": 1.42}},
-            }
+            TurnFinished(
+                t=0.0, turn=1, user_text=TURN_TEXT[0], typed=True, said=TURN_TEXT[1],
+                started_at=now - 1.0, ended_at=now,
+                trace={"latency": 0.42, "marks": {"speech_end": 1.0, "answer_start": 1.42}},
+            )
         )  # fmt: skip
 
     async def close(self) -> None:
@@ -57,7 +57,7 @@ class TinyConversation:
         samples = np.zeros(AUDIO_FRAME_SAMPLES, np.float32)
         return AudioChunk(samples, AUDIO_SAMPLE_RATE, pts=time.monotonic() - self._t0)
 
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
+    async def events(self) -> AsyncIterator[SessionEvent]:
         while (event := await self._events.get()) is not None:
             yield event
 

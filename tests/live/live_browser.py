@@ -47,7 +47,7 @@ def launch_chromium(playwright: Any, *, fake_audio: Path | None = None, mic: boo
 
 def make_question_wav(
     path: Path,
-    text: str = "What is your name?",
+    text: str | list[tuple[str, float]] = "What is your name?",
     *,
     voice: str = "en-us+m3",
     before: float = 1.5,
@@ -55,10 +55,25 @@ def make_question_wav(
     rate: int = 48_000,
 ) -> Path:
     """Speak ``text`` with espeak-ng (a voice unlike the character's), pad it with silence and
-    write a mono 16-bit WAV at ``rate``. Returns ``path``."""
+    write a mono 16-bit WAV at ``rate``. ``text`` may be parts, each with the pause after it
+    (a question in several breaths). Returns ``path``."""
     if shutil.which("espeak-ng") is None:
         raise RuntimeError("espeak-ng is not installed (apt-get install espeak-ng)")
-    raw = path.with_suffix(".raw.wav")
+    parts = [(text, 0.0)] if isinstance(text, str) else text
+    pieces = [np.zeros(int(before * rate))]
+    for part, pause in parts:
+        pieces += [_espeak(part, voice, rate, path), np.zeros(int(pause * rate))]
+    out = np.concatenate([*pieces, np.zeros(int(after * rate))]).astype(np.float32)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(np.clip(out, -32768, 32767).astype(np.int16).tobytes())
+    return path
+
+
+def _espeak(text: str, voice: str, rate: int, near: Path) -> np.ndarray:
+    raw = near.with_suffix(".raw.wav")
     subprocess.run(["espeak-ng", "-v", voice, "-w", str(raw), text], check=True, timeout=30)
     with wave.open(str(raw), "rb") as w:
         src_rate = w.getframerate()
@@ -71,15 +86,7 @@ def make_question_wav(
 
         g = np.gcd(src_rate, rate)
         pcm = resample_poly(pcm, rate // g, src_rate // g)
-    out = np.concatenate([np.zeros(int(before * rate)), pcm, np.zeros(int(after * rate))]).astype(
-        np.float32
-    )
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(rate)
-        w.writeframes(np.clip(out, -32768, 32767).astype(np.int16).tobytes())
-    return path
+    return pcm
 
 
 _METER_JS = """

@@ -164,9 +164,7 @@ class FakeConversation:
             "answer_start": now + 0.22,
         }
         relative = {k: round(v - now, 4) for k, v in marks.items()}
-        self._emit(
-            TurnTraced(t=now, turn=self._turn, marks=marks, relative=relative, latency=0.22)
-        )
+        self._emit(TurnTraced(t=now, turn=self._turn, marks=marks, relative=relative, latency=0.22))
         asyncio.get_running_loop().call_later(
             1.0, self._emit, StateChanged(t=now + 1.0, state="listening")
         )

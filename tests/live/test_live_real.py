@@ -97,6 +97,52 @@ def test_real_character_is_live_and_answers(
         page.close()
 
 
+TWO_BREATHS = [("I was reading about the Moon yesterday.", 0.9), ("How far away is it?", 0.0)]
+
+
+@pytest.fixture(scope="module")
+def two_breath_browser(
+    playwright_instance: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    wav = make_question_wav(
+        tmp_path_factory.mktemp("real") / "two-breaths.wav", TWO_BREATHS,
+        voice="en-us+f4", before=QUESTION_DELAY, after=8.0,
+    )  # fmt: skip
+    browser = launch_chromium(playwright_instance, fake_audio=wav)
+    try:
+        yield browser
+    finally:
+        browser.close()
+
+
+def test_a_question_in_two_breaths_gets_one_answer_and_the_page_shows_the_wait(
+    real_server: LiveServer, two_breath_browser: Any, artifacts: Path
+) -> None:
+    page = TalkiePage(two_breath_browser, real_server.url).open(timeout=30)
+    try:
+        page.pick("astronaut")
+        page.wait_playing(timeout=60, frames=5)
+        turn = page.wait_event("e.type === 'turn' && e.user_text", timeout=60)
+        words = turn["user_text"].lower()
+        assert "moon" in words and "far" in words, turn["user_text"]
+        assert "kilometres" in turn["said"], turn["said"]
+        row = page.page.wait_for_selector(
+            "#timeline .turn[data-felt]:not([data-felt=''])", timeout=10_000
+        )
+        felt = float(row.get_attribute("data-felt"))
+        server = float(row.get_attribute("data-server"))
+        time.sleep(3.0)  # nothing more comes: the question was one turn
+        turns = [e for e in page.events() if e.get("type") == "turn" and e.get("user_text")]
+        page.screenshot(artifacts / "real-two-breaths.png")
+        print(f"\ntwo breaths heard as {turn['user_text']!r}; waited {felt:.2f} s in the browser "
+              f"(server part {server:.2f} s)")  # fmt: skip
+        assert len(turns) == 1, [t["user_text"] for t in turns]
+        # The browser's wait includes the network, jitter buffer and playout the server can't see.
+        assert felt > server - 0.05, (felt, server)
+    finally:
+        page.close()
+
+
 def _playout_delay_ms(
     events: list[dict[str, Any]], trace: dict[str, Any], remote: np.ndarray
 ) -> float:

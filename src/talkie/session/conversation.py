@@ -493,7 +493,7 @@ class Conversation:
             # produce them again so sound and mouth start together.
             self._rewind_unseen()
         self._set_state("speaking")
-        self.emit(ReplySpoken(t=now, text=clip.text, start=round(start, 3)))
+        self.emit(ReplySpoken(t=now, text=clip.text, start=round(start, 3), turn=reply.trace.turn))
         return item
 
     def cut(self, at: float) -> list[ScheduledSpeech]:

@@ -69,11 +69,13 @@ class Backchannel(SessionEvent):
 
 @dataclass(frozen=True)
 class ReplySpoken(SessionEvent):
-    """A clause of the character's reply, placed to start playing at media time ``start``."""
+    """A clause of the character's reply (to turn ``turn``), placed to start playing at media
+    time ``start``."""
 
     type: ClassVar[str] = "reply"
     text: str = ""
     start: float = 0.0
+    turn: int = 0
 
 
 @dataclass(frozen=True)

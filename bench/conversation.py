@@ -1,0 +1,410 @@
+"""Listening as people talk, through the real browser: one turn per question, no lost words,
+stopping when talked over (not for "mm-hm"), and the wait the user feels.
+
+Run from the repository root::
+
+    .venv/bin/python bench/conversation.py [--conditions clean,noise,load] [--out FILE]
+
+For each condition the real server (built-in brain, Piper, Whisper tiny.en, Silero, Smart Turn)
+talks to ONE headless Chromium page whose fake microphone plays ONE generated WAV, made of:
+
+- a question said over the greeting (4.5 s after the click, as the greeting plays);
+- every multi-part question of ``tests/session/speech_set.py`` (two or three breaths, pauses
+  0.4-1.2 s, eight espeak-ng voices and accents), then one-breath questions;
+- barge-ins: a question with a long answer, then a new question 2 s into the answer;
+- backchannels: a question with a long answer, then "okay" / "yeah" / "right" 2 s into it;
+
+each followed by room for its answer (the built-in brain's planned answer, synthesised with the
+character's voice to size the gap). Conditions: ``clean``; ``noise`` (white noise 10 dB below
+the speech); ``load`` (two other sessions on the same server, each typing a question every 6 s,
+so two other characters talk throughout).
+
+Measured, per item (what a user notices):
+
+- **one turn**: the item's words became exactly one recorded turn (a ``turn`` event);
+- **WER** of that turn's text against what was said; **words lost**: reference words deleted
+  (never transcribed at all; a misheard word is an error, not a lost word);
+- **answered**: the turn got an answer; **right**: it names what the knowledge says;
+- **latency at the browser**: the end of the last breath (from the WAV, aligned to the page's
+  microphone levels) to the first sound of the answer (the page's received audio), and the
+  page's own measurement (``window.talkie.latencies``, what its response-time bar shows);
+- **barge-in stop**: the user's onset to the character's last sound (at the browser);
+- **backchannel kept**: the answer went on to its end, the backchannel is recorded, no turn.
+
+Prints a table and saves JSON (default ``bench/results/conversation.json``). Definitions:
+bench/README.md.
+"""
+
+from __future__ import annotations
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import datetime as dt  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import wave  # noqa: E402
+from dataclasses import asdict, dataclass, field  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+from scipy.signal import resample_poly  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests" / "live"), str(ROOT / "tests" / "session")]
+
+from live_browser import TalkiePage, launch_chromium  # noqa: E402
+from live_server import LiveServer  # noqa: E402
+from speech_set import BACKCHANNELS, MULTI_PART, ONE_BREATH, VOICES, Question, Track  # noqa: E402
+
+from talkie.hearing import normalize_words  # noqa: E402
+from talkie.server.app import ServerOptions  # noqa: E402
+from turn_latency import COLLECT_JS, INSTRUMENT_JS, WORKLET_JS, CpuMeter, wait_for_quiet  # noqa: E402
+
+CHARACTER = "astronaut"
+RATE = 48_000
+LEVEL = 0.01  # RMS per 128-sample block counted as sound (-40 dBFS)
+ANSWER_MARGIN_S = 3.0
+DONT_KNOW = "don't know"
+LONG = ("How do you listen to me?", "How do astronauts train?", "What is Talkie?")
+BARGES = ("Wait, how long is a day on Mars?", "Sorry, how far away is the Sun?",
+          "Hold on, is Talkie open source?")  # fmt: skip
+
+
+@dataclass
+class Item:
+    kind: str  # multi | one | greeting | barge | backchannel
+    question: Question
+    voice: tuple[str, int]
+    start: float = 0.0  # in the WAV (s)
+    parts: list[tuple[float, float]] = field(default_factory=list)  # each breath's span
+    answer_s: float = 0.0
+    after: str = ""  # the barge-in or backchannel said into the answer
+    after_at: float = 0.0
+
+    @property
+    def end(self) -> float:
+        return self.parts[-1][1]
+
+
+# ------------------------------------------------------------------------------ the script
+
+
+def plan(items: list[Item]) -> None:
+    """The built-in brain's answer to each item and how long Nova takes to say it."""
+    from talkie.brain.builtin import BuiltinBrain
+    from talkie.session.character import CharacterLibrary
+    from talkie.voice import load_tts
+
+    character = asyncio.run(CharacterLibrary().get_async(CHARACTER))
+    brain = BuiltinBrain(persona=character.persona)
+    tts = load_tts(character.voice)
+    for item in items:
+        answer = brain.answer([], item.question.text)
+        item.answer_s = sum(len(c.audio) / c.sample_rate for c in tts.synthesize(answer))
+
+
+def script(conditions_seed: int = 0) -> list[Item]:
+    rng = np.random.default_rng(conditions_seed)
+    items = [Item("greeting", Question(("How long is a day on Mars?",), ()), VOICES[2])]
+    items += [Item("multi", q, VOICES[i % len(VOICES)]) for i, q in enumerate(MULTI_PART)]
+    items += [Item("one", q, VOICES[(i + 3) % len(VOICES)]) for i, q in enumerate(ONE_BREATH)]
+    for i, text in enumerate(LONG):
+        items.append(Item("barge", Question((text,), ()), VOICES[i], after=BARGES[i]))
+        bc = BACKCHANNELS[int(rng.integers(1, len(BACKCHANNELS)))]  # espeak can't hum "mm-hm"
+        items.append(Item("backchannel", Question((text,), ()), VOICES[i + 4], after=bc))
+    return items
+
+
+def build_wav(items: list[Item], folder: Path, *, noise_snr: float | None) -> tuple[Path, float]:
+    track = Track(1.0)
+    t = 4.5  # the greeting item: over the greeting (the page connects ~2-3 s after the click)
+    for k, item in enumerate(items):
+        item.start = t
+        end = track.ask(k, item.question, t, item.voice)
+        item.parts = [(s.start, s.end) for s in track.spoken if s.question == k]
+        t = end + 0.6 + item.answer_s
+        if item.after:
+            item.after_at = end + 0.6 + 2.0
+            after_end = track.say(item.after, item.after_at, voice=VOICES[7], question=-2)
+            t = max(t, after_end + 0.6 + 5.0) if item.kind == "barge" else t + 1.0
+        t += ANSWER_MARGIN_S
+    audio = track.with_noise(noise_snr) if noise_snr is not None else track.audio
+    audio = np.concatenate([audio, np.zeros(int(6 * 16_000), np.float32)])
+    pcm = resample_poly(audio, 3, 1) * 32767 * 0.9
+    path = folder / "conversation.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes(np.clip(pcm, -32768, 32767).astype(np.int16).tobytes())
+    return path, len(audio) / 16_000
+
+
+# ------------------------------------------------------------------------------ running
+
+
+def start_load(url: str, seconds: float) -> subprocess.Popen[str]:
+    """Two other sessions on the same server, each typing a question every 6 s."""
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "bench" / "sessions.py"), "--client", url, "--n", "2",
+         "--seconds", str(seconds), "--ask-every", "6"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def run_condition(name: str, items: list[Item], folder: Path) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    wav, wav_s = build_wav(items, folder, noise_snr=10.0 if name == "noise" else None)
+    print(f"[{name}] WAV {wav_s:.0f} s, {len(items)} items", flush=True)
+    machine = wait_for_quiet(limit=1.5, max_wait=300)
+    server = LiveServer(options=ServerOptions(max_sessions=4)).start()
+    load = None
+    try:
+        server.call(lambda: server.app.state.services.characters.load_async(CHARACTER), timeout=90)
+        with sync_playwright() as pw:
+            browser = launch_chromium(pw, fake_audio=wav)
+            page = TalkiePage(browser, server.url).open(timeout=30)
+            if name == "load":
+                load = start_load(server.url, wav_s + 40)
+                time.sleep(12.0)  # the other two are connected and talking
+            cpu = CpuMeter()
+            t_click = time.monotonic()
+            page.pick(CHARACTER)
+            page.wait_playing(timeout=60, frames=5)
+            page.page.wait_for_function(
+                INSTRUMENT_JS, arg={"worklet": WORKLET_JS, "box": [0, 0, 8, 8], "width": 1280},
+                timeout=20_000,
+            )  # fmt: skip
+            while time.monotonic() < t_click + wav_s + 10:
+                time.sleep(2.0)
+            data = page.page.evaluate(COLLECT_JS)
+            events = page.events()
+            felt = page.page.evaluate("() => window.talkie.latencies")
+            cpu_pct = cpu.percent()
+            page.close()
+            browser.close()
+    finally:
+        if load is not None:
+            load.kill()
+        server.stop()
+    return {"data": data, "events": events, "felt": felt, "cpu_percent": cpu_pct,
+            "machine": machine, "wav_s": wav_s}  # fmt: skip
+
+
+# ------------------------------------------------------------------------------ analysis
+
+
+def _blocks(data: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    a = np.asarray(data["audio"], np.float64).reshape(-1, 3)
+    return a[:, 0], a[:, 1], a[:, 2]
+
+
+def _align(items: list[Item], t: np.ndarray, mic: np.ndarray) -> float:
+    """WAV time + shift = AudioContext time: the shift that best lines up the microphone's
+    levels with where the script put speech (a cross-correlation of 10 ms envelopes)."""
+    step = 0.01
+    grid = np.arange(t[0], t[-1], step)
+    env = np.interp(grid, t, (mic > LEVEL).astype(float))
+    spans = [p for item in items for p in item.parts]
+    length = int(max(b for _, b in spans) / step) + 1
+    want = np.zeros(length)
+    for a, b in spans:
+        want[int(a / step) : int(b / step)] = 1.0
+    corr = np.correlate(env, want, mode="valid")
+    return float(grid[int(np.argmax(corr))])
+
+
+def _onset_after(t: np.ndarray, level: np.ndarray, at: float, until: float) -> float | None:
+    idx = np.flatnonzero((t >= at) & (t < until) & (level > LEVEL))
+    return float(t[idx[0]]) if idx.size else None
+
+
+def _stop_after(t: np.ndarray, level: np.ndarray, at: float, quiet_s: float = 0.3) -> float | None:
+    """The end of the last sound before ``quiet_s`` of silence, after ``at``."""
+    idx = np.flatnonzero((t >= at) & (t < at + 10))
+    last = at
+    for i in idx:
+        if level[i] > LEVEL:
+            last = t[i]
+        elif t[i] - last >= quiet_s:
+            return last
+    return None
+
+
+def _alignment(ref: list[str], hyp: list[str]) -> tuple[int, int]:
+    """(edit distance, deletions) of ``hyp`` against ``ref``."""
+    d = [[(j, 0) for j in range(len(hyp) + 1)]]
+    for i in range(1, len(ref) + 1):
+        row = [(i, i)]
+        for j in range(1, len(hyp) + 1):
+            sub = d[i - 1][j - 1][0] + (ref[i - 1] != hyp[j - 1])
+            cands = [(sub, d[i - 1][j - 1][1]), (d[i - 1][j][0] + 1, d[i - 1][j][1] + 1),
+                     (row[j - 1][0] + 1, row[j - 1][1])]  # fmt: skip
+            row.append(min(cands))
+        d.append(row)
+    return d[-1][-1]
+
+
+def _owner(text: str, items: list[Item]) -> int | None:
+    """The item whose words a transcript shares most (transcripts are matched by words)."""
+    words = set(normalize_words(text))
+    best, score = None, 0.0
+    for k, item in enumerate(items):
+        ref = set(normalize_words(item.question.text))
+        overlap = len(words & ref) / max(1, len(words | ref))
+        if overlap > score:
+            best, score = k, overlap
+    return best if score >= 0.2 else None
+
+
+def analyse(items: list[Item], run: dict[str, Any]) -> dict[str, Any]:
+    t, mic, remote = _blocks(run["data"])
+    shift = _align(items, t, mic)
+    events = run["events"]
+    turns = [e for e in events if e.get("type") == "turn" and e.get("user_text")]
+    finals = [e for e in events if e.get("type") == "transcript" and e.get("final")]
+    felt = {m["turn"]: m for m in run["felt"] if not m.get("overlapped") and "turn" in m}
+    owned: dict[int, list[dict[str, Any]]] = {}
+    for turn in turns:
+        k = _owner(turn["user_text"], items)
+        if k is not None:
+            owned.setdefault(k, []).append(turn)
+    heard: dict[int, list[str]] = {}
+    for e in finals:
+        k = _owner(e["text"], items)
+        if k is not None:
+            heard.setdefault(k, []).append(e["text"])
+    rows = []
+    for k, item in enumerate(items):
+        mine = owned.get(k, [])
+        ref = normalize_words(item.question.text)
+        said_by_user = normalize_words(" ".join(heard.get(k, [])))
+        errors, deleted = _alignment(ref, normalize_words(" ".join(x["user_text"] for x in mine)))
+        _, lost = _alignment(ref, said_by_user)
+        row: dict[str, Any] = {
+            "kind": item.kind, "question": item.question.text, "voice": item.voice[0],
+            "turns": len(mine), "wer": round(errors / max(1, len(ref)), 3), "words": len(ref),
+            "words_lost": lost,
+            "answered": any(x["said"] and DONT_KNOW not in x["said"] for x in mine),
+            "right": any(any(w in x["said"].lower() for w in item.question.answer_words)
+                         for x in mine) if item.question.answer_words else None,
+        }  # fmt: skip
+        end = item.end + shift
+        onset = _onset_after(t, remote, end + 0.05, end + 8.0)
+        row["browser_latency_ms"] = round(1000 * (onset - end)) if onset is not None else None
+        first = mine[0] if mine else None
+        if first is not None:
+            row["server_latency_ms"] = (
+                round(1000 * first["trace"]["latency"]) if first["trace"].get("latency") else None
+            )
+            page = felt.get(first["turn"])
+            row["page_felt_ms"] = round(1000 * page["felt"]) if page else None
+        if item.kind == "barge":
+            at = item.after_at + shift
+            stop = _stop_after(t, remote, at)
+            row["barge_stop_ms"] = round(1000 * (stop - at)) if stop is not None else None
+            said = set(normalize_words(item.after))
+            row["barge_heard"] = any(
+                len(said & set(normalize_words(x["user_text"]))) >= 0.6 * len(said) for x in turns
+            )
+        if item.kind == "backchannel":
+            cut = [x for x in mine if x["interrupted"]]
+            kept = [b for x in mine for b in x.get("backchannels", [])]
+            row["backchannel_kept"] = bool(mine) and not cut and bool(kept)
+            row["backchannel_turns"] = sum(
+                1 for x in turns if normalize_words(x["user_text"]) == normalize_words(item.after)
+            )
+        rows.append(row)
+    return {"shift_s": round(shift, 3), "items": rows, "summary": summarise(rows)}
+
+
+def _pct(values: list[float], q: float) -> float | None:
+    vals = [v for v in values if v is not None]
+    return round(float(np.percentile(vals, q))) if vals else None
+
+
+def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    def of(kind: str) -> list[dict[str, Any]]:
+        return [r for r in rows if r["kind"] == kind]
+
+    asked = [r for r in rows if r["kind"] in ("multi", "one", "greeting")]
+    multi, one = of("multi"), of("one")
+    return {
+        "multi_part_one_turn": f"{sum(r['turns'] == 1 for r in multi)}/{len(multi)}",
+        "one_turn_share": round(sum(r["turns"] == 1 for r in asked) / max(1, len(asked)), 3),
+        "median_wer": round(statistics.median([r["wer"] for r in asked]), 3) if asked else None,
+        "words_lost": sum(r["words_lost"] for r in rows),
+        "words": sum(r["words"] for r in rows),
+        "answered": f"{sum(r['answered'] for r in asked)}/{len(asked)}",
+        "answered_right": f"{sum(bool(r['right']) for r in asked)}/"
+        f"{sum(r['right'] is not None for r in asked)}",
+        "latency_multi_ms": {"p50": _pct([r["browser_latency_ms"] for r in multi], 50),
+                             "p95": _pct([r["browser_latency_ms"] for r in multi], 95)},
+        "latency_one_ms": {"p50": _pct([r["browser_latency_ms"] for r in one], 50),
+                           "p95": _pct([r["browser_latency_ms"] for r in one], 95)},
+        "page_felt_ms_p50": _pct([r.get("page_felt_ms") for r in asked], 50),
+        "greeting_question_answered": all(r["answered"] for r in of("greeting")),
+        "barge_stop_ms": [r.get("barge_stop_ms") for r in of("barge")],
+        "barge_heard": f"{sum(bool(r.get('barge_heard')) for r in of('barge'))}/{len(of('barge'))}",
+        "backchannels_kept": f"{sum(bool(r.get('backchannel_kept')) for r in of('backchannel'))}"
+        f"/{len(of('backchannel'))}",
+        "backchannel_turns": sum(r.get("backchannel_turns", 0) for r in of("backchannel")),
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--conditions", default="clean,noise,load")
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "conversation.json")
+    args = ap.parse_args(argv)
+    items = script()
+    print("planning answers (built-in brain + Piper)...", flush=True)
+    plan(items)
+    folder = Path(tempfile.mkdtemp(prefix="talkie-conversation-"))
+    results: dict[str, Any] = {}
+    for name in args.conditions.split(","):
+        run = run_condition(name, items, folder)
+        (folder / f"{name}-raw.json").write_text(json.dumps(run))
+        result = analyse(items, run)
+        result.update(cpu_percent=run["cpu_percent"], machine=run["machine"])
+        results[name] = result
+        print(f"[{name}] " + json.dumps(result["summary"]), flush=True)
+    report = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "items": [asdict(i) for i in items],
+        "conditions": results,
+        "goal": {"one_turn_share": 0.95, "words_lost": 0, "latency_multi_p50_ms": 900,
+                 "latency_multi_p95_ms": 1400, "latency_one_p50_ms": 800},
+    }  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1, default=str))
+    print()
+    print(f"{'condition':10} {'1 turn':>7} {'WER':>6} {'lost':>6} {'answered':>9} "
+          f"{'multi p50/p95':>14} {'one p50/p95':>12} {'barge stop ms':>16} "
+          f"{'bc kept':>8}")  # fmt: skip
+    for name, r in results.items():
+        s = r["summary"]
+        print(f"{name:10} {s['one_turn_share']:>7.2f} {s['median_wer']:>6.3f} "
+              f"{s['words_lost']:>3}/{s['words']:<3} {s['answered']:>9} "
+              f"{s['latency_multi_ms']['p50']}/{s['latency_multi_ms']['p95']:>8} "
+              f"{s['latency_one_ms']['p50']}/{s['latency_one_ms']['p95']:>6} "
+              f"{str(s['barge_stop_ms']):>16} {s['backchannels_kept']:>8}")  # fmt: skip
+    print(f"\nsaved {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
