@@ -76,7 +76,9 @@ RATE = 48_000
 LEVEL = 0.01  # RMS per 128-sample block counted as sound (-40 dBFS)
 ANSWER_MARGIN_S = 3.0
 DONT_KNOW = "don't know"
-LONG = ("How do you listen to me?", "How do astronauts train?", "What is Talkie?")
+# Questions with long answers (4-9 s): the barge-in or backchannel comes 2 s into the answer.
+LONG = ("How do you listen to me?", "How do astronauts train?", "How does your face move?",
+        "What is Talkie?", "Tell me about the space station.", "How do you talk?")
 BARGES = ("Wait, how long is a day on Mars?", "Sorry, how far away is the Sun?",
           "Hold on, is Talkie open source?")  # fmt: skip
 
@@ -119,10 +121,10 @@ def script(conditions_seed: int = 0) -> list[Item]:
     items = [Item("greeting", Question(("How long is a day on Mars?",), ()), VOICES[2])]
     items += [Item("multi", q, VOICES[i % len(VOICES)]) for i, q in enumerate(MULTI_PART)]
     items += [Item("one", q, VOICES[(i + 3) % len(VOICES)]) for i, q in enumerate(ONE_BREATH)]
-    for i, text in enumerate(LONG):
-        items.append(Item("barge", Question((text,), ()), VOICES[i], after=BARGES[i]))
+    for i, barge in enumerate(BARGES):
+        items.append(Item("barge", Question((LONG[i],), ()), VOICES[i], after=barge))
         bc = BACKCHANNELS[int(rng.integers(1, len(BACKCHANNELS)))]  # espeak can't hum "mm-hm"
-        items.append(Item("backchannel", Question((text,), ()), VOICES[i + 4], after=bc))
+        items.append(Item("backchannel", Question((LONG[i + 3],), ()), VOICES[i + 4], after=bc))
     return items
 
 
@@ -137,7 +139,8 @@ def build_wav(items: list[Item], folder: Path, *, noise_snr: float | None) -> tu
         if item.after:
             item.after_at = end + 0.6 + 2.0
             after_end = track.say(item.after, item.after_at, voice=VOICES[7], question=-2)
-            t = max(t, after_end + 0.6 + 5.0) if item.kind == "barge" else t + 1.0
+            # a barge-in gets its own answer; a backchannel pauses the answer (~1 s)
+            t = max(t, after_end + 0.6 + 5.0) if item.kind == "barge" else t + 3.0
         t += ANSWER_MARGIN_S
     audio = track.with_noise(noise_snr) if noise_snr is not None else track.audio
     audio = np.concatenate([audio, np.zeros(int(6 * 16_000), np.float32)])
@@ -174,6 +177,14 @@ def run_condition(name: str, items: list[Item], folder: Path) -> dict[str, Any]:
     try:
         server.call(lambda: server.app.state.services.characters.load_async(CHARACTER), timeout=90)
         with sync_playwright() as pw:
+            # A first, silent session loads the shared voice and speech models, so the measured
+            # one is live ~1-2 s after the click (its microphone WAV starts at the click).
+            warm = launch_chromium(pw, mic=True)
+            first = TalkiePage(warm, server.url).open(timeout=30)
+            first.pick(CHARACTER)
+            first.wait_playing(timeout=120, frames=5)
+            first.close()
+            warm.close()
             browser = launch_chromium(pw, fake_audio=wav)
             page = TalkiePage(browser, server.url).open(timeout=30)
             if name == "load":
@@ -227,8 +238,17 @@ def _align(items: list[Item], t: np.ndarray, mic: np.ndarray) -> float:
 
 
 def _onset_after(t: np.ndarray, level: np.ndarray, at: float, until: float) -> float | None:
-    idx = np.flatnonzero((t >= at) & (t < until) & (level > LEVEL))
-    return float(t[idx[0]]) if idx.size else None
+    """The first sound after ``at`` that follows at least 250 ms of quiet (an answer's start,
+    not the tail of something the character was already saying)."""
+    quiet_since = None
+    for i in np.flatnonzero((t >= at - 0.3) & (t < until)):
+        if level[i] <= LEVEL:
+            quiet_since = t[i] if quiet_since is None else quiet_since
+        elif quiet_since is not None and t[i] - quiet_since >= 0.25 and t[i] >= at:
+            return float(t[i])
+        else:
+            quiet_since = None
+    return None
 
 
 def _stop_after(t: np.ndarray, level: np.ndarray, at: float, quiet_s: float = 0.3) -> float | None:
@@ -257,77 +277,99 @@ def _alignment(ref: list[str], hyp: list[str]) -> tuple[int, int]:
     return d[-1][-1]
 
 
-def _owner(text: str, items: list[Item]) -> int | None:
-    """The item whose words a transcript shares most (transcripts are matched by words)."""
-    words = set(normalize_words(text))
-    best, score = None, 0.0
-    for k, item in enumerate(items):
-        ref = set(normalize_words(item.question.text))
-        overlap = len(words & ref) / max(1, len(words | ref))
-        if overlap > score:
-            best, score = k, overlap
-    return best if score >= 0.2 else None
+def _clocks(run: dict[str, Any], shift: float) -> Any:
+    """server media time -> WAV time: the server's clock reaches the page with the data
+    channel's smallest delay (events carry both), the page's clock maps to the AudioContext's
+    (getOutputTimestamp samples), and the AudioContext's is the WAV's plus ``shift``."""
+    clock = np.asarray(run["data"]["clock"], np.float64).reshape(-1, 6)
+    good = clock[clock[:, 1] > 0]
+    if len(good):
+        perf_to_ctx = float(np.median(good[:, 2] - good[:, 1] / 1000.0))
+    else:
+        perf_to_ctx = float(np.median(clock[:, 3] - clock[:, 0] / 1000.0 - clock[:, 4]))
+    offsets = [e["received_at"] - 1000 * e["t"] for e in run["events"] if "t" in e]
+    server_to_perf = min(offsets)
+
+    def to_wav(t_server: float) -> float:
+        return (server_to_perf + 1000 * t_server) / 1000.0 + perf_to_ctx - shift
+
+    return to_wav
+
+
+def _item_at(items: list[Item], wav_t: float) -> int | None:
+    """The item whose stretch of the WAV (its start to the next item's) holds ``wav_t``."""
+    k = None
+    for i, item in enumerate(items):
+        if item.start <= wav_t + 0.3:
+            k = i
+    return k
 
 
 def analyse(items: list[Item], run: dict[str, Any]) -> dict[str, Any]:
     t, mic, remote = _blocks(run["data"])
     shift = _align(items, t, mic)
+    to_wav = _clocks(run, shift)
     events = run["events"]
     turns = [e for e in events if e.get("type") == "turn" and e.get("user_text")]
     finals = [e for e in events if e.get("type") == "transcript" and e.get("final")]
     felt = {m["turn"]: m for m in run["felt"] if not m.get("overlapped") and "turn" in m}
     owned: dict[int, list[dict[str, Any]]] = {}
     for turn in turns:
-        k = _owner(turn["user_text"], items)
+        end = turn["trace"].get("marks", {}).get("speech_end")
+        k = _item_at(items, to_wav(end)) if end is not None else None
         if k is not None:
             owned.setdefault(k, []).append(turn)
     heard: dict[int, list[str]] = {}
     for e in finals:
-        k = _owner(e["text"], items)
+        k = _item_at(items, to_wav(e["t"]) - 0.5)  # a final comes ~0.3-0.5 s after the words
         if k is not None:
             heard.setdefault(k, []).append(e["text"])
     rows = []
     for k, item in enumerate(items):
         mine = owned.get(k, [])
+        asked = [x for x in mine if not _is(item.after, x["user_text"])]
         ref = normalize_words(item.question.text)
-        said_by_user = normalize_words(" ".join(heard.get(k, [])))
-        errors, deleted = _alignment(ref, normalize_words(" ".join(x["user_text"] for x in mine)))
+        said_by_user = [w for text in heard.get(k, []) if not _is(item.after, text)
+                        for w in normalize_words(text)]  # fmt: skip
+        errors, _ = _alignment(ref, normalize_words(" ".join(x["user_text"] for x in asked)))
         _, lost = _alignment(ref, said_by_user)
         row: dict[str, Any] = {
             "kind": item.kind, "question": item.question.text, "voice": item.voice[0],
-            "turns": len(mine), "wer": round(errors / max(1, len(ref)), 3), "words": len(ref),
+            "turns": len(asked), "wer": round(errors / max(1, len(ref)), 3), "words": len(ref),
             "words_lost": lost,
-            "answered": any(x["said"] and DONT_KNOW not in x["said"] for x in mine),
+            "heard": " | ".join(x["user_text"] for x in asked),
+            "answered": any(x["said"] and DONT_KNOW not in x["said"] for x in asked),
             "right": any(any(w in x["said"].lower() for w in item.question.answer_words)
-                         for x in mine) if item.question.answer_words else None,
+                         for x in asked) if item.question.answer_words else None,
         }  # fmt: skip
         end = item.end + shift
         onset = _onset_after(t, remote, end + 0.05, end + 8.0)
         row["browser_latency_ms"] = round(1000 * (onset - end)) if onset is not None else None
-        first = mine[0] if mine else None
+        first = asked[0] if asked else None
         if first is not None:
-            row["server_latency_ms"] = (
-                round(1000 * first["trace"]["latency"]) if first["trace"].get("latency") else None
-            )
+            latency = first["trace"].get("latency")
+            row["server_latency_ms"] = round(1000 * latency) if latency else None
             page = felt.get(first["turn"])
             row["page_felt_ms"] = round(1000 * page["felt"]) if page else None
         if item.kind == "barge":
             at = item.after_at + shift
             stop = _stop_after(t, remote, at)
             row["barge_stop_ms"] = round(1000 * (stop - at)) if stop is not None else None
-            said = set(normalize_words(item.after))
-            row["barge_heard"] = any(
-                len(said & set(normalize_words(x["user_text"]))) >= 0.6 * len(said) for x in turns
-            )
+            row["barge_heard"] = any(_is(item.after, x["user_text"]) for x in mine)
+            row["barge_cut"] = any(x["interrupted"] for x in asked)
         if item.kind == "backchannel":
-            cut = [x for x in mine if x["interrupted"]]
-            kept = [b for x in mine for b in x.get("backchannels", [])]
-            row["backchannel_kept"] = bool(mine) and not cut and bool(kept)
-            row["backchannel_turns"] = sum(
-                1 for x in turns if normalize_words(x["user_text"]) == normalize_words(item.after)
-            )
+            kept = [b for x in asked for b in x.get("backchannels", [])]
+            row["backchannel_kept"] = bool(asked) and not any(x["interrupted"] for x in asked) \
+                and bool(kept)  # fmt: skip
+            row["backchannel_turns"] = sum(1 for x in mine if _is(item.after, x["user_text"]))
         rows.append(row)
     return {"shift_s": round(shift, 3), "items": rows, "summary": summarise(rows)}
+
+
+def _is(said: str, text: str) -> bool:
+    """Is ``text`` (mostly) the words of ``said``?"""
+    a, b = set(normalize_words(said)), set(normalize_words(text))
+    return bool(a) and len(a & b) >= 0.6 * max(len(a), len(b))
 
 
 def _pct(values: list[float], q: float) -> float | None:
@@ -367,9 +409,18 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--conditions", default="clean,noise,load")
+    ap.add_argument("--quick", action="store_true", help="a few items of each kind (a smoke run)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "conversation.json")
     args = ap.parse_args(argv)
     items = script()
+    if args.quick:
+        seen: dict[str, int] = {}
+        quick = []
+        for item in items:
+            if seen.get(item.kind, 0) < 3:
+                quick.append(item)
+                seen[item.kind] = seen.get(item.kind, 0) + 1
+        items = quick
     print("planning answers (built-in brain + Piper)...", flush=True)
     plan(items)
     folder = Path(tempfile.mkdtemp(prefix="talkie-conversation-"))

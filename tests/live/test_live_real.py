@@ -132,8 +132,10 @@ def test_a_question_in_two_breaths_gets_one_answer_and_the_page_shows_the_wait(
         felt = float(row.get_attribute("data-felt"))
         server = float(row.get_attribute("data-server"))
         time.sleep(3.0)  # nothing more comes: the question was one turn
-        turns = [e for e in page.events() if e.get("type") == "turn" and e.get("user_text")]
+        events = page.events()
+        turns = [e for e in events if e.get("type") == "turn" and e.get("user_text")]
         page.screenshot(artifacts / "real-two-breaths.png")
+        (artifacts / "real-two-breaths.json").write_text(json.dumps(events, indent=1))
         print(f"\ntwo breaths heard as {turn['user_text']!r}; waited {felt:.2f} s in the browser "
               f"(server part {server:.2f} s)")  # fmt: skip
         assert len(turns) == 1, [t["user_text"] for t in turns]

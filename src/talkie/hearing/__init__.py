@@ -21,7 +21,12 @@ from talkie.hearing.asr import (
 )
 from talkie.hearing.endpoint import Endpointer, EndpointEvent, EndpointOptions
 from talkie.hearing.hearing import Hearing, HearingEvent
-from talkie.hearing.listener import FinalTranscript, HearingOptions, HearingTrace
+from talkie.hearing.listener import (
+    FinalTranscript,
+    HearingOptions,
+    HearingTrace,
+    PauseTranscript,
+)
 from talkie.hearing.resample import StreamResampler
 from talkie.hearing.vad import SileroVad, silero_model_path
 
@@ -35,6 +40,7 @@ __all__ = [
     "HearingEvent",
     "HearingOptions",
     "HearingTrace",
+    "PauseTranscript",
     "SileroVad",
     "SpeechRecognizer",
     "StreamResampler",

@@ -49,7 +49,14 @@ from talkie.hearing.turn_model import WINDOW_SAMPLES, TurnModel
 from talkie.hearing.vad import FRAME_SAMPLES, FRAME_SECONDS, SAMPLE_RATE, SileroVad
 from talkie.messages import Transcript, VoiceActivity
 
-__all__ = ["AsrJob", "FinalTranscript", "HearingOptions", "HearingTrace", "Listener"]
+__all__ = [
+    "AsrJob",
+    "FinalTranscript",
+    "HearingOptions",
+    "HearingTrace",
+    "Listener",
+    "PauseTranscript",
+]
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +135,14 @@ class FinalTranscript(Transcript):
     speech_start: float = 0.0
     turn_probability: float | None = None
     overlapped: bool = False
+
+
+@dataclass(frozen=True)
+class PauseTranscript(Transcript):
+    """A partial transcript of the whole segment, made in a pause that may end it (``final`` is
+    False): unless the user goes on, the segment's final will have these words."""
+
+    speech_end: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -481,6 +496,18 @@ class Listener:
             return
         if job.kind == "speculative":
             utt.spec = (job, result)
+            if not utt.ended and self._endpointer.speech_end == job.speech_end and result.text:
+                # Still silent since the job began: this is very likely the final text, before
+                # the endpoint is sure. The session can start on the answer now.
+                utt.last_text = result.text
+                utt.partials += 1
+                self._emit(
+                    PauseTranscript(
+                        result.text, final=False, pts=job.end_pts,
+                        speech_end=self.media_pts(job.speech_end),
+                    )
+                )  # fmt: skip
+                return
         if not utt.ended and result.text and result.text != utt.last_text:
             utt.last_text = result.text
             utt.partials += 1

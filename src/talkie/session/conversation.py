@@ -31,7 +31,7 @@ import numpy as np
 from talkie.brain.base import Turn
 from talkie.brain.memory import ConversationMemory
 from talkie.errors import TalkieError
-from talkie.hearing import FinalTranscript
+from talkie.hearing import FinalTranscript, PauseTranscript
 from talkie.hearing.vocabulary import hotword_prompt, introduced_names, salient_terms
 from talkie.messages import AudioChunk, SpeechClip, Transcript, VideoFrame, VoiceActivity
 from talkie.motion import MotionGenerator, product_motion_options
@@ -231,7 +231,10 @@ class Conversation:
             self.timeline.forget_before(pts - 1.0)
         chunk = AudioChunk(samples, AUDIO_SAMPLE_RATE, pts)
         if not self._closed:
-            self.hearing.push_reference(chunk)  # the ears tell the user from this echo
+            # The ears tell the user from this echo. If they have failed, the hearing task
+            # reports it (and ends the turn-taking); the voice itself must go on playing.
+            with contextlib.suppress(Exception):
+                self.hearing.push_reference(chunk)
         return chunk
 
     async def _video_loop(self) -> None:
@@ -318,6 +321,9 @@ class Conversation:
                     self.emit(UserTranscript(t=now, text=event.text.strip(), final=True))
                     self._learn_names(event.text)
                 self.turns.on_segment(event)
+            elif isinstance(event, PauseTranscript):
+                self.emit(UserTranscript(t=now, text=event.text, final=False))
+                self.turns.on_pause(event.text, event.speech_end)
             elif isinstance(event, Transcript):
                 self.emit(UserTranscript(t=now, text=event.text, final=False))
 

@@ -58,6 +58,7 @@ class UserTurn:
     segments: list[Segment] = field(default_factory=list)
     typed: bool = False
     reply: Reply | None = None
+    answers: str = ""  # the words ``reply`` answers (it is kept while they stay the same)
     deadline: float = 0.0
 
     @property
@@ -154,16 +155,39 @@ class TurnTaker:
         if barge is not None and self._barged(barge, segment):
             return
         self._forget_heard_turn(now)
-        if not segment.text:
-            return  # nothing said: an open turn keeps its answer and its deadline
         turn = self.pending
+        if not segment.text:
+            if turn is not None and not turn.segments:  # prepared on a pause, then nothing
+                self._drop(turn)
+                self.pending = None
+            return  # nothing said: an open turn keeps its answer and its deadline
         if turn is None:
             turn = self.pending = UserTurn(self.host.next_turn_number())
-        elif turn.reply is not None:
-            self.host.drop(turn.reply)  # not heard yet: the whole turn gets one answer
-            turn.reply = None
         turn.segments.append(segment)
-        self._prepare(turn)
+        self._prepare(turn)  # keeps the answer prepared in the pause if the words are the same
+
+    def on_pause(self, text: str, speech_end: float) -> None:
+        """The words of a segment, known in the pause that may end it: start on the answer now
+        (held; the segment's final, usually the same words, commits it)."""
+        if self._barge is not None or not text.strip():
+            return  # over the character: the final decides between backchannel and turn
+        now = self.host.clock.now()
+        self._forget_heard_turn(now)
+        turn = self.pending
+        active = self.host.active
+        if active is not None and (turn is None or active is not turn.reply):
+            return  # the character is still busy with another answer
+        turn = turn or UserTurn(self.host.next_turn_number())
+        draft = UserTurn(
+            turn.number,
+            [*turn.segments, Segment(text.strip(), speech_end, speech_end, None, now)],
+            typed=turn.typed,
+        )
+        if turn.reply is not None and turn.answers == draft.text:
+            return
+        self._drop(turn)
+        turn.reply, turn.answers = self.host.prepare(draft), draft.text
+        self.pending = turn
 
     def on_typed(self, text: str) -> None:
         """A typed message: its own turn, answered at once. A spoken turn still being gathered
@@ -172,8 +196,7 @@ class TurnTaker:
         self._forget_heard_turn(now)
         turn = self.pending
         if turn is not None and turn.reply is not None and turn.reply.state == "held":
-            self.host.drop(turn.reply)
-            turn.reply = None
+            self._drop(turn)
         else:
             turn = None
             reply = self._barge.reply if self._barge is not None else self.host.active
@@ -224,8 +247,7 @@ class TurnTaker:
             and reply.heard_for(barge.at) <= opts.merge_heard_s
         ):
             # The user was still finishing the question: answer all of it, once.
-            self.host.drop(reply)
-            turn.reply = None
+            self._drop(turn)
             turn.segments.append(segment)
             self._prepare(turn)
             return True
@@ -267,7 +289,9 @@ class TurnTaker:
         now_please = not wait or self._answer_now
         self._answer_now = False
         turn.deadline = turn.speech_end + (0.0 if now_please else silence)
-        turn.reply = self.host.prepare(turn)
+        if turn.reply is None or turn.answers != turn.text:
+            self._drop(turn)  # not heard yet: the whole turn gets one answer
+            turn.reply, turn.answers = self.host.prepare(turn), turn.text
         self.host.turn_changed(turn)
         if self._commit_task is not None:
             self._commit_task.cancel()
@@ -275,6 +299,11 @@ class TurnTaker:
             self.host.commit(turn.reply)
             return
         self._commit_task = self.host.spawn(self._commit_when_done(turn), f"commit{turn.number}")
+
+    def _drop(self, turn: UserTurn) -> None:
+        if turn.reply is not None:
+            self.host.drop(turn.reply)
+        turn.reply, turn.answers = None, ""
 
     async def _commit_when_done(self, turn: UserTurn) -> None:
         clock = self.host.clock
