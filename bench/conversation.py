@@ -58,7 +58,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
-from scipy.signal import resample_poly  # noqa: E402
+from scipy.signal import correlate, correlation_lags, resample_poly  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests" / "live"), str(ROOT / "tests" / "session")]
@@ -233,8 +233,11 @@ def _align(items: list[Item], t: np.ndarray, mic: np.ndarray) -> float:
     want = np.zeros(length)
     for a, b in spans:
         want[int(a / step) : int(b / step)] = 1.0
-    corr = np.correlate(env, want, mode="valid")
-    return float(grid[int(np.argmax(corr))])
+    # The page's clock may start after the WAV did (the meter starts once the call is up), so
+    # the lag can put the WAV's start before the first measured block.
+    corr = correlate(env - env.mean(), want - want.mean(), mode="full")
+    lags = correlation_lags(len(env), len(want), mode="full")
+    return float(grid[0] + lags[int(np.argmax(corr))] * step)
 
 
 def _onset_after(t: np.ndarray, level: np.ndarray, at: float, until: float) -> float | None:
@@ -411,7 +414,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--conditions", default="clean,noise,load")
     ap.add_argument("--quick", action="store_true", help="a few items of each kind (a smoke run)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "conversation.json")
+    ap.add_argument("--reanalyse", type=Path, default=None, help="a saved *-raw.json: analyse it")
     args = ap.parse_args(argv)
+    if args.reanalyse is not None:
+        run = json.loads(args.reanalyse.read_text())
+        saved = [Item(**{**i, "question": Question(**i["question"])}) for i in run["items"]]
+        print(json.dumps(analyse(saved, run), indent=1))
+        return 0
     items = script()
     if args.quick:
         seen: dict[str, int] = {}
@@ -427,6 +436,7 @@ def main(argv: list[str] | None = None) -> int:
     results: dict[str, Any] = {}
     for name in args.conditions.split(","):
         run = run_condition(name, items, folder)
+        run["items"] = [asdict(i) for i in items]  # this condition's timings (re-analysable)
         (folder / f"{name}-raw.json").write_text(json.dumps(run))
         result = analyse(items, run)
         result.update(cpu_percent=run["cpu_percent"], machine=run["machine"])

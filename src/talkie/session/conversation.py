@@ -97,7 +97,7 @@ class Conversation:
         self.hands_free = opts.hands_free
         self.late_frames = 0
         self.frames_sent = 0
-        self.last_user_activity = 0.0  # media time of the user's latest speech or message
+        self._user_activity = 0.0  # media time of the user's latest speech or message
 
         self._events: asyncio.Queue[SessionEvent] = asyncio.Queue(maxsize=_MAX_EVENTS)
         self._frames: collections.deque[VideoFrame] = collections.deque()
@@ -131,6 +131,22 @@ class Conversation:
     def history(self) -> list[Turn]:
         """The recent turns, word for word (older ones are in ``memory.summary``)."""
         return self.memory.turns
+
+    @property
+    def last_user_activity(self) -> float:
+        """Media time of the user's latest speech (start or end) or typed message; now while
+        they are speaking (0.0 until then). The transport's idle timeout reads it."""
+        return self.clock.now() if self.hearing.speaking else self._user_activity
+
+    async def farewell(self, text: str) -> None:
+        """Say ``text`` as the character (cutting any answer in progress) and return once it
+        has played (or was cut by the user): the transport then ends the session."""
+        if self._active is not None:
+            self.interrupt(self._active, "goodbye")
+        trace = TurnTrace(turn=self.next_turn_number())
+        reply = self._start_reply(trace, text=text)
+        reply.commit()
+        await reply.finished()
 
     @property
     def active(self) -> Reply | None:
@@ -309,7 +325,7 @@ class Conversation:
         async for event in self.hearing.events():
             now = self.clock.now()
             if isinstance(event, VoiceActivity):
-                self.last_user_activity = now
+                self._user_activity = now
                 if event.speaking:
                     self.motion.set_mode("listening")
                     self.turns.on_speech_start(event.pts)
@@ -367,7 +383,7 @@ class Conversation:
                 raise ValueError("'text' needs a non-empty string 'text'")
             if len(text) > 2000:
                 raise ValueError("'text' is limited to 2000 characters")
-            self.last_user_activity = self.clock.now()
+            self._user_activity = self.clock.now()
             self.emit(UserTranscript(t=self.clock.now(), text=text.strip(), final=True, typed=True))
             self.turns.on_typed(text)
         elif kind == "interrupt":
