@@ -110,7 +110,7 @@ _PRIORITY = (
 _FILLER = _wordset(
     """please so well um uh er erm ah oh hm hmm mm and the a an very much lot again there today
     then just really too for everything all your you me my it that this is are i am be there
-    now tonight anyway again right"""
+    now tonight anyway again right wait sorry hold on excuse actually"""
 )
 _NOISE = _wordset("um uh er erm ah oh hm hmm mm mhm uhm huh eh")
 # Words that point back at something said before ("how far away is IT?").

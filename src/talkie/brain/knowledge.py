@@ -54,6 +54,7 @@ STOP_WORDS = _wordset(
     will with would you your yours yourself yourselves tell know please like want wanted need
     also get got give go going gonna wanna could might may shall must thing things something
     anything really actually exactly basically precisely maybe well hey hi hello ok okay um uh
+    wait sorry
     er oh yeah yes sure one way
     how when where much many does say said see look bit lot any goes went gets getting come
     comes came done doing take takes took make makes
