@@ -7,12 +7,12 @@ import pytest
 
 from talkie.messages import PhonemeTiming, SpeechClip
 from talkie.motion.lipsync import LipSyncOptions, mouth_track, suppress_flicker
-from talkie.motion.visemes import phoneme_openness_track
+from talkie.motion.visemes import MOUTH_PARAMS, phoneme_openness_track
 
 from ._synth import SENTENCE, SR, best_lag, make_clip, reversals, words
 
 FPS = 24.0
-JAW, WIDTH, ROUND, PRESS, RAISE = range(5)
+JAW, WIDTH, ROUND, PRESS, RAISE = range(5)  # the first columns of MOUTH_PARAMS
 
 
 def frames_of(clip: SpeechClip, extra: float = 0.5) -> np.ndarray:
@@ -169,11 +169,11 @@ def test_odd_inputs_do_not_crash() -> None:
     for phonemes in (weird, (), (PhonemeTiming("", 0.0, 0.5),)):
         clip = SpeechClip(audio=audio, sample_rate=SR, phonemes=phonemes)
         track = mouth_track(clip, np.arange(-5, 30) / FPS)
-        assert track.params.shape == (35, 5)
+        assert track.params.shape == (35, len(MOUTH_PARAMS))
         assert np.all(np.isfinite(track.params))
     empty = SpeechClip(audio=np.zeros(0, dtype=np.float32), sample_rate=SR, phonemes=())
-    assert mouth_track(empty, np.arange(3) / FPS).params.shape == (3, 5)
-    assert mouth_track(empty, np.zeros(0)).params.shape == (0, 5)
+    assert mouth_track(empty, np.arange(3) / FPS).params.shape == (3, len(MOUTH_PARAMS))
+    assert mouth_track(empty, np.zeros(0)).params.shape == (0, len(MOUTH_PARAMS))
 
 
 def test_timed_stress_and_length_marks_do_not_close_the_mouth() -> None:

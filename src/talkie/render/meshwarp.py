@@ -53,7 +53,7 @@ class MeshWarpRenderer:
             mesh=rig.mesh,
             stage=self.stage,
             rest=self.rest,
-            face_height=self.deformer.frame.face_height,
+            deformer=self.deformer,
         )
 
         # Only triangles touching a vertex that can move are ever re-rasterised. They are drawn
@@ -111,7 +111,7 @@ class MeshWarpRenderer:
         alpha = cv2.merge([warped[..., 3]] * 3)
         behind = cv2.subtract(plate, cv2.multiply(plate, alpha, scale=1.0 / 255.0))
         frame[y0:y1, x0:x1] = cv2.add(warped[..., :3], behind)
-        self.mouth.paint(frame, verts)
+        self.mouth.paint(frame, verts, params)
         self.eyelids.paint(frame, verts, (params.blink_right, params.blink_left))
         return frame
 
