@@ -77,6 +77,7 @@ class ServerOptions:
     data_dir: Path | None = None
     database_url: str | None = None
     samples_dir: Path | None = SAMPLES_DIR
+    renderer: str = ""  # talkie.render.load_renderer spec ("": $TALKIE_RENDERER or meshwarp)
     # What the bundled web page may do (its publishable key): creating characters from the page
     # is on by default; `talkie serve --no-web-uploads` turns it off for public deployments.
     web_client_scopes: tuple[str, ...] = ("characters", "sessions")
@@ -111,7 +112,7 @@ def create_app(
     media = MediaStore(data_dir / "media")
     characters = CharacterService(
         store=store, media=media, samples_dir=opts.samples_dir,
-        max_concurrent_rigs=opts.max_concurrent_uploads,
+        max_concurrent_rigs=opts.max_concurrent_uploads, renderer=opts.renderer,
     )  # fmt: skip
     characters.seed_samples()
     stale = store.end_stale_sessions("server restarted")

@@ -46,11 +46,12 @@ class CharacterService:
 
     def __init__(
         self, *, store: Store, media: MediaStore, samples_dir: Path | None = SAMPLES_DIR,
-        max_concurrent_rigs: int = 2,
+        max_concurrent_rigs: int = 2, renderer: str = "",
     ) -> None:  # fmt: skip
         self.store = store
         self.media = media
         self._samples_dir = samples_dir
+        self.renderer = renderer  # what draws this server's characters (load_renderer spec)
         self._loaded: OrderedDict[tuple[str, float], Character] = OrderedDict()
         self._previews: OrderedDict[str, bytes] = OrderedDict()
         self._lock = threading.Lock()
@@ -164,7 +165,7 @@ class CharacterService:
         rig = self._rig(record)
         character = Character(
             id=record.id, name=record.name, rig=rig, persona=_persona(_persona_fields(record)),
-            voice=record.voice, sample=record.sample,
+            voice=record.voice, sample=record.sample, renderer=self.renderer,
             knowledge=_Documents(self.knowledge, record.id) if self.knowledge else None,
             guardrails=GuardrailPolicy.from_mapping(record.guardrails) if record.guardrails
             else None,

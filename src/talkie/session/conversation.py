@@ -40,7 +40,7 @@ from talkie.errors import TalkieError
 from talkie.hearing import Hearing, HearingOptions
 from talkie.messages import AudioChunk, SpeechClip, Transcript, VideoFrame, VoiceActivity
 from talkie.motion import MotionGenerator, product_motion_options
-from talkie.render import MeshWarpRenderer, RenderOptions
+from talkie.render import Renderer, RenderOptions, load_renderer
 from talkie.session.character import Character
 from talkie.session.contract import AUDIO_FRAME_SAMPLES, AUDIO_SAMPLE_RATE
 from talkie.session.timeline import MediaClock, ScheduledSpeech, SpeechTimeline, resample
@@ -131,7 +131,7 @@ class Conversation:
         self.tts: TextToSpeech = tts or shared_voice(character.voice)
         self.hearing = hearing or Hearing(options=HearingOptions(), recognizer=shared_recognizer())
         self.timeline = SpeechTimeline(sample_rate=AUDIO_SAMPLE_RATE)
-        self.renderer: MeshWarpRenderer | None = None
+        self.renderer: Renderer | None = None
         self.memory = ConversationMemory(
             budget_tokens=opts.history_tokens, recall=character.recall
         )
@@ -169,7 +169,8 @@ class Conversation:
 
     async def start(self) -> None:
         self.renderer = await asyncio.to_thread(
-            MeshWarpRenderer, self.character.rig, options=RenderOptions(size=self.options.size)
+            load_renderer, self.character.renderer, self.character.rig,
+            options=RenderOptions(size=self.options.size),
         )
         # Load the models now, in a worker thread: loading them lazily would stall the event
         # loop (and the media with it) on the first answer or the first words heard.
