@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,10 +109,7 @@ def build_rig_from_points(
     say("checking the placed points")
     placed = validate_points(points, (width, height))
     say("fitting the face to the placed points")
-    landmarks = fit_landmarks(
-        {n: (POINT_INFO[n].landmark, xy) for n, xy in placed.items()}, REQUIRED_POINTS
-    )
-    _check_inside(landmarks, width, height)
+    landmarks = fit_points(points, (width, height))
 
     lo, hi = landmarks[:, :2].min(axis=0), landmarks[:, :2].max(axis=0)
     size = float(max(hi - lo)) / LANDMARK_BOX_RATIO
@@ -130,6 +128,24 @@ def build_rig_from_points(
         source_size=(width, height),
         progress=say,
     )
+
+
+def fit_points(points: Points, image_size: tuple[int, int]) -> np.ndarray:
+    """The 478 landmarks (x, y, depth; image pixels) fitted through hand-placed points, without
+    building a rig (fast: what a point editor shows while points are dragged). Raises
+    ``InvalidInputError`` naming the point at fault, as ``build_rig_from_points`` does."""
+    width, height = image_size
+    placed = validate_points(points, (width, height))
+    landmarks = fit_landmarks(
+        {n: (POINT_INFO[n].landmark, xy) for n, xy in placed.items()}, REQUIRED_POINTS
+    )
+    _check_inside(landmarks, width, height)
+    return landmarks
+
+
+def points_named_in(message: str) -> list[str]:
+    """The point names an error message mentions (so an editor can highlight them)."""
+    return [name for name in MANUAL_POINTS if re.search(rf"\b{name}\b", message)]
 
 
 def load_points(path: str | Path) -> dict[str, Any]:

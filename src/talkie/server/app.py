@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +35,7 @@ from talkie.server import (
     routes_characters,
     routes_documents,
     routes_memory,
+    routes_rig,
     routes_sessions,
 )
 from talkie.server.auth import Authenticator, create_key
@@ -157,6 +158,7 @@ def create_app(
     _install_error_handlers(app)
     app.include_router(routes_admin.router)
     app.include_router(routes_characters.router)
+    app.include_router(routes_rig.router)
     app.include_router(routes_sessions.router)
     app.include_router(routes_documents.router)
     app.include_router(routes_memory.router)
@@ -298,14 +300,17 @@ def _mount_docs(app: FastAPI) -> None:
         )  # fmt: skip
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def _error(
+    status: int, code: str, message: str, details: Mapping[str, Any] | None = None
+) -> JSONResponse:
+    body = {"code": code, "message": message, **(details or {})}
+    return JSONResponse({"error": body}, status_code=status)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        response = _error(exc.status, exc.code, exc.message)
+        response = _error(exc.status, exc.code, exc.message, exc.details)
         response.headers.update(exc.headers)
         return response
 
