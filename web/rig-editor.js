@@ -5,7 +5,9 @@
 // PUT /v1/characters/{id}/rig (the same format as `talkie rig --points`). Errors name the points
 // at fault, which turn red.
 //
-// Keyboard: Tab to the list, pick a point, arrow keys move it (Shift: 10 pixels).
+// Keyboard: Tab to the list, pick a point, arrow keys move it (Shift: 10 pixels); Delete removes
+// an optional point. Optional points not placed yet (the opening of a mouth drawn open, say)
+// are added next to the mouth when picked in the list.
 //
 // For tests: window.talkie.rigEditor exposes the state (points, lastMesh, frames, error).
 
@@ -72,11 +74,47 @@ export class RigEditor {
   }
 
   select(name) {
+    if (!this.state.points[name]) this._add(name);
     this.selected = name;
     const info = this.state.info.point_info.find((p) => p.name === name);
     this.hint.textContent = info ? `${label(name)}: ${info.where}${info.required ? "" : " (optional)"}` : "";
     this.list.querySelectorAll("button").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.point === name)));
     this.draw();
+  }
+
+  _add(name) {
+    // A new optional point starts near where it belongs: by the mouth, the eyes or the face.
+    const p = this.state.points;
+    const mid = (a, b) => ({ x: (a.x + b.x) / 2, y: (a.y + b.y) / 2 });
+    const mouth = mid(p.mouth_right, p.mouth_left);
+    const eyes = mid(mid(p.right_eye_outer, p.right_eye_inner), mid(p.left_eye_inner, p.left_eye_outer));
+    const d = Math.hypot(p.left_eye_outer.x - p.right_eye_outer.x, p.left_eye_outer.y - p.right_eye_outer.y) / 2;
+    const places = {
+      mouth_open_top: { x: mouth.x, y: mouth.y + 0.02 * d },
+      mouth_open_bottom: { x: mouth.x, y: mouth.y + 0.12 * d },
+      upper_lip: { x: mouth.x, y: mouth.y - 0.1 * d },
+      lower_lip: { x: mouth.x, y: mouth.y + 0.2 * d },
+      forehead: { x: eyes.x, y: eyes.y - 0.9 * d },
+      face_right: { x: eyes.x - 1.1 * d, y: eyes.y + 0.2 * d },
+      face_left: { x: eyes.x + 1.1 * d, y: eyes.y + 0.2 * d },
+    };
+    for (const side of ["right", "left"]) {
+      const c = mid(p[`${side}_eye_outer`], p[`${side}_eye_inner`]);
+      places[`${side}_eye_top`] = { x: c.x, y: c.y - 0.12 * d };
+      places[`${side}_eye_bottom`] = { x: c.x, y: c.y + 0.12 * d };
+    }
+    this._moveTo(name, places[name] || mouth);
+    this._renderList();
+  }
+
+  _remove(name) {
+    const info = this.state.info.point_info.find((q) => q.name === name);
+    if (!info || info.required || !this.state.points[name]) return;
+    delete this.state.points[name];
+    this.selected = null;
+    this._renderList();
+    this.draw();
+    this.refit({ frames: true });
   }
 
   setStatus(text, kind = "") {
@@ -143,7 +181,8 @@ export class RigEditor {
       const b = document.createElement("button");
       b.type = "button";
       b.dataset.point = info.name;
-      b.textContent = label(info.name) + (info.required ? "" : " (optional)");
+      const placed = Boolean(this.state.points[info.name]);
+      b.textContent = label(info.name) + (info.required ? "" : placed ? " (optional)" : " (add)");
       b.title = info.where;
       b.addEventListener("click", () => this.select(info.name));
       li.append(b);
@@ -186,6 +225,11 @@ export class RigEditor {
   }
 
   _key(e) {
+    if ((e.key === "Delete" || e.key === "Backspace") && this.selected) {
+      e.preventDefault();
+      this._remove(this.selected);
+      return;
+    }
     const step = e.shiftKey ? 10 : 1;
     const d = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] }[e.key];
     if (!d || !this.selected) return;

@@ -210,7 +210,9 @@ hand-placed points (--points), for drawings, animals, mascots or where detection
             mouth_right mouth_left chin
   optional: upper_lip lower_lip (outer lip edges, in the middle), right_eye_top
             right_eye_bottom left_eye_top left_eye_bottom (lid edges, in the middle),
-            forehead (top, above the nose), face_right face_left (face edges by the ears)
+            forehead (top, above the nose), face_right face_left (face edges by the ears),
+            mouth_open_top mouth_open_bottom (only for a mouth drawn open, like an
+            emoji's grin: the opening's top and bottom, in the middle)
   "right" and "left" are the character's own: its right eye is on the image's left.
 """
 

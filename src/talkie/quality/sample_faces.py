@@ -149,7 +149,8 @@ def emoji() -> SampleFace:
     pts |= {
         "nose_tip": (cx, cy - 5),
         "mouth_right": (cx - half_w, top_y), "mouth_left": (cx + half_w, top_y),
-        "upper_lip": (cx, top_y - 2), "lower_lip": (cx, top_y + depth + 2),
+        "upper_lip": (cx, top_y - 3), "lower_lip": (cx, top_y + depth + 3),
+        "mouth_open_top": (cx, top_y + 2), "mouth_open_bottom": (cx, top_y + depth - 2),
         "chin": (cx, cy + r - 12), "forehead": (cx, cy - r + 15),
         "face_right": (cx - r + 8, cy), "face_left": (cx + r - 8, cy),
     }  # fmt: skip

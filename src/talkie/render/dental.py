@@ -180,9 +180,10 @@ def draw_row(
 
 def photo_teeth(
     canvas: np.ndarray, polygon: np.ndarray, axes: MouthAxes, look: PhotoLook
-) -> Layer | None:
+) -> tuple[Layer, float] | None:
     """The photo's own upper teeth (for a photo that shows them): the mouth opening above the
-    lowest tooth-white pixel of each column, cut with a soft lower edge."""
+    lowest tooth-white pixel of each column, cut with a soft lower edge; and where that edge is
+    in the middle of the mouth (``v`` of the mouth's axes)."""
     x0, y0 = np.floor(polygon.min(axis=0)).astype(int) - 1
     x1, y1 = np.ceil(polygon.max(axis=0)).astype(int) + 2
     x0, y0 = max(0, x0), max(0, y0)
@@ -205,7 +206,10 @@ def photo_teeth(
     keep = np.clip(lowest[None, :] + 1.0 - rows, 0.0, 1.0)
     alpha = mask.astype(np.float32) / 255.0 * keep
     rgba = np.dstack([patch * alpha[..., None], alpha]).astype(np.float32)
-    return Layer(rgba, np.array([x0, y0], np.float64))
+    middle_x = float(axes.centre[0]) - x0
+    column = int(np.clip(round(middle_x), 0, len(lowest) - 1))
+    _, edge_v = axes.coords(np.array([x0 + middle_x, y0 + lowest[column] + 0.5]))
+    return Layer(rgba, np.array([x0, y0], np.float64)), float(edge_v)
 
 
 def _smoothstep(a: float, b: float, x: np.ndarray) -> np.ndarray:

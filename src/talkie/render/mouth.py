@@ -70,16 +70,15 @@ class MouthPainter:
         rest, axes, mm = self.rest, self.axes, self.axes.mm
         up_u, up_v = axes.coords(rest[self.upper])
         lo_u, lo_v = axes.coords(rest[self.lower])
-        self.photo = (
+        found = (
             dental.photo_teeth(canvas, self._polygon(rest), axes, self.look) if open_mouth else None
         )
+        self.photo = found[0] if found else None
         # Biting edges follow the lips' curve (a smile's arc), a little flattened.
         centre_up = float(np.interp(0.0, *_sorted(up_u, up_v)))
         centre_lo = float(np.interp(0.0, *_sorted(lo_u, lo_v)))
-        if self.photo is not None:
-            edge0 = centre_up + 0.55 * (centre_lo - centre_up)  # about where the photo's edge is
-        else:
-            edge0 = centre_up + UPPER_EDGE_BELOW_LIP_MM * mm
+        # With teeth in the photo, the drawn ones continue them (behind them).
+        edge0 = found[1] if found is not None else centre_up + UPPER_EDGE_BELOW_LIP_MM * mm
         upper_edge = edge0 + 0.6 * (up_v - centre_up)
         # The lower incisors' edges rest just behind the upper ones, hidden by the lower lip.
         lower0 = max(edge0 - dental.OVERBITE_MM * mm, centre_lo + 0.5 * mm)
@@ -297,7 +296,7 @@ class MouthPainter:
         """Lips closing tighter than in the photo: the photo's open-mouth interior squeezed
         between them becomes lip, with a soft dark line where the lips meet."""
         poly = self._polygon(verts)
-        roi = _roi(poly, frame.shape, margin=2)
+        roi = _roi(poly, frame.shape, margin=4)
         if roi is None:
             return
         x0, y0, x1, y1 = roi
@@ -305,7 +304,11 @@ class MouthPainter:
         mask = np.zeros((y1 - y0, x1 - x0), np.uint8)
         pts = _fixed(poly, origin)
         cv2.fillPoly(mask, [pts], 255, cv2.LINE_AA, _AA_SHIFT)
-        cv2.polylines(mask, [pts], True, 255, 1, cv2.LINE_AA, _AA_SHIFT)
+        # A little over the lips' edges too: the squeezed teeth must not show as a bright rim.
+        rim = max(2, int(round(0.5 * self.axes.mm)))
+        cv2.polylines(mask, [pts], True, 255, rim, cv2.LINE_AA, _AA_SHIFT)
+        if self.blur > 0.3:
+            mask = cv2.GaussianBlur(mask, (0, 0), 0.7 * self.blur)
         line = np.zeros_like(mask)
         seam = (self._spline @ ((verts[self.upper] + verts[self.lower]) / 2)).astype(np.float32)
         width = max(1, int(round(0.5 * self.axes.mm)))

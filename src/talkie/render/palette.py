@@ -59,10 +59,12 @@ def measure_look(
     skin = _skin_colour(canvas, mesh, rest)
     teeth, source = _teeth_colour(canvas, mesh, rest, skin, open_mouth)
     # Gums: the lips' hue, lighter and pinker; tongue: the lips' hue, a little lighter and less
-    # saturated (a tongue is paler than the lips); cavity: the lips' hue in deep shadow.
-    gum = np.clip(lip * np.array([1.1, 0.92, 0.95]) + np.array([22.0, 8.0, 12.0]), 0, 255)
-    tongue = np.clip(0.72 * lip + 0.28 * np.array([205.0, 120.0, 120.0]), 0, 255)
-    cavity = lip * np.array([0.3, 0.19, 0.19]) + np.array([4.0, 1.0, 1.0])
+    # saturated (a tongue is paler than the lips); cavity: the lips' hue in deep shadow. Lips
+    # that are no pink-red (a drawing's outline, fur) lend only their light, not their hue.
+    flesh = _flesh(lip)
+    gum = np.clip(flesh * np.array([1.1, 0.92, 0.95]) + np.array([22.0, 8.0, 12.0]), 0, 255)
+    tongue = np.clip(0.72 * flesh + 0.28 * np.array([205.0, 120.0, 120.0]), 0, 255)
+    cavity = flesh * np.array([0.3, 0.19, 0.19]) + np.array([4.0, 1.0, 1.0])
     blur = _edge_blur(canvas, mesh, rest)
     grain = _grain(canvas, mesh, rest, scale)
     return PhotoLook(
@@ -71,6 +73,20 @@ def measure_look(
         tongue=tongue.astype(np.float32), cavity=cavity.astype(np.float32), blur=blur,
         grain=grain, grain_size=max(1.0, scale), teeth_from=source,
     )  # fmt: skip
+
+
+_PINK = np.array([196.0, 112.0, 112.0], np.float32)
+
+
+def _flesh(lip: np.ndarray) -> np.ndarray:
+    """The lip colour if it is a plausible pink-red, else a pink at the lip colour's light."""
+    hsv = cv2.cvtColor(np.clip(lip, 0, 255).astype(np.uint8)[None, None], cv2.COLOR_RGB2HSV)[0, 0]
+    hue = float(hsv[0]) * 2.0  # degrees
+    reddish = min(hue, 360.0 - hue) <= 15.0 and hsv[1] >= 40 and hsv[2] >= 100
+    if reddish:
+        return lip
+    light = max(float(lip.mean()), 60.0) / float(_PINK.mean())
+    return np.asarray(np.clip(_PINK * min(light, 1.2), 0, 255), np.float32)
 
 
 def _polygon_pixels(canvas: np.ndarray, *polys: np.ndarray, holes: tuple = ()) -> np.ndarray:
