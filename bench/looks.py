@@ -88,6 +88,24 @@ def rig_like_the_product(image: np.ndarray, points: dict[str, Any] | None) -> tu
         return build_rig_from_points(image, points), f"needs points ({reason})"
 
 
+def plausibility(image: np.ndarray, rig: CharacterRig, how: str) -> dict[str, Any] | None:
+    """The plausibility check's scores for the face the detector found (newer Talkie): on the
+    rig for a detected face, on the landmarks the detector gives the whole image otherwise."""
+    try:
+        from talkie.rig import detect
+        from talkie.rig.plausibility import check_face
+    except ImportError:
+        return None
+    if how == "detected":
+        report = check_face(rig.image, rig.face.points)
+    else:
+        landmarks = detect.face_landmarks(image)
+        if landmarks is None:
+            return {"detected": False}
+        report = check_face(image, landmarks)
+    return {"detected": True, "ok": report.ok, "problems": list(report.problems), **report.scores}
+
+
 def crop(frame: np.ndarray, centre: np.ndarray, side: int) -> np.ndarray:
     h, w = frame.shape[:2]
     x0 = int(np.clip(round(centre[0] - side / 2), 0, w - side))
@@ -102,8 +120,15 @@ def label(img: np.ndarray, text: str) -> np.ndarray:
     return out
 
 
-def sheet(rig: CharacterRig, title: str) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    r = MeshWarpRenderer(rig)
+def sheet(
+    rig: CharacterRig, title: str, renderer: str = ""
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    if renderer:  # a newer Talkie: any renderer by name
+        from talkie.render import load_renderer
+
+        r: Any = load_renderer(renderer, rig)
+    else:
+        r = MeshWarpRenderer(rig)
     frame = r.deformer.frame
     face_side = int(min(SIZE[1], max(CELL, round(1.45 * frame.face_height))))
     mouth_side = int(max(MOUTH_CELL, round(1.5 * frame.mouth_width)))
@@ -151,6 +176,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench/results/looks"))
     parser.add_argument("--faces", type=Path, help="read the faces a previous run saved here")
     parser.add_argument("--label", default="", help="added to every sheet's title")
+    parser.add_argument(
+        "--compare", type=Path, help="also write BEFORE-over-after sheets against this folder"
+    )
+    parser.add_argument("--renderer", default="", help="a load_renderer spec (newer Talkie)")
     args = parser.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     faces = load_faces(args.faces) if args.faces else generate_faces(args.out / "faces")
@@ -163,12 +192,34 @@ def main() -> None:
             print(f"{name:14s} FAILED: {exc}")
             continue
         title = f"{name}: {how} {args.label}".strip()
-        grid, _ = sheet(rig, title)
+        grid, _ = sheet(rig, title, args.renderer)
         path = args.out / f"{name}.png"
         cv2.imwrite(str(path), cv2.cvtColor(grid, cv2.COLOR_RGB2BGR))
-        report[name] = {"rig": how, "sheet": str(path)}
+        report[name] = {
+            "rig": how,
+            "sheet": str(path),
+            "plausibility": plausibility(image, rig, how),
+        }
         print(f"{name:14s} {how[:70]:70s} -> {path}")
     (args.out / "looks.json").write_text(json.dumps(report, indent=2) + "\n")
+    if args.compare:
+        for name, *_ in faces:
+            compare(args.compare / f"{name}.png", args.out / f"{name}.png",
+                    args.out / f"compare_{name}.png")  # fmt: skip
+
+
+def compare(before: Path, after: Path, out: Path) -> None:
+    """One sheet: the older sheet above the newer one, each titled."""
+    if not before.exists() or not after.exists():
+        return
+    a, b = cv2.imread(str(before)), cv2.imread(str(after))
+    width = max(a.shape[1], b.shape[1])
+    rows = []
+    for title, img in (("BEFORE", a), ("AFTER", b)):
+        bar = np.zeros((30, width, 3), np.uint8)
+        cv2.putText(bar, title, (6, 22), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2)
+        rows += [bar, np.pad(img, ((0, 0), (0, width - img.shape[1]), (0, 0)))]
+    cv2.imwrite(str(out), np.vstack(rows))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ painter moves them each frame with one affine warp (upper row: the head; lower r
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import cv2
 import numpy as np
@@ -215,3 +216,76 @@ def photo_teeth(
 def _smoothstep(a: float, b: float, x: np.ndarray) -> np.ndarray:
     t = np.clip((x - a) / (b - a), 0.0, 1.0)
     return np.asarray(t * t * (3 - 2 * t))
+
+
+# -- a donor's teeth -------------------------------------------------------------------------
+
+_DONOR_GRID = (240, 72)  # samples across the mouth, and down from under the lip to the edge
+_DONOR_DEPTH_MM = (-9.0, 0.6)  # from above the biting edge (negative) to just below it
+
+
+@dataclass(frozen=True, eq=False)
+class _Donor:
+    texture: np.ndarray  # (H, W, 4) RGBA, rows from _DONOR_DEPTH_MM[0] to [1], cols u -1..1
+    white: np.ndarray  # the donor's tooth white
+
+
+@lru_cache(maxsize=1)
+def _donor() -> _Donor | None:
+    """Real upper teeth, from scikit-image's astronaut (public domain, ships with the package),
+    resampled in her mouth's own frame: across the mouth (-1..1 of half its opening) and in
+    millimetres above her teeth's biting edge."""
+    from skimage import data
+
+    from talkie.render.palette import measure_look
+    from talkie.rig import build_rig
+
+    rig = build_rig(data.astronaut())
+    image = rig.image
+    pts = rig.mesh.vertices[:, :2].astype(np.float64)
+    upper, lower = rig.mesh.region("inner_lip_upper"), rig.mesh.region("inner_lip_lower")
+    u = pts[263] - pts[33]
+    u /= np.linalg.norm(u)
+    v = np.array([-u[1], u[0]])
+    centre = (pts[upper[len(upper) // 2]] + pts[lower[len(lower) // 2]]) / 2
+    axes = MouthAxes(u, v, centre, float(np.linalg.norm(pts[61] - pts[291])) / MOUTH_WIDTH_MM)
+    polygon = np.concatenate([pts[upper], pts[lower][::-1]]).astype(np.float32)
+    look = measure_look(image, rig.mesh, pts.astype(np.float32), 1.0, open_mouth=True)
+    found = photo_teeth(image, polygon, axes, look)
+    if found is None:
+        return None
+    layer, edge_v = found
+    half = 0.5 * float(np.ptp(axes.coords(pts[upper])[0]))
+    cols, rows = _DONOR_GRID
+    un = np.linspace(-1.0, 1.0, cols, dtype=np.float32)[None, :]
+    depth = np.linspace(*_DONOR_DEPTH_MM, rows, dtype=np.float32)[:, None]
+    du, dv = un * half, edge_v + depth * axes.mm
+    x = centre[0] + du * u[0] + dv * v[0] - layer.origin[0]
+    y = centre[1] + du * u[1] + dv * v[1] - layer.origin[1]
+    texture = cv2.remap(layer.rgba, x.astype(np.float32), y.astype(np.float32), cv2.INTER_LINEAR,
+                        borderMode=cv2.BORDER_CONSTANT)  # fmt: skip
+    return _Donor(texture, look.teeth.astype(np.float32))
+
+
+def donor_teeth(
+    axes: MouthAxes, box: tuple[int, int, int, int], edge_v: np.ndarray, edge_u: np.ndarray,
+    half_opening: float, look: PhotoLook,
+) -> Layer | None:  # fmt: skip
+    """The donor's real upper teeth fitted to this mouth (stretched across its opening, set on
+    its biting edge at the donor's size in millimetres) and coloured like this photo's white."""
+    donor = _donor()
+    if donor is None:
+        return None
+    x0, y0, x1, y1 = box
+    u, v = axes.grid(x0, y0, x1 - x0, y1 - y0)
+    order = np.argsort(edge_u)
+    edge = np.interp(u, edge_u[order], edge_v[order])
+    cols, rows = _DONOR_GRID
+    lo, hi = _DONOR_DEPTH_MM
+    map_x = (u / max(half_opening, 1.0) + 1.0) * 0.5 * (cols - 1)
+    map_y = ((v - edge) / axes.mm - lo) / (hi - lo) * (rows - 1)
+    rgba = cv2.remap(donor.texture, map_x.astype(np.float32), map_y.astype(np.float32),
+                     cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)  # fmt: skip
+    gain = look.teeth / np.maximum(donor.white, 1.0)
+    rgba[..., :3] = np.minimum(rgba[..., :3] * gain, 255.0 * rgba[..., 3:4])
+    return Layer(rgba.astype(np.float32), np.array([x0, y0], np.float64))

@@ -32,6 +32,9 @@ _SUBPIXEL_BITS = 4  # fillConvexPoly fixed-point precision
 class RenderOptions:
     size: tuple[int, int] = (1280, 720)
     map_step: int = MAP_STEP
+    # teeth where the photo shows none: "drawn" from its colours, or "donor" (real teeth from
+    # scikit-image's astronaut, fitted and colour-matched; measured in bench/looks.py)
+    teeth: str = "drawn"
 
 
 class MeshWarpRenderer:
@@ -54,6 +57,7 @@ class MeshWarpRenderer:
             stage=self.stage,
             rest=self.rest,
             deformer=self.deformer,
+            teeth=self.options.teeth,
         )
 
         # Only triangles touching a vertex that can move are ever re-rasterised. They are drawn

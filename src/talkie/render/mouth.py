@@ -35,9 +35,14 @@ _SUBDIVIDE = 4
 
 
 class MouthPainter:
+    """``teeth``: "drawn" (a row of teeth drawn from the photo's own colours) or "donor" (real
+    teeth from scikit-image's astronaut, fitted and coloured to the mouth) where the photo shows
+    none of its own."""
+
     def __init__(
-        self, *, mesh: RigMesh, stage: Stage, rest: np.ndarray, deformer: FaceDeformer
-    ) -> None:
+        self, *, mesh: RigMesh, stage: Stage, rest: np.ndarray, deformer: FaceDeformer,
+        teeth: str = "drawn",
+    ) -> None:  # fmt: skip
         self.upper = mesh.region("inner_lip_upper")
         self.lower = mesh.region("inner_lip_lower")
         self.deformer = deformer
@@ -62,11 +67,13 @@ class MouthPainter:
         )
         # Our drawing is about half a pixel soft already (supersampling, bilinear warps).
         self.blur = float(np.sqrt(max(self.look.blur**2 - 0.55**2, 0.0)))
-        self._build_layers(stage.canvas, mesh, open_mouth)
+        self._build_layers(stage.canvas, mesh, open_mouth, teeth)
 
     # -- set-up -------------------------------------------------------------------------------
 
-    def _build_layers(self, canvas: np.ndarray, mesh: RigMesh, open_mouth: bool) -> None:
+    def _build_layers(
+        self, canvas: np.ndarray, mesh: RigMesh, open_mouth: bool, teeth: str
+    ) -> None:
         rest, axes, mm = self.rest, self.axes, self.axes.mm
         up_u, up_v = axes.coords(rest[self.upper])
         lo_u, lo_v = axes.coords(rest[self.lower])
@@ -100,6 +107,10 @@ class MouthPainter:
         self.lower_row = dental.draw_row(
             dental.LOWER, axes, box, lower_edge, lo_u, upper=False, look=self.look, seed=12
         )
+        if self.photo is None and teeth == "donor":
+            self.photo = dental.donor_teeth(
+                axes, box, upper_edge, up_u, 0.5 * self.inner_width, self.look
+            )
         # A fixed grain field around the mouth (screen-fixed, like a photo's own grain).
         pad = box[2] - box[0]
         self._noise_origin = np.array([box[0] - pad // 2, box[1] - pad // 2])
@@ -170,7 +181,7 @@ class MouthPainter:
         # The lips shade what is right behind them: the upper lip's shadow falls on the teeth,
         # the corners sink into the dark of the cheeks.
         mm = self.axes.mm
-        below_top = _smoothstep(-0.2 * mm, 1.4 * mm, v - lip_top)
+        below_top = _smoothstep(-0.2 * mm, 0.9 * mm, v - lip_top)
         above_bottom = _smoothstep(-0.2 * mm, 1.0 * mm, lip_bottom - v)
         corners = np.clip(1.0 - 0.7 * (u / half) ** 4, 0.12, 1.0)
         shade = (0.74 + 0.26 * below_top) * (0.8 + 0.2 * above_bottom) * corners

@@ -4,6 +4,8 @@ A spec is one of:
 
 * ``""`` or ``"meshwarp"``: the CPU mesh-warp renderer (the default; ``TALKIE_RENDERER`` names
   another default for a whole process, e.g. a server with a GPU);
+* ``"meshwarp-donor-teeth"``: the same, with real teeth from a donor photo (scikit-image's
+  astronaut) where the photo shows none (bench/looks.py and bench/lipsync.py compare the two);
 * ``"reference-test-double"``: ``talkie.render.neural.NeuralRenderer`` driving the reference
   test double of a neural model (proves the plug-in boundary; it is no neural model);
 * the name of an installed plug-in: an entry point in the ``talkie.renderers`` group, declared
@@ -18,6 +20,7 @@ of frames at once). How a neural model plugs in is described in ``talkie.render.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 from collections.abc import Callable
@@ -36,6 +39,12 @@ ENV_VAR = "TALKIE_RENDERER"
 RendererFactory = Callable[..., Renderer]
 
 
+def _donor_teeth(rig: CharacterRig, *, options: RenderOptions | None = None) -> Renderer:
+    return MeshWarpRenderer(
+        rig, options=dataclasses.replace(options or RenderOptions(), teeth="donor")
+    )
+
+
 def _reference(rig: CharacterRig, *, options: RenderOptions | None = None) -> Renderer:
     from talkie.render.neural import reference_test_double
 
@@ -44,6 +53,7 @@ def _reference(rig: CharacterRig, *, options: RenderOptions | None = None) -> Re
 
 _BUILT_IN: dict[str, RendererFactory] = {
     "meshwarp": MeshWarpRenderer,
+    "meshwarp-donor-teeth": _donor_teeth,
     "reference-test-double": _reference,
 }
 
