@@ -47,6 +47,8 @@ class MeshWarpRenderer:
         w, h = self.size
         if w < 64 or h < 64 or w > 4096 or h > 4096:
             raise ValueError(f"output size {w}x{h} is outside 64..4096 pixels per side")
+        if self.options.teeth not in ("drawn", "donor"):
+            raise ValueError(f"teeth must be 'drawn' or 'donor', not {self.options.teeth!r}")
         self.stage: Stage = frame_rig(rig, self.size)
         vertices = self.stage.to_output(rig.mesh.vertices)
         self.deformer = FaceDeformer(mesh=rig.mesh, vertices=vertices)

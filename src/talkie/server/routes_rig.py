@@ -12,9 +12,11 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 
 from talkie.server import rigging
-from talkie.server.context import Caller, Svc
+from talkie.server.auth import Principal
+from talkie.server.context import Caller, Services, Svc
 from talkie.server.errors import errors
 from talkie.server.models import Character, RigInfo, RigPoints, RigPreview
+from talkie.store import CharacterRecord
 
 router = APIRouter(prefix="/v1/characters", tags=["characters"])
 
@@ -42,9 +44,7 @@ async def get_rig(character_id: str, who: Caller, svc: Svc) -> RigInfo:
 async def preview_rig(
     character_id: str, body: RigPoints, who: Caller, svc: Svc, frames: bool = True
 ) -> RigPreview:
-    record = await svc.run(svc.characters.writable, character_id)
-    rigging.may_rig(who, record)
-    points = {name: (p.x, p.y) for name, p in body.points.items()}
+    record, points = await _placing(character_id, body, who, svc)
     out = await svc.run(
         lambda: rigging.rig_preview(svc.characters, record, points, frames=frames)
     )
@@ -59,9 +59,7 @@ async def preview_rig(
     "face): same format as `talkie rig --points`; a needs_rig character becomes ready",
 )
 async def rerig_character(character_id: str, body: RigPoints, who: Caller, svc: Svc) -> Character:
-    record = await svc.run(svc.characters.writable, character_id)
-    rigging.may_rig(who, record)
-    points = {name: (p.x, p.y) for name, p in body.points.items()}
+    _, points = await _placing(character_id, body, who, svc)
     return Character.of(await svc.run(rigging.rerig, svc.characters, character_id, points))
 
 
@@ -79,3 +77,12 @@ async def character_image(character_id: str, who: Caller, svc: Svc) -> Response:
     record = await svc.run(svc.characters.get, character_id)
     data, kind = await svc.run(rigging.photo_bytes, svc.characters, record)
     return Response(data, media_type=kind, headers={"Cache-Control": "private, max-age=600"})
+
+
+async def _placing(
+    character_id: str, body: RigPoints, who: Principal, svc: Services
+) -> tuple[CharacterRecord, dict[str, tuple[float, float]]]:
+    """The character whose points ``who`` may place, and the points as (x, y) pairs."""
+    record = await svc.run(svc.characters.writable, character_id)
+    rigging.may_rig(who, record)
+    return record, {name: (p.x, p.y) for name, p in body.points.items()}
