@@ -28,6 +28,15 @@ def test_a_misread_emoji_needs_points_and_says_why() -> None:
         build_rig(emoji.image)
 
 
+def test_an_upside_down_photo_is_not_animated_with_its_mouth_on_the_hair(
+    astronaut: np.ndarray,
+) -> None:
+    """The landmark model finds the eyes of an upside-down portrait but lays the face outline
+    and the mouth over the hair, as if it were upright: that mesh must not be animated."""
+    with pytest.raises(ImplausibleFaceError, match="lips"):
+        build_rig(np.ascontiguousarray(astronaut[::-1, ::-1]))
+
+
 def test_an_implausible_face_is_a_no_face_error_for_old_callers() -> None:
     assert issubclass(ImplausibleFaceError, NoFaceFoundError)
 

@@ -208,3 +208,26 @@ def test_timing_offset_shifts_the_mouth_but_keeps_bilabials_sealed_until_release
         if p.phoneme in ("p", "b", "m"):
             row = early[nearest(t, 0.5 * (p.start + p.end))]
             assert row[PRESS] >= 0.98 and row[JAW] <= 0.02
+
+
+def test_the_tongue_rises_for_l_n_t_d_th_only() -> None:
+    clip = make_clip([("", 0.2), ("a", 0.2), ("l", 0.1), ("a", 0.2), ("θ", 0.1), ("a", 0.2),
+                      ("m", 0.1), ("a", 0.2), ("", 0.3)])  # fmt: skip
+    t = frames_of(clip, extra=0.0)
+    tongue = mouth_track(clip, t).params[:, MOUTH_PARAMS.index("tongue")]
+    assert tongue[nearest(t, 0.45)] > 0.35  # l
+    assert tongue[nearest(t, 0.75)] > 0.5  # th, the tip between the teeth
+    assert tongue[nearest(t, 1.05)] < 0.05  # m: lips sealed, no tongue
+    assert tongue[nearest(t, 0.3)] < 0.2  # a
+
+
+def test_pauses_close_the_lips_and_the_photos_mouth_returns_after_speech() -> None:
+    clip = make_clip([("", 0.4), ("a", 0.25), ("", 0.8), ("a", 0.25), ("", 1.0)])
+    t = np.arange(-0.25, clip.duration + 0.6, 1 / FPS)  # as the generator asks: lead and tail
+    close = mouth_track(clip, t).params[:, MOUTH_PARAMS.index("lip_close")]
+    assert close[0] == 0.0, "the clip must not start by snapping the lips shut"
+    assert close[nearest(t, 1.1)] > 0.9, "a long pause in speech closes the lips"
+    assert close[nearest(t, 0.5)] < 0.2, "not while a vowel is open"
+    assert close[-1] == 0.0, "after speech the photo's own mouth returns (no snap at the end)"
+    after = np.abs(np.diff(close[t > 1.9]))  # the speech is over: back to the photo's mouth
+    assert after.max() < 0.3, "the lips ease open again, never in one frame"

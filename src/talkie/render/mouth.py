@@ -28,7 +28,7 @@ from talkie.rig.model import RigMesh
 _AA_SHIFT = 2  # quarter-pixel polygon edges
 TEETH_VISIBLE_GAP = 0.025  # rest gap (in face heights) above which the photo shows its teeth
 UPPER_EDGE_BELOW_LIP_MM = 2.0  # the upper teeth's edge under a relaxed, closed upper lip
-LOWER_TEETH_FOLLOW = 0.9  # share of the jaw's travel at the lower lip the lower teeth make
+LOWER_TEETH_FOLLOW = 0.82  # share of the jaw's travel at the lower lip the lower teeth make
 TONGUE_FOLLOW = 0.8
 MAX_WORK_PIXELS = 60_000  # bigger mouths are composed at a lower resolution, then upsampled
 _SUBDIVIDE = 4
