@@ -159,7 +159,7 @@ def render_breakdown(r: Any, params: Any) -> tuple[np.ndarray, dict[str, float]]
     behind = cv2.subtract(plate, cv2.multiply(plate, alpha, scale=1.0 / 255.0))
     frame[y0:y1, x0:x1] = cv2.add(warped[..., :3], behind)
     t6 = now()
-    r.mouth.paint(frame, verts)
+    r.mouth.paint(frame, verts, params)
     t7 = now()
     r.eyelids.paint(frame, verts, (params.blink_right, params.blink_left))
     t8 = now()

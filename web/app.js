@@ -9,6 +9,9 @@
 // For tests and tinkering: window.talkieEvents holds every event received from the server, and
 // window.talkie exposes the current state and a few actions.
 //
+// Characters whose photo shows no usable face (a drawing, an animal) come back from the upload
+// with status "needs_rig": the point editor (rig-editor.js) opens to place their face points.
+//
 // Tools: when the character calls a UI tool, the server sends {type: "tool_call", id, name,
 // arguments}; the page runs the handler registered for that name (window.talkie.registerTool),
 // else a built-in one (open_url, show_card, highlight), and always answers {type: "tool_result",
@@ -17,6 +20,7 @@
 import { Captions } from "./captions.js";
 import { LatencyTimeline } from "./latency.js";
 import { VoiceMeter } from "./meter.js";
+import { RigEditor } from "./rig-editor.js";
 import { UiTools } from "./tools.js";
 
 const MAX_RECONNECTS = 3;
@@ -90,6 +94,16 @@ function feltFor(turn) {
   return first ? first.felt : null;
 }
 const tools = new UiTools({ stage: el.video.parentElement });
+const rigEditor = new RigEditor({
+  root: $("rig-editor"),
+  api: (path, opts) => api(path, opts),
+  onSaved: (character) => {
+    replaceCharacter(character);
+    setUploadStatus(`${character.name} is ready.`, "ok");
+    pick(character);
+  },
+  onClose: () => setUploadStatus(""),
+});
 
 window.talkie = {
   get state() { return app.convState; },
@@ -107,6 +121,8 @@ window.talkie = {
   // for the character to read; throw an Error to report a failure. Returns an unregister
   // function.
   registerTool: (name, handler) => tools.register(name, handler),
+  get rigEditor() { return rigEditor.state; },
+  openRigEditor: (id) => rigEditor.open(app.characters.find((c) => c.id === id)),
   runTool: (name, args) => tools.run(name, args), // what a tool_call from the server runs
 };
 
@@ -123,16 +139,18 @@ async function serverConfig() {
 }
 
 // Every /v1 call carries a credential: the page's publishable key, or a session's token.
-async function api(path, { method = "GET", json, token, keepalive = false } = {}) {
+async function api(path, { method = "GET", json, token, keepalive = false, raw = false } = {}) {
   const headers = { Authorization: `Bearer ${token || (await serverConfig()).api_key}` };
   if (json !== undefined) headers["Content-Type"] = "application/json";
   const res = await fetch(path, {
     method, headers, keepalive, body: json === undefined ? undefined : JSON.stringify(json),
   });
+  if (raw && res.ok) return res;
   const body = await readJson(res);
   if (!res.ok) {
     const err = new Error(errorMessage(body, res));
     err.status = res.status;
+    err.body = body;
     throw err;
   }
   return body;
@@ -140,7 +158,9 @@ async function api(path, { method = "GET", json, token, keepalive = false } = {}
 
 async function previewUrl(c) {
   // <img> cannot send an Authorization header: fetch the preview and show it as a blob.
-  const res = await fetch(c.preview_url, { headers: { Authorization: `Bearer ${(await serverConfig()).api_key}` } });
+  // The version in the query: a character whose points were just placed gets its new picture.
+  const url = `${c.preview_url}?v=${encodeURIComponent(c.updated_at || "")}`;
+  const res = await fetch(url, { headers: { Authorization: `Bearer ${(await serverConfig()).api_key}` } });
   if (!res.ok) return "";
   return URL.createObjectURL(await res.blob());
 }
@@ -178,9 +198,9 @@ function renderCards() {
     name.textContent = c.name;
     const kind = document.createElement("span");
     kind.className = "kind";
-    kind.textContent = c.sample ? "Sample" : "Your upload";
+    kind.textContent = c.sample ? "Sample" : c.status === "needs_rig" ? "Needs its face points" : "Your upload";
     button.append(img, name, kind);
-    button.addEventListener("click", () => pick(c));
+    button.addEventListener("click", () => (c.status === "needs_rig" ? editPoints(c) : pick(c)));
     li.append(button);
     el.cards.insertBefore(li, uploadSlot);
   }
@@ -250,11 +270,15 @@ function upload(file, name) {
     let body = null;
     try { body = JSON.parse(xhr.responseText); } catch { /* not JSON */ }
     if (xhr.status >= 200 && xhr.status < 300 && body) {
-      setUploadStatus(`${body.name} is ready.`, "ok");
       el.uploadForm.reset();
       $("upload-chosen").textContent = "";
-      app.characters = app.characters.filter((c) => c.id !== body.id).concat([body]);
-      renderCards();
+      replaceCharacter(body);
+      if (body.status === "needs_rig") {
+        setUploadStatus(`${body.name} needs its face points: place them below.`, "warn");
+        editPoints(body);
+        return;
+      }
+      setUploadStatus(`${body.name} is ready.`, "ok");
       pick(body);
     } else {
       const msg = body?.error?.message || `the server answered ${xhr.status}`;
@@ -262,6 +286,18 @@ function upload(file, name) {
     }
   };
   xhr.send(form);
+}
+
+function replaceCharacter(character) {
+  const at = app.characters.findIndex((c) => c.id === character.id);
+  if (at >= 0) app.characters[at] = character;
+  else app.characters.push(character);
+  renderCards();
+}
+
+function editPoints(character) {
+  rigEditor.open(character).catch((err) => setUploadStatus(`The point editor failed: ${err.message}`, "error"));
+  $("rig-editor").scrollIntoView({ block: "start" });
 }
 
 function pickById(id) {

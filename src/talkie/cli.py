@@ -76,6 +76,9 @@ def _parser() -> argparse.ArgumentParser:
         "--voice", default="piper", help="piper (default), piper:/path/voice.onnx, espeak[:VOICE]"
     )
     render.add_argument("--seed", default=0, type=int, help="seed for blinks and head motion")
+    render.add_argument(
+        "--renderer", default="", help="meshwarp (default), a renderer plug-in, or module:factory"
+    )
     render.add_argument("--quiet", action="store_true", help="no progress bar")
     render.set_defaults(handler=_cmd_render)
 
@@ -149,6 +152,9 @@ def _cmd_render(args: argparse.Namespace) -> int:
     from talkie.offline import render_video, synthesize
 
     _check_output(args.out, (".mp4",))
+    from talkie.render import renderer_factory
+
+    renderer_factory(args.renderer)  # an unknown renderer is refused before any work
     if args.transcript and not args.audio:
         raise InvalidInputError("--transcript goes with --audio (it gives the words of that audio)")
     if args.text is not None and not args.text.strip():
@@ -181,8 +187,9 @@ def _cmd_render(args: argparse.Namespace) -> int:
 
     try:
         report = render_video(
-            rig, speech, args.out, size=args.size, fps=args.fps, seed=args.seed, progress=progress
-        )
+            rig, speech, args.out, size=args.size, fps=args.fps, seed=args.seed,
+            progress=progress, renderer=args.renderer,
+        )  # fmt: skip
     finally:
         if bar is not None:
             bar.close()
@@ -203,7 +210,9 @@ hand-placed points (--points), for drawings, animals, mascots or where detection
             mouth_right mouth_left chin
   optional: upper_lip lower_lip (outer lip edges, in the middle), right_eye_top
             right_eye_bottom left_eye_top left_eye_bottom (lid edges, in the middle),
-            forehead (top, above the nose), face_right face_left (face edges by the ears)
+            forehead (top, above the nose), face_right face_left (face edges by the ears),
+            mouth_open_top mouth_open_bottom (only for a mouth drawn open, like an
+            emoji's grin: the opening's top and bottom, in the middle)
   "right" and "left" are the character's own: its right eye is on the image's left.
 """
 

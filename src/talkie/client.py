@@ -101,6 +101,8 @@ def _load(cls: type[T], data: Any, **nested: Any) -> T:
         if f.name in nested:
             values[f.name] = nested[f.name]
             continue
+        if f.name not in data and f.default is not dataclasses.MISSING:
+            continue  # added later: an older server leaves it out
         if f.name not in data:
             raise TalkieError(
                 f"unexpected answer from the server: {cls.__name__} has no {f.name!r} "
@@ -363,8 +365,10 @@ class Characters(_Resource):
         self, image: str | os.PathLike[str] | bytes, **fields: Unpack[CharacterFields]
     ) -> Character:
         """Create a character from a photo (a path, or the file's bytes: JPEG, PNG or WebP).
-        The server rigs it before answering; a photo without a usable face is a 422
-        ``no_face``. Fields left out (or None) get the server's defaults."""
+        The server rigs it before answering; a photo without a usable face (a drawing, an
+        animal) comes back with ``status == "needs_rig"`` and ``rig_problem`` saying why: place
+        its face points with ``rerig`` before it can talk. Fields left out (or None) get the
+        server's defaults."""
         if isinstance(image, bytes):
             data, filename = image, "image"
         else:
@@ -428,7 +432,8 @@ class Characters(_Resource):
         self, character_id: str, points: Mapping[str, tuple[float, float] | Sequence[float]]
     ) -> Character:
         """Re-rig from hand-placed points (name -> (x, y) pixels in the character's photo), for
-        drawings, mascots and animals that face detection misses."""
+        drawings, mascots and animals that face detection misses (a ``needs_rig`` character
+        becomes ready). Points that cannot be a face are a 422 ``bad_points`` naming them."""
         body = {"points": {name: _point(name, xy) for name, xy in points.items()}}
         return _load(
             Character, self._client._json("PUT", self._path(character_id) + "/rig", json=body)

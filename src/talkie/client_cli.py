@@ -270,6 +270,14 @@ def _characters_create(args: argparse.Namespace) -> int:
         character = client.characters.create(args.image, **fields)
     if args.json:
         return _print_json(character)
+    if character.status == "needs_rig":
+        print(
+            f"created {character.id} ({character.name}); it needs its face points placed by hand "
+            f"before it can talk: {character.rig_problem or 'no usable face found'}. Place them "
+            f"in the web page's point editor, or: talkie characters rig {character.id} "
+            "--points POINTS.json"
+        )
+        return 0
     print(f"created {character.id} ({character.name}; face from {character.rig_source})")
     return 0
 

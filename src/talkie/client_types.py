@@ -35,10 +35,12 @@ class Character:
     voice: str
     tools: tuple[dict[str, Any], ...]
     sample: bool
-    rig_source: str
+    rig_source: str  # detected, manual, needs_rig
     preview_url: str  # relative to the server's URL
     created_at: datetime
     updated_at: datetime
+    status: str = "ready"  # needs_rig: place its face points (rerig) before it can talk
+    rig_problem: str | None = None  # on creation: why the points must be placed by hand
 
 
 class CharacterFields(TypedDict, total=False):

@@ -17,7 +17,12 @@ class InvalidInputError(TalkieError):
 
 
 class NoFaceFoundError(InvalidInputError):
-    """No usable face was found in the image."""
+    """No usable face was found in the image: a person can place the face points by hand."""
+
+
+class ImplausibleFaceError(NoFaceFoundError):
+    """A face was detected, but its mesh fails the plausibility check (a misread drawing):
+    animating it would break the character, so it needs hand-placed points too."""
 
 
 class MissingDependencyError(TalkieError):

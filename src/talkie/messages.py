@@ -82,6 +82,12 @@ class FaceParams:
     head_roll: float = 0.0  # degrees, + tilts clockwise in the image
     head_dx: float = 0.0  # fraction of face height, + right
     head_dy: float = 0.0  # fraction of face height, + down
+    # 0 tongue low in the mouth .. 1 tip up at the upper teeth (l, n, t, d) or between them (th).
+    # Last, so positional construction and arrays from before it existed keep their meaning.
+    tongue: float = 0.0
+    # 0 .. 1 lips meet, relaxed, over whatever gap the photo shows (a pause in speech on a photo
+    # smiling with its teeth); unlike lip_press it does not thin or press the lips.
+    lip_close: float = 0.0
 
     def replace(self, **changes: float) -> FaceParams:
         return dataclasses.replace(self, **changes)

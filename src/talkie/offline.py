@@ -23,7 +23,7 @@ from talkie.errors import InvalidInputError
 from talkie.media.video import Mp4Writer
 from talkie.messages import PhonemeTiming, SpeechClip
 from talkie.motion import MotionGenerator, product_motion_options
-from talkie.render import MeshWarpRenderer, RenderOptions
+from talkie.render import RenderOptions, load_renderer
 from talkie.rig.model import CharacterRig
 from talkie.voice import TextToSpeech
 
@@ -91,15 +91,17 @@ def render_video(
     fps: float = 24.0,
     seed: int = 0,
     progress: Progress | None = None,
+    renderer: str | None = None,
 ) -> RenderReport:
-    """Render ``speech`` spoken by ``rig`` into an MP4 at ``out`` (H.264 + AAC).
+    """Render ``speech`` spoken by ``rig`` into an MP4 at ``out`` (H.264 + AAC), drawn by the
+    ``renderer`` spec (``talkie.render.load_renderer``; default: the CPU mesh warp).
 
     The output file appears only when complete: on any error nothing is left behind.
     """
     started = time.perf_counter()
     if speech.duration <= 0:
         raise InvalidInputError("the speech is empty: there is no audio to lip-sync")
-    renderer = MeshWarpRenderer(rig, options=RenderOptions(size=size))
+    drawer = load_renderer(renderer, rig, options=RenderOptions(size=size))
     motion = MotionGenerator(fps=fps, seed=seed, options=product_motion_options())
     motion.push(speech, start=LEAD_IN)
     total = math.ceil((LEAD_IN + speech.duration + TAIL) * fps)
@@ -115,7 +117,7 @@ def render_video(
             while done < total and not stop.is_set():
                 for face in motion.generate(min(motion.options.step_frames, total - done)):
                     t0 = time.perf_counter()
-                    image = renderer.render(face.params)
+                    image = drawer.render(face.params)
                     render_ms.append((time.perf_counter() - t0) * 1000)
                     _put(frames, image, stop)
                     done += 1

@@ -100,7 +100,7 @@ def test_rerig_from_points(client: TalkieClient) -> None:
         assert rigged.id == created.id and rigged.rig_source != created.rig_source
         with pytest.raises(TalkieApiError) as excinfo:
             client.characters.rerig(created.id, {"left_eye": (1, 2)})
-        assert "left_eye" in _api_error(excinfo, 400, "invalid_input")
+        assert "left_eye" in _api_error(excinfo, 422, "bad_points")
         with pytest.raises(TalkieApiError) as excinfo:
             client.characters.rerig(created.id, {})
         assert "points" in _api_error(excinfo, 400, "invalid_request")

@@ -97,7 +97,7 @@ def test_characters_verbs(cli: Cli, tmp_path: Path) -> None:
     points.write_text(json.dumps({"points": {"chin": {"x": 5, "y": 6}}}))
     # The server checks the points (all the required ones must be given) and names what is
     # missing; the CLI's own check covers the file's shape.
-    assert "HTTP 400" in cli.fails("characters", "rig", cid, "--points", str(points))
+    assert "HTTP 422 bad_points" in cli.fails("characters", "rig", cid, "--points", str(points))
     points.write_text('{"chin": "here"}')
     assert "'chin' must be [x, y]" in cli.fails("characters", "rig", cid, "--points", str(points))
 

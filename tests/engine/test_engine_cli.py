@@ -100,13 +100,14 @@ def _bad_inputs(tmp: Path, astronaut_path: Path) -> dict[str, tuple[list[str | P
         "bad output": (["render", *img, "--text", "hi", "--out", tmp / "x.avi"], ".mp4"),
         "no folder": (["render", *img, "--text", "hi", "--out", tmp / "no" / "x.mp4"], "not exist"),
         "unknown voice": (["render", *img, *say, "--voice", "robot"], "unknown"),
+        "unknown renderer": (["render", *img, *say, "--renderer", "warp"], "unknown renderer"),
     }
 
 
 @pytest.mark.parametrize(
     "case",
     ["not an image", "truncated", "no face", "missing image", "empty text", "silent audio",
-     "corrupt audio", "bad output", "no folder", "unknown voice"],
+     "corrupt audio", "bad output", "no folder", "unknown voice", "unknown renderer"],
 )  # fmt: skip
 def test_bad_input_gives_one_clear_line(case: str, astronaut_path: Path, tmp_path: Path) -> None:
     args, expected = _bad_inputs(tmp_path, astronaut_path)[case]

@@ -22,6 +22,8 @@ from PIL import Image
 from talkie.cli import main as cli_main
 from talkie.errors import InvalidInputError, NoFaceFoundError
 from talkie.messages import FaceParams
+from talkie.quality.sample_faces import CAT_PAPER as PAPER
+from talkie.quality.sample_faces import EYE_GREEN, LIP_RED, draw_cat
 from talkie.render import MeshWarpRenderer
 from talkie.rig import CharacterRig, build_rig, build_rig_from_points, load_rig
 from talkie.rig import topology as topo
@@ -33,48 +35,7 @@ from talkie.rig.manual import (
     points_of_rig,
 )
 
-PAPER, FUR, EYE_GREEN, LIP_RED, INK = (
-    (250, 250, 240), (240, 150, 60), (180, 220, 60), (110, 30, 40), (30, 25, 25),
-)  # fmt: skip
 Points = dict[str, tuple[float, float]]
-
-
-def draw_cat() -> tuple[np.ndarray, Points]:
-    """A flat cartoon cat (head ellipse with ears, almond eyes with slit pupils, a nose, a wide
-    smiling mouth, whiskers) and where its face points are. MediaPipe finds no face in it
-    (a human-like cartoon face, by contrast, is detected)."""
-    img = np.full((480, 640, 3), PAPER, np.uint8)
-    cx, cy = 320, 260
-    for s in (-1, 1):
-        ear = np.array([[cx + s * 40, cy - 100], [cx + s * 140, cy - 185], [cx + s * 130, cy - 40]])
-        cv2.fillConvexPoly(img, ear, FUR, cv2.LINE_AA)
-    cv2.ellipse(img, (cx, cy), (150, 125), 0, 0, 360, FUR, -1, cv2.LINE_AA)
-    pts: dict[str, tuple[int, int]] = {}
-    for side, s in (("right", -1), ("left", 1)):  # the character's right is the image's left
-        ex, ey = cx + s * 58, cy - 30
-        cv2.ellipse(img, (ex, ey), (28, 24), 0, 0, 360, EYE_GREEN, -1, cv2.LINE_AA)
-        cv2.ellipse(img, (ex, ey), (28, 24), 0, 0, 360, INK, 2, cv2.LINE_AA)
-        cv2.ellipse(img, (ex, ey), (6, 20), 0, 0, 360, (10, 10, 10), -1, cv2.LINE_AA)
-        pts[f"{side}_eye_outer"] = (ex + s * 28, ey)
-        pts[f"{side}_eye_inner"] = (ex - s * 28, ey)
-        pts[f"{side}_eye_top"] = (ex, ey - 24)
-        pts[f"{side}_eye_bottom"] = (ex, ey + 24)
-    nose = np.array([[cx - 13, cy + 12], [cx + 13, cy + 12], [cx, cy + 26]])
-    cv2.fillConvexPoly(img, nose, (240, 120, 140), cv2.LINE_AA)
-    cv2.line(img, (cx, cy + 26), (cx, cy + 44), INK, 3, cv2.LINE_AA)
-    cv2.ellipse(img, (cx, cy + 30), (52, 20), 0, 5, 175, LIP_RED, 6, cv2.LINE_AA)
-    for s in (-1, 1):
-        for dy in (-8, 8):
-            start, end = (cx + s * 70, cy + 20 + dy), (cx + s * 165, cy + 8 + 2 * dy)
-            cv2.line(img, start, end, INK, 2, cv2.LINE_AA)
-    pts |= {
-        "nose_tip": (cx, cy + 20),
-        "mouth_right": (cx - 52, cy + 32), "mouth_left": (cx + 52, cy + 32),
-        "upper_lip": (cx, cy + 45), "lower_lip": (cx, cy + 54),
-        "chin": (cx, cy + 125), "forehead": (cx, cy - 125),
-        "face_right": (cx - 149, cy + 5), "face_left": (cx + 149, cy + 5),
-    }  # fmt: skip
-    return img, {k: (float(x), float(y)) for k, (x, y) in pts.items()}
 
 
 @pytest.fixture(scope="module")

@@ -7,12 +7,12 @@ import pytest
 
 from talkie.messages import PhonemeTiming, SpeechClip
 from talkie.motion.lipsync import LipSyncOptions, mouth_track, suppress_flicker
-from talkie.motion.visemes import phoneme_openness_track
+from talkie.motion.visemes import MOUTH_PARAMS, phoneme_openness_track
 
 from ._synth import SENTENCE, SR, best_lag, make_clip, reversals, words
 
 FPS = 24.0
-JAW, WIDTH, ROUND, PRESS, RAISE = range(5)
+JAW, WIDTH, ROUND, PRESS, RAISE = range(5)  # the first columns of MOUTH_PARAMS
 
 
 def frames_of(clip: SpeechClip, extra: float = 0.5) -> np.ndarray:
@@ -169,11 +169,11 @@ def test_odd_inputs_do_not_crash() -> None:
     for phonemes in (weird, (), (PhonemeTiming("", 0.0, 0.5),)):
         clip = SpeechClip(audio=audio, sample_rate=SR, phonemes=phonemes)
         track = mouth_track(clip, np.arange(-5, 30) / FPS)
-        assert track.params.shape == (35, 5)
+        assert track.params.shape == (35, len(MOUTH_PARAMS))
         assert np.all(np.isfinite(track.params))
     empty = SpeechClip(audio=np.zeros(0, dtype=np.float32), sample_rate=SR, phonemes=())
-    assert mouth_track(empty, np.arange(3) / FPS).params.shape == (3, 5)
-    assert mouth_track(empty, np.zeros(0)).params.shape == (0, 5)
+    assert mouth_track(empty, np.arange(3) / FPS).params.shape == (3, len(MOUTH_PARAMS))
+    assert mouth_track(empty, np.zeros(0)).params.shape == (0, len(MOUTH_PARAMS))
 
 
 def test_timed_stress_and_length_marks_do_not_close_the_mouth() -> None:
@@ -208,3 +208,26 @@ def test_timing_offset_shifts_the_mouth_but_keeps_bilabials_sealed_until_release
         if p.phoneme in ("p", "b", "m"):
             row = early[nearest(t, 0.5 * (p.start + p.end))]
             assert row[PRESS] >= 0.98 and row[JAW] <= 0.02
+
+
+def test_the_tongue_rises_for_l_n_t_d_th_only() -> None:
+    clip = make_clip([("", 0.2), ("a", 0.2), ("l", 0.1), ("a", 0.2), ("θ", 0.1), ("a", 0.2),
+                      ("m", 0.1), ("a", 0.2), ("", 0.3)])  # fmt: skip
+    t = frames_of(clip, extra=0.0)
+    tongue = mouth_track(clip, t).params[:, MOUTH_PARAMS.index("tongue")]
+    assert tongue[nearest(t, 0.45)] > 0.35  # l
+    assert tongue[nearest(t, 0.75)] > 0.5  # th, the tip between the teeth
+    assert tongue[nearest(t, 1.05)] < 0.05  # m: lips sealed, no tongue
+    assert tongue[nearest(t, 0.3)] < 0.2  # a
+
+
+def test_pauses_close_the_lips_and_the_photos_mouth_returns_after_speech() -> None:
+    clip = make_clip([("", 0.4), ("a", 0.25), ("", 0.8), ("a", 0.25), ("", 1.0)])
+    t = np.arange(-0.25, clip.duration + 0.6, 1 / FPS)  # as the generator asks: lead and tail
+    close = mouth_track(clip, t).params[:, MOUTH_PARAMS.index("lip_close")]
+    assert close[0] == 0.0, "the clip must not start by snapping the lips shut"
+    assert close[nearest(t, 1.1)] > 0.9, "a long pause in speech closes the lips"
+    assert close[nearest(t, 0.5)] < 0.2, "not while a vowel is open"
+    assert close[-1] == 0.0, "after speech the photo's own mouth returns (no snap at the end)"
+    after = np.abs(np.diff(close[t > 1.9]))  # the speech is over: back to the photo's mouth
+    assert after.max() < 0.3, "the lips ease open again, never in one frame"

@@ -42,7 +42,10 @@ _HEAD_COLS = np.array([PARAM_INDEX[n] for n in ("head_yaw", "head_pitch", "head_
 # Valid range of every FaceParams field (head angles are soft-limited separately).
 _LOW = np.full(len(PARAM_INDEX), -1.0)
 _HIGH = np.full(len(PARAM_INDEX), 1.0)
-for _name in ("jaw_open", "lip_round", "lip_press", "upper_lip_raise", "blink_left", "blink_right"):
+for _name in (
+    "jaw_open", "lip_round", "lip_press", "upper_lip_raise", "blink_left", "blink_right", "tongue",
+    "lip_close",
+):  # fmt: skip
     _LOW[PARAM_INDEX[_name]] = 0.0
 for _name in ("head_yaw", "head_pitch", "head_roll"):
     _LOW[PARAM_INDEX[_name]], _HIGH[PARAM_INDEX[_name]] = -90.0, 90.0
@@ -70,7 +73,7 @@ class _Scheduled:
     """One pushed clip, already turned into per-frame tracks starting at ``first``."""
 
     first: int
-    speech: np.ndarray  # (n, 8): mouth params, brow, head pitch, head yaw
+    speech: np.ndarray  # (n, mouth params + 3): mouth params, brow, head pitch, head yaw
     presence: np.ndarray  # (n,)
     generation: int
 
@@ -261,7 +264,7 @@ class MotionGenerator:
         ]
 
     def _speech_at(self, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, list[int]]:
-        """Blend scheduled clips at frames ``idx``: (n, 8) contribution, presence, generation."""
+        """Blend scheduled clips at frames ``idx``: (n, mouth + 3) contributions, presence, gens."""
         n = len(idx)
         gens = [self._generation] * n
         if not self._clips:

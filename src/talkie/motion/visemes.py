@@ -58,6 +58,8 @@ MOUTH_PARAMS: tuple[str, ...] = (
     "lip_round",
     "lip_press",
     "upper_lip_raise",
+    "tongue",
+    "lip_close",
 )
 
 
@@ -70,12 +72,11 @@ class MouthShape:
     lip_round: float = 0.0
     lip_press: float = 0.0
     upper_lip_raise: float = 0.0
+    tongue: float = 0.0  # tongue tip up at (or between) the teeth: l, n, t, d, th
+    lip_close: float = 0.0  # lips meet, relaxed (pauses); lip_press also presses them
 
     def as_array(self) -> np.ndarray:
-        return np.array(
-            [self.jaw_open, self.lip_width, self.lip_round, self.lip_press, self.upper_lip_raise],
-            dtype=np.float64,
-        )
+        return np.array([getattr(self, name) for name in MOUTH_PARAMS], dtype=np.float64)
 
 
 # Targets are deliberately moderate: the renderer exaggerates nothing, and a mouth that hits its
@@ -84,12 +85,13 @@ VISEME_SHAPES: dict[str, MouthShape] = {
     "sil": MouthShape(),
     "PP": MouthShape(lip_press=1.0),  # p b m: lips sealed, jaw closed
     "FF": MouthShape(jaw_open=0.08, lip_width=0.1, upper_lip_raise=0.55),  # lower lip to teeth
-    "TH": MouthShape(jaw_open=0.2, lip_width=0.15, upper_lip_raise=0.2),  # tongue between teeth
-    "DD": MouthShape(jaw_open=0.25, lip_width=0.15, upper_lip_raise=0.05),
+    # th: the tongue's tip between the teeth; l, n (nn), t, d: up at the ridge behind them
+    "TH": MouthShape(jaw_open=0.2, lip_width=0.15, upper_lip_raise=0.2, tongue=1.0),
+    "DD": MouthShape(jaw_open=0.25, lip_width=0.15, upper_lip_raise=0.05, tongue=0.6),
     "kk": MouthShape(jaw_open=0.3, lip_width=0.1),
     "CH": MouthShape(jaw_open=0.18, lip_width=-0.35, lip_round=0.55, upper_lip_raise=0.25),
     "SS": MouthShape(jaw_open=0.1, lip_width=0.35, upper_lip_raise=0.1),  # teeth almost together
-    "nn": MouthShape(jaw_open=0.18, lip_width=0.1),
+    "nn": MouthShape(jaw_open=0.18, lip_width=0.1, tongue=0.85),
     "RR": MouthShape(jaw_open=0.22, lip_width=-0.25, lip_round=0.45, upper_lip_raise=0.05),
     "aa": MouthShape(jaw_open=0.85, lip_width=0.15, upper_lip_raise=0.1),
     "E": MouthShape(jaw_open=0.55, lip_width=0.4, upper_lip_raise=0.1),

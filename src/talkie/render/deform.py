@@ -9,8 +9,10 @@ towards the body and the frame border.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 from talkie.messages import FaceParams
@@ -32,7 +34,7 @@ GAZE_X, GAZE_Y = 0.2, 0.12  # iris travel as fractions of the eye's width and he
 
 BASIS_PARAMS = (
     "jaw_open", "lip_width", "lip_round", "lip_press", "upper_lip_raise", "smile", "brow_raise",
-    "blink_left", "blink_right", "gaze_x", "gaze_y",
+    "blink_left", "blink_right", "gaze_x", "gaze_y", "lip_close",
 )  # fmt: skip
 _PARAM_INDEX = {name: i for i, name in enumerate(FaceParams.names())}
 
@@ -74,7 +76,20 @@ class FaceDeformer:
 
     # -- head ---------------------------------------------------------------------------------
 
-    def _move_head(self, pts: np.ndarray, p: FaceParams) -> np.ndarray:
+    def skull_affine(self, params: FaceParams, anchors: np.ndarray) -> np.ndarray:
+        """The head's motion around the ``anchors`` (three vertex indices) as a 2x3 affine map of
+        rest output pixels: where whatever is fixed to the skull there (the upper teeth) goes."""
+        rest = self.rest[anchors]
+        moved = self._move_head(rest.copy(), params, anchors)
+        return cv2.getAffineTransform(rest[:, :2].astype(np.float32), moved.astype(np.float32))
+
+    def jaw_shift(self, params: FaceParams, vertex: int) -> np.ndarray:
+        """How far the jaw alone moves ``vertex`` (x, y output pixels), before the head moves."""
+        return np.asarray(self.bases[BASIS_PARAMS.index("jaw_open"), vertex] * params.jaw_open)
+
+    def _move_head(
+        self, pts: np.ndarray, p: FaceParams, idx: np.ndarray | slice = slice(None)
+    ) -> np.ndarray:
         yaw, pitch, roll = np.radians([p.head_yaw, p.head_pitch, p.head_roll])
         cy, sy, cp, sp, cr, sr = (
             np.cos(yaw),
@@ -91,7 +106,7 @@ class FaceDeformer:
         rel = pts - self.pivot
         turned = np.einsum("vi,ji->vj", rel, rot) + self.pivot
         shift = np.array([p.head_dx, p.head_dy], np.float32) * self.frame.face_height
-        moved = (turned[:, :2] - pts[:, :2] + shift) * self.head_weight[:, None]
+        moved = (turned[:, :2] - pts[:, :2] + shift) * self.head_weight[idx, None]
         return pts[:, :2] + moved
 
     def _pivot(self) -> np.ndarray:
@@ -142,10 +157,50 @@ class FaceDeformer:
             "blink_right": lambda: self._blink("right"),
             "gaze_x": lambda: self._gaze(axis=0),
             "gaze_y": lambda: self._gaze(axis=1),
+            "lip_close": lambda: self._lip_press(thin=0.0),
         }
+        bands = [self._lip_band(side) for side in ("upper", "lower")]
         for i, name in enumerate(BASIS_PARAMS):
             bases[i] = builders[name]()
+            for band in bands:
+                band(bases[i])
         return bases
+
+    def _lip_band(self, side: str) -> Callable[[np.ndarray], None]:
+        """The landmarks inside one lip (between its inner and outer contour) move as the lip
+        does: each takes the contours' displacements, blended by where it lies between them.
+        The motion rules only move the contours; left alone, a lip's inner rows would lag
+        behind them and stretch or fold the lip's texture (visible on drawn, flat lips)."""
+        m, pts = self.mesh, self.rest[:, :2]
+        inner, outer = m.region(f"inner_lip_{side}"), m.region(f"outer_lip_{side}")
+        poly = np.concatenate([pts[outer], pts[inner][::-1]]).astype(np.float32)
+        contour = {
+            int(i) for name in ("inner_lip_upper", "inner_lip_lower", "outer_lip_upper",
+                                "outer_lip_lower") for i in m.region(name)
+        }  # fmt: skip
+        members = np.array(
+            [
+                i for i in m.region("face_surface")
+                if i not in contour and cv2.pointPolygonTest(poly, _point(pts[i]), False) > 0
+            ],
+            dtype=np.int64,
+        )  # fmt: skip
+        if len(members) == 0:
+            return lambda basis: None
+        u = self._u(pts[members])
+        iu, ou = self._u(pts[inner]), self._u(pts[outer])
+        iv = np.interp(u, *_by_u(iu, self._v(pts[inner])))
+        ov = np.interp(u, *_by_u(ou, self._v(pts[outer])))
+        span = np.where(np.abs(ov - iv) > 1e-3, ov - iv, 1e-3)
+        t = np.clip((self._v(pts[members]) - iv) / span, 0.0, 1.0)
+
+        def follow(basis: np.ndarray) -> None:
+            for c in range(2):
+                di = np.interp(u, *_by_u(iu, basis[inner, c]))
+                do = np.interp(u, *_by_u(ou, basis[outer, c]))
+                basis[members, c] = (1 - t) * di + t * do
+
+        return follow
 
     def _along(self, du: np.ndarray, dv: np.ndarray) -> np.ndarray:
         """Displacements given in face axes -> image axes, shape (V, 2)."""
@@ -184,8 +239,22 @@ class FaceDeformer:
         weight[self._not_face()] = 0.0
         weight[m.region("inner_lip_upper")] = 0.0
         weight[m.region("outer_lip_upper")] = 0.0
-        weight[m.region("inner_lip_lower")] = 1.0
-        weight[m.region("outer_lip_lower")] = 1.0
+        # The lower lip drops most in the middle: the opening rounds off into the corners instead
+        # of ending in a steep step beside them.
+        rel_u = (self._u(pts) - self._u(self.frame.mouth_centre[None])[0]) / (
+            0.5 * self.frame.mouth_width
+        )
+        lip_profile = 0.3 + 0.7 * (1.0 - np.clip(np.abs(rel_u), 0.0, 1.0) ** 1.6)
+        for name in ("inner_lip_lower", "outer_lip_lower"):
+            weight[m.region(name)] = lip_profile[m.region(name)]
+        # Below the lower lip the skin rides with it (the jaw is one bone): no shear across the
+        # lip's lower edge, which would smear it.
+        outer = self.rest[m.region("outer_lip_lower"), :2]
+        ou, ov = self._u(outer), self._v(outer)
+        order = np.argsort(ou)
+        lip_v = np.interp(self._u(pts), ou[order], ov[order], left=np.inf, right=np.inf)
+        under = (self._v(pts) > lip_v) & ~self._not_face()
+        weight[under] = np.maximum(weight[under], lip_profile[under])
         corners = _corners(m)
         weight[corners] = 0.45
         ear_depth = self._ear_depth()
@@ -194,6 +263,9 @@ class FaceDeformer:
             1e-3, ear_depth - lower_lip[2]
         )
         depth = np.clip(depth, 0.0, 1.1)
+        # The lower lip is carried as one piece (a depth-scaled drop would stretch it).
+        lips = np.concatenate([m.region("inner_lip_lower"), m.region("outer_lip_lower")])
+        depth[lips] = 1.0
         drop = JAW_DROP * fh * weight * depth
         du = np.zeros(len(pts), np.float32)
         # The corners slide inwards a little as the jaw drops (the mouth becomes taller and
@@ -235,8 +307,9 @@ class FaceDeformer:
         dv[lo] += LIP_ROUND_POUT * fh * centre_profile[lo]
         return self._along(du, dv)
 
-    def _lip_press(self) -> np.ndarray:
-        """Inner lips meet on the seam (closing any gap the photo has) and the lips thin."""
+    def _lip_press(self, thin: float = LIP_PRESS_THIN) -> np.ndarray:
+        """Inner lips meet on the seam (closing any gap the photo has) and the lips thin by
+        ``thin`` (not at all for a relaxed close)."""
         m = self.mesh
         pts = self.rest[:, :2]
         dv = np.zeros(len(pts), np.float32)
@@ -249,7 +322,7 @@ class FaceDeformer:
             i_idx, o_idx = m.region(inner), m.region(outer)
             dv[i_idx] = seam[i_idx] - v[i_idx]
             thickness = v[i_idx] - v[o_idx]
-            dv[o_idx] = LIP_PRESS_THIN * thickness + dv[i_idx] * 0.5
+            dv[o_idx] = thin * thickness + dv[i_idx] * 0.5
         corners = _corners(m)
         dv[corners] = 0.0
         return self._along(np.zeros_like(dv), dv)
@@ -339,6 +412,15 @@ class FaceDeformer:
             direction = self.frame.u if axis == 0 else self.frame.v
             disp[m.region(f"{side}_iris")] = amount * direction
         return disp
+
+
+def _point(xy: np.ndarray) -> tuple[float, float]:
+    return float(xy[0]), float(xy[1])
+
+
+def _by_u(u: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(u)
+    return u[order], values[order]
 
 
 def _corners(mesh: RigMesh) -> np.ndarray:

@@ -32,6 +32,9 @@ _SUBPIXEL_BITS = 4  # fillConvexPoly fixed-point precision
 class RenderOptions:
     size: tuple[int, int] = (1280, 720)
     map_step: int = MAP_STEP
+    # teeth where the photo shows none: "drawn" from its colours, or "donor" (real teeth from
+    # scikit-image's astronaut, fitted and colour-matched; measured in bench/looks.py)
+    teeth: str = "drawn"
 
 
 class MeshWarpRenderer:
@@ -44,6 +47,8 @@ class MeshWarpRenderer:
         w, h = self.size
         if w < 64 or h < 64 or w > 4096 or h > 4096:
             raise ValueError(f"output size {w}x{h} is outside 64..4096 pixels per side")
+        if self.options.teeth not in ("drawn", "donor"):
+            raise ValueError(f"teeth must be 'drawn' or 'donor', not {self.options.teeth!r}")
         self.stage: Stage = frame_rig(rig, self.size)
         vertices = self.stage.to_output(rig.mesh.vertices)
         self.deformer = FaceDeformer(mesh=rig.mesh, vertices=vertices)
@@ -53,7 +58,8 @@ class MeshWarpRenderer:
             mesh=rig.mesh,
             stage=self.stage,
             rest=self.rest,
-            face_height=self.deformer.frame.face_height,
+            deformer=self.deformer,
+            teeth=self.options.teeth,
         )
 
         # Only triangles touching a vertex that can move are ever re-rasterised. They are drawn
@@ -111,7 +117,7 @@ class MeshWarpRenderer:
         alpha = cv2.merge([warped[..., 3]] * 3)
         behind = cv2.subtract(plate, cv2.multiply(plate, alpha, scale=1.0 / 255.0))
         frame[y0:y1, x0:x1] = cv2.add(warped[..., :3], behind)
-        self.mouth.paint(frame, verts)
+        self.mouth.paint(frame, verts, params)
         self.eyelids.paint(frame, verts, (params.blink_right, params.blink_left))
         return frame
 

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from talkie.errors import NoFaceFoundError
+from talkie.errors import ImplausibleFaceError, NoFaceFoundError
 from talkie.rig import detect
 from talkie.rig import topology as topo
 from talkie.rig.mesh import build_landmark_mesh
 from talkie.rig.model import CharacterRig, FacePoints
+from talkie.rig.plausibility import check_face
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +72,14 @@ def build_rig(image: np.ndarray, *, progress: Progress | None = None) -> Charact
             f"({b.w:.0f}x{b.h:.0f} px at {b.x:.0f},{b.y:.0f})"
         )
     _check_face(face.landmarks, face.working.shape[1], face.working.shape[0])
+    say("checking the face")
+    plausible = check_face(face.working, face.landmarks)
+    if not plausible.ok:
+        log.info("implausible face mesh: %s (%s)", plausible.problems, plausible.scores)
+        raise ImplausibleFaceError(
+            f"the face found does not fit the picture ({'; '.join(plausible.problems)}); "
+            "place the face points by hand (a manual rig)"
+        )
     return rig_from_landmarks(
         face.working,
         face.landmarks,

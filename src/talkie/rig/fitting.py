@@ -96,6 +96,7 @@ def _reshape(
     for side in ("right", "left"):
         shaped[:, 1] = _eye_stretch(shaped, side, names, idx, target)
         shaped = _eye_roundness(shaped, side, names)
+    shaped[:, 1] += _mouth_opening(shaped, names, idx, target)
     shaped[:, 1] += _smile_bend(shaped, names, idx, target)
     return shaped
 
@@ -219,6 +220,52 @@ def _eye_roundness(shaped: np.ndarray, side: str, names: list[str]) -> np.ndarra
     )
     out = centre + rel * (scaled / np.maximum(r, 1e-9))[:, None]
     return np.asarray(out)
+
+
+def _mouth_opening(
+    shaped: np.ndarray, names: list[str], idx: np.ndarray, target: np.ndarray
+) -> np.ndarray:
+    """Vertical shift per landmark that opens the template's closed mouth to a mouth drawn
+    open (an emoji's grin). Above the mouth line, columns near the mouth are stretched by a
+    monotone map from the nose tip through the upper lip's edge to the opening's top; below it,
+    from the opening's bottom through the lower lip's edge to the chin; both scaled by an
+    ellipse across the mouth (full in the middle, nothing at the corners). Within each side a
+    shift p(u) g(v) with g monotone and p <= 1 cannot fold the mesh (its Jacobian is
+    1 + p g' >= 1 - p >= 0); between the sides is the opening itself."""
+    if "mouth_open_top" not in names or "mouth_open_bottom" not in names:
+        return np.zeros(len(shaped))
+
+    def knot(name: str) -> tuple[float, float]:
+        i = names.index(name)
+        return float(shaped[idx[i], 1]), float(target[i, 1])
+
+    top, bottom = knot("mouth_open_top"), knot("mouth_open_bottom")
+    line = 0.5 * (top[0] + bottom[0])  # the template's lips meet here
+    nose = float(shaped[idx[names.index("nose_tip")], 1])
+    chin = float(shaped[idx[names.index("chin")], 1])
+    upper = [(nose, nose), (line, top[1])]
+    lower = [(line, bottom[1]), (chin, chin)]
+    if "upper_lip" in names:
+        upper.append(knot("upper_lip"))
+    if "lower_lip" in names:
+        lower.append(knot("lower_lip"))
+    v = shaped[:, 1]
+    below = v > line
+    below[list(topo.INNER_LIP_UPPER + topo.OUTER_LIP_UPPER)] = False
+    below[list(topo.INNER_LIP_LOWER + topo.OUTER_LIP_LOWER)] = True
+    below[[topo.INNER_LIP_UPPER[0], topo.INNER_LIP_UPPER[-1]]] = False  # the corners stay
+    moved = np.where(
+        below,
+        _monotone_map(lower)(np.maximum(v, line)),
+        _monotone_map(upper)(np.minimum(v, line)),
+    )
+    corners = [names.index("mouth_right"), names.index("mouth_left")]
+    centre_u = float(shaped[idx[corners], 0].mean())
+    half = max(float(np.ptp(shaped[idx[corners], 0])) / 2, 1e-3)
+    across = np.clip(1.0 - ((shaped[:, 0] - centre_u) / half) ** 2, 0.0, 1.0)
+    # Only between the nose and the chin (the maps are the identity beyond them anyway).
+    inside = (v > nose) & (v < chin)
+    return np.asarray(np.where(inside, np.sqrt(across) * (moved - v), 0.0))
 
 
 def _smile_bend(

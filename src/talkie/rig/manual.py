@@ -26,6 +26,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,14 @@ _POINTS = (
     ManualPoint("chin", topo.CHIN, True, "bottom of the chin"),
     ManualPoint("upper_lip", 0, False, "top edge of the upper lip, in the middle"),
     ManualPoint("lower_lip", 17, False, "bottom edge of the lower lip, in the middle"),
+    ManualPoint(
+        "mouth_open_top", 13, False,
+        "only for a mouth drawn open: the top of the opening, in the middle",
+    ),
+    ManualPoint(
+        "mouth_open_bottom", 14, False,
+        "only for a mouth drawn open: the bottom of the opening, in the middle",
+    ),
     ManualPoint("right_eye_top", 159, False, "middle of the right eye's upper lid edge"),
     ManualPoint("right_eye_bottom", 145, False, "middle of the right eye's lower lid edge"),
     ManualPoint("left_eye_top", 386, False, "middle of the left eye's upper lid edge"),
@@ -108,10 +117,7 @@ def build_rig_from_points(
     say("checking the placed points")
     placed = validate_points(points, (width, height))
     say("fitting the face to the placed points")
-    landmarks = fit_landmarks(
-        {n: (POINT_INFO[n].landmark, xy) for n, xy in placed.items()}, REQUIRED_POINTS
-    )
-    _check_inside(landmarks, width, height)
+    landmarks = fit_points(points, (width, height))
 
     lo, hi = landmarks[:, :2].min(axis=0), landmarks[:, :2].max(axis=0)
     size = float(max(hi - lo)) / LANDMARK_BOX_RATIO
@@ -130,6 +136,24 @@ def build_rig_from_points(
         source_size=(width, height),
         progress=say,
     )
+
+
+def fit_points(points: Points, image_size: tuple[int, int]) -> np.ndarray:
+    """The 478 landmarks (x, y, depth; image pixels) fitted through hand-placed points, without
+    building a rig (fast: what a point editor shows while points are dragged). Raises
+    ``InvalidInputError`` naming the point at fault, as ``build_rig_from_points`` does."""
+    width, height = image_size
+    placed = validate_points(points, (width, height))
+    landmarks = fit_landmarks(
+        {n: (POINT_INFO[n].landmark, xy) for n, xy in placed.items()}, REQUIRED_POINTS
+    )
+    _check_inside(landmarks, width, height)
+    return landmarks
+
+
+def points_named_in(message: str) -> list[str]:
+    """The point names an error message mentions (so an editor can highlight them)."""
+    return [name for name in MANUAL_POINTS if re.search(rf"\b{name}\b", message)]
 
 
 def load_points(path: str | Path) -> dict[str, Any]:
@@ -297,6 +321,20 @@ def _check_optional(
         raise InvalidInputError("upper_lip must be below nose_tip")
     if "upper_lip" in p and "lower_lip" in p and at("upper_lip")[1] >= at("lower_lip")[1]:
         raise InvalidInputError("upper_lip must be above lower_lip")
+    opening = [n for n in ("mouth_open_top", "mouth_open_bottom") if n in p]
+    if len(opening) == 1:
+        raise InvalidInputError(
+            f"{opening[0]} needs its partner: place both mouth_open_top and mouth_open_bottom "
+            "(for a mouth drawn open), or neither"
+        )
+    if opening:
+        open_top, open_bottom = at("mouth_open_top")[1], at("mouth_open_bottom")[1]
+        if open_top >= open_bottom:
+            raise InvalidInputError("mouth_open_top must be above mouth_open_bottom")
+        if "upper_lip" in p and at("upper_lip")[1] >= open_top:
+            raise InvalidInputError("mouth_open_top must be below upper_lip")
+        if "lower_lip" in p and at("lower_lip")[1] <= open_bottom:
+            raise InvalidInputError("mouth_open_bottom must be above lower_lip")
     for side in ("right", "left"):
         outer, inner = at(f"{side}_eye_outer")[0], at(f"{side}_eye_inner")[0]
         lo, hi = min(outer, inner), max(outer, inner)

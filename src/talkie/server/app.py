@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +35,7 @@ from talkie.server import (
     routes_characters,
     routes_documents,
     routes_memory,
+    routes_rig,
     routes_sessions,
 )
 from talkie.server.auth import Authenticator, create_key
@@ -77,6 +78,7 @@ class ServerOptions:
     data_dir: Path | None = None
     database_url: str | None = None
     samples_dir: Path | None = SAMPLES_DIR
+    renderer: str = ""  # talkie.render.load_renderer spec ("": $TALKIE_RENDERER or meshwarp)
     # What the bundled web page may do (its publishable key): creating characters from the page
     # is on by default; `talkie serve --no-web-uploads` turns it off for public deployments.
     web_client_scopes: tuple[str, ...] = ("characters", "sessions")
@@ -111,7 +113,7 @@ def create_app(
     media = MediaStore(data_dir / "media")
     characters = CharacterService(
         store=store, media=media, samples_dir=opts.samples_dir,
-        max_concurrent_rigs=opts.max_concurrent_uploads,
+        max_concurrent_rigs=opts.max_concurrent_uploads, renderer=opts.renderer,
     )  # fmt: skip
     characters.seed_samples()
     stale = store.end_stale_sessions("server restarted")
@@ -156,6 +158,7 @@ def create_app(
     _install_error_handlers(app)
     app.include_router(routes_admin.router)
     app.include_router(routes_characters.router)
+    app.include_router(routes_rig.router)
     app.include_router(routes_sessions.router)
     app.include_router(routes_documents.router)
     app.include_router(routes_memory.router)
@@ -297,14 +300,17 @@ def _mount_docs(app: FastAPI) -> None:
         )  # fmt: skip
 
 
-def _error(status: int, code: str, message: str) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+def _error(
+    status: int, code: str, message: str, details: Mapping[str, Any] | None = None
+) -> JSONResponse:
+    body = {"code": code, "message": message, **(details or {})}
+    return JSONResponse({"error": body}, status_code=status)
 
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        response = _error(exc.status, exc.code, exc.message)
+        response = _error(exc.status, exc.code, exc.message, exc.details)
         response.headers.update(exc.headers)
         return response
 

@@ -36,7 +36,8 @@ SESSION_TOKEN_TTL = 600.0  # seconds: time to connect; a live session outlasts i
 _ACTIONS: dict[str, frozenset[str]] = {
     "characters:read": frozenset({"characters", "sessions"}),
     "characters:create": frozenset({"characters"}),
-    "characters:manage": frozenset({"characters"}),  # update, delete, re-rig
+    "characters:manage": frozenset({"characters"}),  # update, delete
+    "characters:rig": frozenset({"characters"}),  # place face points (see server.rigging)
     "sessions:create": frozenset({"sessions"}),
     "sessions:read": frozenset({"sessions"}),
     "sessions:end": frozenset({"sessions"}),
@@ -45,7 +46,9 @@ _ACTIONS: dict[str, frozenset[str]] = {
     "memories:manage": frozenset({"sessions"}),  # read or forget what characters remember
 }
 # what a publishable key may ever do (whatever its scopes)
-_PUBLISHABLE_ACTIONS = frozenset({"characters:read", "characters:create", "sessions:create"})
+_PUBLISHABLE_ACTIONS = frozenset(
+    {"characters:read", "characters:create", "characters:rig", "sessions:create"}
+)
 # what a session token may do, for its own session only
 _SESSION_ACTIONS = frozenset({"sessions:read", "sessions:end", "sessions:connect"})
 

@@ -1,7 +1,9 @@
 """Characters as the server keeps them: records in the database, photo and rig in media storage.
 
 The bundled samples are seeded at startup (read-only, rigged on first use); uploaded characters
-are rigged at creation, so a broken photo is refused before anything is stored. Live sessions get
+are rigged at creation, so a broken photo is refused before anything is stored. A photo without
+a usable face (a drawing, an animal, a misread face) is kept in the ``needs_rig`` state until a
+person places its face points (``talkie.server.rigging``); it cannot talk before. Live sessions get
 ``talkie.session.character.Character`` objects, loaded from the stored rig (a few milliseconds)
 and kept in a small cache.
 """
@@ -16,16 +18,18 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import cv2
+import numpy as np
 
 from talkie.brain.guardrails import GuardrailPolicy
 from talkie.brain.kb import KnowledgeBase, Passage
 from talkie.brain.persona import Persona
 from talkie.brain.tools import Tool
-from talkie.errors import InvalidInputError
+from talkie.errors import InvalidInputError, NoFaceFoundError
 from talkie.media.image import decode_image_bytes
 from talkie.render.framing import frame_rig
 from talkie.rig import CharacterRig, build_rig
@@ -38,6 +42,15 @@ log = logging.getLogger(__name__)
 
 PREVIEW_SIZE = (640, 360)
 _CACHE_SIZE = 16
+NEEDS_RIG = "needs_rig"  # rig_source of a character waiting for hand-placed face points
+
+
+@dataclass(frozen=True)
+class Created:
+    """A new character, and why it needs face points placed by hand (None: it is rigged)."""
+
+    record: CharacterRecord
+    rig_problem: str | None = None
 
 
 class CharacterService:
@@ -46,11 +59,12 @@ class CharacterService:
 
     def __init__(
         self, *, store: Store, media: MediaStore, samples_dir: Path | None = SAMPLES_DIR,
-        max_concurrent_rigs: int = 2,
+        max_concurrent_rigs: int = 2, renderer: str = "",
     ) -> None:  # fmt: skip
         self.store = store
         self.media = media
         self._samples_dir = samples_dir
+        self.renderer = renderer  # what draws this server's characters (load_renderer spec)
         self._loaded: OrderedDict[tuple[str, float], Character] = OrderedDict()
         self._previews: OrderedDict[str, bytes] = OrderedDict()
         self._lock = threading.Lock()
@@ -85,11 +99,18 @@ class CharacterService:
     def create(
         self, image: bytes, fields: Mapping[str, Any], *, owner_key: str | None,
         progress: Callable[[str], None] | None = None,
-    ) -> CharacterRecord:  # fmt: skip
-        """Validate the fields and the photo, rig it, store everything; returns the record."""
+    ) -> Created:  # fmt: skip
+        """Validate the fields and the photo, rig it, store everything. A photo without a usable
+        face is stored too, in the ``needs_rig`` state (its points are placed by hand later)."""
         name = str(fields.get("name") or "").strip() or "My character"
         persona = _persona({**_defaults(name), **fields, "name": name})
-        rig = self._build(lambda: build_rig(decode_image_bytes(image, name="image")))
+        picture = decode_image_bytes(image, name="image")
+        problem: str | None = None
+        try:
+            rig = self._build(lambda: build_rig(picture))
+            rig_sha, rig_source = self._put_rig(rig), _rig_source(rig)
+        except NoFaceFoundError as exc:  # a drawing, an animal, a misread or too small face
+            rig_sha, rig_source, problem = "", NEEDS_RIG, str(exc)
         now = time.time()
         record = CharacterRecord(
             id="ch_" + secrets.token_hex(8), name=persona.name,
@@ -97,12 +118,12 @@ class CharacterService:
             knowledge=persona.knowledge, language=persona.language,
             voice=str(fields.get("voice") or "piper"), tools=tuple(fields.get("tools") or ()),
             guardrails=dict(fields.get("guardrails") or {}),
-            image_sha=self.media.put(image), rig_sha=self._put_rig(rig),
-            rig_source=_rig_source(rig), sample=False, owner_key=owner_key,
+            image_sha=self.media.put(image), rig_sha=rig_sha,
+            rig_source=rig_source, sample=False, owner_key=owner_key,
             created_at=now, updated_at=now,
         )  # fmt: skip
         self.store.put_character(record)
-        return record
+        return Created(record, problem)
 
     def get(self, character_id: str) -> CharacterRecord:
         record = self.store.get_character(character_id)
@@ -142,7 +163,7 @@ class CharacterService:
         from talkie.rig.manual import build_rig_from_points
 
         record = self.writable(character_id)
-        image = decode_image_bytes(self.media.get(record.image_sha), name="the stored photo")
+        image = self.photo(record)
         rig = self._build(lambda: build_rig_from_points(image, points))
         updated = self.store.update_character(
             character_id, {"rig_sha": self._put_rig(rig), "rig_source": _rig_source(rig)}
@@ -155,6 +176,7 @@ class CharacterService:
     def load(self, character_id: str) -> Character:
         """The character, ready for a live session (rigging a sample on its first use)."""
         record = self.get(character_id)
+        require_rig(record)
         cache_key = (record.id, record.updated_at)
         with self._lock:
             cached = self._loaded.get(cache_key)
@@ -164,7 +186,7 @@ class CharacterService:
         rig = self._rig(record)
         character = Character(
             id=record.id, name=record.name, rig=rig, persona=_persona(_persona_fields(record)),
-            voice=record.voice, sample=record.sample,
+            voice=record.voice, sample=record.sample, renderer=self.renderer,
             knowledge=_Documents(self.knowledge, record.id) if self.knowledge else None,
             guardrails=GuardrailPolicy.from_mapping(record.guardrails) if record.guardrails
             else None,
@@ -186,7 +208,10 @@ class CharacterService:
         with self._lock:
             if key in self._previews:
                 return self._previews[key]
-        canvas = frame_rig(self._rig(record), PREVIEW_SIZE).canvas
+        if record.rig_source == NEEDS_RIG:  # no face points yet: the photo, letterboxed
+            canvas = _letterbox(self.photo(record), PREVIEW_SIZE)
+        else:
+            canvas = frame_rig(self._rig(record), PREVIEW_SIZE).canvas
         ok, data = cv2.imencode(
             ".jpg", cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 85]
         )
@@ -211,7 +236,13 @@ class CharacterService:
             )  # fmt: skip
         return record
 
+    def photo(self, record: CharacterRecord) -> np.ndarray:
+        """The character's photo as RGB, oriented as a viewer shows it (the frame of reference
+        of hand-placed points)."""
+        return decode_image_bytes(self.media.get(record.image_sha), name="the stored photo")
+
     def _rig(self, record: CharacterRecord) -> CharacterRig:
+        require_rig(record)
         if record.rig_sha and self.media.has(record.rig_sha):
             return load_rig(self.media.path(record.rig_sha))
         # a sample's first use (or a rig file lost from disk): rig the stored photo, once
@@ -225,6 +256,10 @@ class CharacterService:
             rig = self._build(lambda: build_rig(image))
             self.store.update_character(record.id, {"rig_sha": self._put_rig(rig)})
             return rig
+
+    def run_rigging(self, make: Callable[[], CharacterRig]) -> CharacterRig:
+        """Run a rigging job (CPU-heavy) within the server's limit of concurrent ones."""
+        return self._build(make)
 
     def _build(self, make: Callable[[], CharacterRig]) -> CharacterRig:
         with self._rig_slots:
@@ -265,6 +300,28 @@ def _tools(record: CharacterRecord) -> tuple[Tool, ...]:
         if all(t.name != tool.name for t in tools):
             tools.append(tool)
     return tuple(tools)
+
+
+def require_rig(record: CharacterRecord) -> None:
+    """409 ``needs_rig`` for a character whose face points are not placed yet."""
+    if record.rig_source == NEEDS_RIG:
+        raise ApiError(
+            409, NEEDS_RIG, f"{record.id} has no face points yet: place them in the point editor "
+            f"(PUT /v1/characters/{record.id}/rig) before talking to it",
+        )  # fmt: skip
+
+
+def _letterbox(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    w, h = size
+    scale = min(w / image.shape[1], h / image.shape[0])
+    small = cv2.resize(
+        image, (max(1, round(image.shape[1] * scale)), max(1, round(image.shape[0] * scale))),
+        interpolation=cv2.INTER_AREA,
+    )  # fmt: skip
+    out = np.full((h, w, 3), 32, np.uint8)
+    y, x = (h - small.shape[0]) // 2, (w - small.shape[1]) // 2
+    out[y : y + small.shape[0], x : x + small.shape[1]] = small
+    return out
 
 
 def _rig_source(rig: CharacterRig) -> str:

@@ -55,6 +55,11 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
         help="the bundled web page may only start conversations, not create characters "
         "(for servers reachable by strangers)",
     )  # fmt: skip
+    serve_parser.add_argument(
+        "--renderer", default="",
+        help="how characters are drawn: meshwarp (the CPU default), an installed renderer "
+        "plug-in, or package.module:factory ($TALKIE_RENDERER)",
+    )  # fmt: skip
     webhooks = serve_parser.add_argument_group(
         "webhook tools",
         "Characters' webhook tools may only reach public addresses unless allowed here "
@@ -94,7 +99,11 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     for path in (args.certfile, args.keyfile):
         if path and not Path(path).is_file():
             raise InvalidInputError(f"{path}: no such file")
+    from talkie.render import renderer_factory
+
+    renderer_factory(args.renderer)  # an unknown renderer is refused now, not at the first call
     options = ServerOptions(
+        renderer=args.renderer,
         max_sessions=args.max_sessions,
         webrtc=WebRtcOptions(ice_servers=tuple(IceServer(u) for u in args.ice_server)),
         data_dir=args.data_dir,

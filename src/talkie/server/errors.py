@@ -23,13 +23,15 @@ class ApiError(Exception):
     """Raised by a route; rendered as ``{"error": {"code": ..., "message": ...}}``."""
 
     def __init__(
-        self, status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None
-    ) -> None:
+        self, status: int, code: str, message: str, *, headers: Mapping[str, str] | None = None,
+        details: Mapping[str, Any] | None = None,
+    ) -> None:  # fmt: skip
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = dict(headers or {})
+        self.details = dict(details or {})  # extra members of the error object
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:

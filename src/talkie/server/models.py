@@ -119,6 +119,8 @@ class CharacterFields(Strict):
     def _one_line(cls, value: str | None) -> str | None:
         if value is not None and ("\n" in value or "\r" in value):
             raise ValueError("name must be one line")
+        if value is not None and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+            raise ValueError("name must not contain control characters")
         return value
 
     @field_validator("tools")
@@ -156,18 +158,26 @@ class Character(BaseModel):
     guardrails: dict[str, Any]
     sample: bool
     disabled: bool
-    rig_source: str
+    rig_source: str = Field(description="detected, manual, or needs_rig (no face points yet)")
+    status: Literal["ready", "needs_rig"] = Field(
+        description="needs_rig: place the face points (GET/PUT .../rig) before it can talk"
+    )
+    rig_problem: str | None = Field(
+        default=None, description="on creation: why the face points must be placed by hand"
+    )
     preview_url: str
     created_at: datetime
     updated_at: datetime
 
     @classmethod
-    def of(cls, r: CharacterRecord) -> Character:
+    def of(cls, r: CharacterRecord, *, rig_problem: str | None = None) -> Character:
         return cls(
             id=r.id, name=r.name, system_prompt=r.system_prompt, greeting=r.greeting,
             knowledge=r.knowledge, language=r.language, voice=r.voice, tools=list(r.tools),
             guardrails=r.guardrails,
             sample=r.sample, disabled=r.disabled, rig_source=r.rig_source,
+            status="needs_rig" if r.rig_source == "needs_rig" else "ready",
+            rig_problem=rig_problem,
             preview_url=f"/v1/characters/{r.id}/preview.jpg",
             created_at=utc(r.created_at), updated_at=utc(r.updated_at),
         )  # fmt: skip
@@ -187,6 +197,41 @@ class RigPoints(Strict):
     """Hand-placed points in the character's photo, in pixels (see ``talkie.rig.manual``)."""
 
     points: dict[str, Point] = Field(min_length=1, max_length=40)
+
+
+class RigPointInfo(BaseModel):
+    name: str
+    required: bool
+    where: str
+
+
+class RigInfo(BaseModel):
+    """What a point editor needs: the character's face points (placed, detected, or a first
+    guess), the photo's size, what each point is, and the face mesh's triangles and outlines
+    (indices into ``RigPreview.landmarks``)."""
+
+    character_id: str
+    status: Literal["ready", "needs_rig"]
+    source: Literal["detected", "manual", "guess"]
+    guess: str | None = Field(
+        default=None, description="for a guess: features (eyes and mouth found), eyes, proportions"
+    )
+    image_width: int
+    image_height: int
+    image_url: str
+    points: dict[str, Point]
+    point_info: list[RigPointInfo]
+    triangles: list[tuple[int, int, int]]
+    outlines: dict[str, list[int]]
+
+
+class RigPreview(BaseModel):
+    """The face mesh fitted through the points (478 landmarks, photo pixels) and, unless asked
+    not to, a short test animation as JPEG data URLs."""
+
+    landmarks: list[tuple[float, float]]
+    frames: list[str]
+    frame_names: list[str]
 
 
 # -- sessions --

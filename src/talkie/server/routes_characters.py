@@ -1,4 +1,5 @@
-"""/v1/characters: create from a photo, get, list, update, delete, preview, re-rig from points."""
+"""/v1/characters: create from a photo, get, list, update, delete, preview (the face points:
+``routes_rig``)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from talkie.server.models import (
     CharacterFields,
     CharacterList,
     CharacterUpdate,
-    RigPoints,
     SessionsEnded,
 )
 from talkie.server.routes_sessions import end_character_sessions
@@ -63,7 +63,8 @@ _CREATE_BODY = {
     response_model=Character,
     openapi_extra=_CREATE_BODY,
     responses=errors(400, 401, 403, 413, 415, 422, 503),
-    summary="Create a character from a photo (rigged now; 422 if no face is found)",
+    summary="Create a character from a photo (rigged now; with no usable face: status needs_rig, "
+    "place its face points with GET/PUT /v1/characters/{id}/rig; 422 if it is too small)",
 )
 async def create_character(
     request: Request,
@@ -76,9 +77,12 @@ async def create_character(
         max_field_chars=1_000_000,
     )  # fmt: skip
     fields = _form_fields(upload.fields)
-    record = await svc.run(lambda: svc.characters.create(upload.data, fields, owner_key=who.key_id))
-    log.info("character %s created by key %s", record.id, who.key_id)
-    return Character.of(record)
+    created = await svc.run(
+        lambda: svc.characters.create(upload.data, fields, owner_key=who.key_id)
+    )
+    log.info("character %s created by key %s (%s)", created.record.id, who.key_id,
+             created.record.rig_source)  # fmt: skip
+    return Character.of(created.record, rig_problem=created.rig_problem)
 
 
 @router.get(
@@ -175,24 +179,6 @@ async def end_all_sessions(
         await svc.run(svc.characters.set_disabled, character_id, True)
     ended = await end_character_sessions(svc, character_id, f"kill switch (key {who.key_id})")
     return SessionsEnded(character_id=character_id, ended=ended, disabled=disable)
-
-
-@router.put(
-    "/{character_id}/rig",
-    response_model=Character,
-    responses=errors(400, 401, 403, 404, 422),
-    summary="Re-rig the character from hand-placed points (for drawings, mascots, animals)",
-)
-async def rerig_character(
-    character_id: str,
-    body: RigPoints,
-    who: Caller,
-    svc: Svc,
-) -> Character:
-    who.require("characters:manage")
-    points = {name: (p.x, p.y) for name, p in body.points.items()}
-    record = await svc.run(svc.characters.rerig, character_id, points)
-    return Character.of(record)
 
 
 def _form_fields(raw: dict[str, str]) -> dict[str, Any]:

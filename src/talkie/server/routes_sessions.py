@@ -20,6 +20,7 @@ from fastapi import APIRouter, Query
 
 from talkie.brain.base import Turn
 from talkie.brain.memory import bounded_lines, fold_turn
+from talkie.server.characters import require_rig
 from talkie.server.context import Caller, Services, Svc
 from talkie.server.errors import ApiError, errors
 from talkie.server.models import (
@@ -50,7 +51,7 @@ MEMORY_TOKENS = 300  # what a character keeps of one person across sessions
     "",
     status_code=201,
     response_model=SessionCreated,
-    responses=errors(400, 401, 403, 404, 503),
+    responses=errors(400, 401, 403, 404, 409, 503),
     summary="Create a session for a character: returns a short-lived token for the browser",
 )
 async def create_session(body: SessionCreate, who: Caller, svc: Svc) -> SessionCreated:
@@ -60,6 +61,7 @@ async def create_session(body: SessionCreate, who: Caller, svc: Svc) -> SessionC
         raise ApiError(
             409, "character_disabled", f"{character.id} is switched off by an administrator"
         )
+    require_rig(character)  # 409 needs_rig: its face points are not placed yet
     record = SessionRecord(
         id="se_" + secrets.token_hex(10), character_id=body.character_id, key_id=who.key_id,
         end_user_id=body.end_user_id, status="pending", created_at=time.time(),

@@ -41,6 +41,8 @@ class Character:
     recall: str = ""
     # what it can do besides talking: UI actions in the user's page, webhooks (validated)
     tools: tuple[Tool, ...] = ()
+    # what draws it: a talkie.render.load_renderer spec ("": $TALKIE_RENDERER, else the mesh warp)
+    renderer: str = ""
 
 
 @dataclass(frozen=True)

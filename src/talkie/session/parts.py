@@ -26,7 +26,7 @@ from talkie.errors import TalkieError
 from talkie.hearing import Hearing, HearingOptions
 from talkie.hearing.turn_end import TurnEndPolicy
 from talkie.hearing.turn_model import SmartTurnModel, smart_turn_model_path
-from talkie.render import MeshWarpRenderer, RenderOptions
+from talkie.render import RenderOptions, load_renderer
 from talkie.render.base import Renderer
 from talkie.session.character import Character
 from talkie.session.timeline import MediaClock
@@ -152,11 +152,12 @@ def build_parts(character: Character, options: SessionOptions | None = None) -> 
     hearing = Hearing(
         options=opts.hearing, recognizer=shared_recognizer(), turn_model=_turn_model()
     )
-    rig, size = character.rig, opts.size
+    rig, spec, size = character.rig, character.renderer, opts.size
     return SessionParts(
         brain=brain,
         voice=shared_voice(character.voice),
         hearing=hearing,
-        renderer=lambda: MeshWarpRenderer(rig, options=RenderOptions(size=size)),
+        # the character's renderer (or the server's, then the CPU mesh warp)
+        renderer=lambda: load_renderer(spec, rig, options=RenderOptions(size=size)),
         tools=tools,
     )
