@@ -121,7 +121,7 @@ def test_upload_a_drawing_place_its_points_and_talk(
             int(0.7 * frame_geometry.mouth_width),
             int(0.35 * frame_geometry.mouth_width),
         )
-        page.wait_event("e.type === 'state' && e.state === 'listening'", timeout=60)
+        page.wait_event("e.type === 'turn'", timeout=60)  # the greeting has been said
         time.sleep(1.0)
         quiet = page.frame(save=artifacts / "rig-talk-quiet.png")
         page.say("Please tell me a long story about your favourite place.")
