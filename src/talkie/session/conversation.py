@@ -587,6 +587,27 @@ class Conversation:
             self._state = state
             self._emit({"type": "state", "state": state})
 
+    # -- session limits (contract.LiveConversation; the transport runs the timers) --
+
+    @property
+    def last_user_activity(self) -> float:
+        """Media-clock time of the user's last speech start/end or typed message (0.0 until
+        then; now while the user speaks). Read from the state the turns already keep: the
+        motion listens from speech start to speech end, and every user turn (spoken or typed)
+        marks its ``speech_end``."""
+        if self.motion.mode == "listening":
+            return self.clock.now()
+        trace = self._trace
+        turn_end = trace.marks.get("speech_end", 0.0) if trace and trace.user_text else 0.0
+        return max(self._speech_end or 0.0, turn_end)
+
+    async def farewell(self, text: str) -> None:
+        """Say ``text`` as the character (cancelling any answer in progress) and return once
+        it has played; a barge-in cuts it short and returns too."""
+        self._start_turn(None, greeting=text)
+        if self._turn_task is not None:
+            await asyncio.wait({self._turn_task})
+
 
 def _warm_tts(tts: TextToSpeech) -> None:
     with contextlib.suppress(Exception):
