@@ -352,7 +352,10 @@ class WebhookCaller:
         try:
             parsed = httpx.URL(url)
         except httpx.InvalidURL:
-            return "the URL is malformed"
+            return (
+                "the URL cannot be parsed, so no call could use it: write the host as a name "
+                "or a plain dotted address"
+            )
         try:
             async with asyncio.timeout(dns_timeout):
                 await self._check_target(parsed, has_secret)
