@@ -6,17 +6,15 @@ and after 50 hostile requests (sizes, not timings)."""
 
 from __future__ import annotations
 
-import select
-import socket
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from hostile_http import MIB, Outcome, hostile, rss_mb
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "live"))
 from live_fakes import FakeConversation  # noqa: E402
@@ -26,60 +24,11 @@ from talkie.server.app import ServerOptions  # noqa: E402
 from talkie.server.guard import CHARACTER_UPDATE_LIMIT, JSON_BODY_LIMIT, OFFER_BODY_LIMIT  # noqa: E402
 from talkie.server.uploads import upload_body_limit  # noqa: E402
 
-MIB = 1024 * 1024
 UPLOAD_LIMIT = 2 * MIB
 # What the kernel's socket buffers on both sides hold before a sender notices a refusal: bytes
 # sent by the client but never read by the server.
 IN_FLIGHT = 16 * MIB
 RSS_BOUND_MB = 50.0
-
-
-@dataclass
-class Outcome:
-    status: int | None  # the status line's code, None if nothing came back
-    sent: int  # body bytes the client managed to send before the answer (or the reset)
-
-
-def hostile(
-    port: int, method: str, path: str, *, headers: dict[str, str], total: int,
-    chunked: bool = True, piece: int = MIB, pause: float = 0.0,
-) -> Outcome:  # fmt: skip
-    """Send up to ``total`` body bytes (chunked, or with Content-Length: ``total``) until the
-    server answers; ``pause`` between pieces makes a trickle."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    head = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json"]
-    head += [f"{k}: {v}" for k, v in headers.items()]
-    head.append("Transfer-Encoding: chunked" if chunked else f"Content-Length: {total}")
-    sent = 0
-    data = b"[" + b"1," * (piece // 2)  # JSON that never ends
-    data = data[:piece]
-    try:
-        sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode())
-        while sent < total:
-            readable, _, _ = select.select([sock], [], [], pause)
-            if readable:
-                break
-            body = data[: total - sent]
-            sock.sendall((b"%x\r\n" % len(body) + body + b"\r\n") if chunked else body)
-            sent += len(body)
-    except (BrokenPipeError, ConnectionResetError):
-        pass  # the server closed the connection after refusing: its answer is still readable
-    try:
-        answer = sock.recv(4096)
-    except (ConnectionResetError, TimeoutError):
-        answer = b""
-    finally:
-        sock.close()
-    status = int(answer.split(b" ", 2)[1]) if answer.startswith(b"HTTP/1.1 ") else None
-    return Outcome(status, sent)
-
-
-def rss_mb() -> float:
-    """This process's resident memory (the server runs in a thread of it)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 @pytest.fixture(scope="module")
