@@ -319,44 +319,41 @@ def _mount_docs(app: FastAPI) -> None:
         )  # fmt: skip
 
 
-_error = error_response
-
-
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(BodyTooLarge)
     @app.exception_handler(BodyTooSlow)
     async def body_refused(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         # The rest of the body is still on its way: close rather than read it to the end.
         code = "too_large" if isinstance(exc, BodyTooLarge) else "body_timeout"
-        return _error(exc.status_code, code, str(exc.detail), {"Connection": "close"})
+        return error_response(exc.status_code, code, str(exc.detail), {"Connection": "close"})
 
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return _error(exc.status, exc.code, exc.message, exc.headers)
+        return error_response(exc.status, exc.code, exc.message, exc.headers)
 
     @app.exception_handler(SessionLimitError)
     async def busy(request: Request, exc: SessionLimitError) -> JSONResponse:
-        return _error(503, "busy", str(exc))
+        return error_response(503, "busy", str(exc))
 
     @app.exception_handler(TalkieError)
     async def talkie_error(request: Request, exc: TalkieError) -> JSONResponse:
         if isinstance(exc, NoFaceFoundError):
-            return _error(422, "no_face", str(exc))
+            return error_response(422, "no_face", str(exc))
         if isinstance(exc, InvalidInputError):
-            return _error(400, "invalid_input", str(exc))
+            return error_response(400, "invalid_input", str(exc))
         log.error("request failed: %s", exc)
-        return _error(503, "engine_error", str(exc))
+        return error_response(503, "engine_error", str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error(400, "invalid_request", describe_validation(exc.errors()))
+        return error_response(400, "invalid_request", describe_validation(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error(exc.status_code, code, str(exc.detail))
+        return error_response(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return _error(500, "internal", "internal server error (see the server log)")
+        return error_response(500, "internal", "internal server error (see the server log)")

@@ -97,10 +97,22 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    options = serve_options(args)
+    serve(
+        host=args.host, port=args.port, options=options,
+        certfile=args.certfile, keyfile=args.keyfile,
+    )  # fmt: skip
+    return 0
+
+
+def serve_options(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Any:
+    """``ServerOptions`` from the ``serve`` flags (and the environment); raises
+    ``InvalidInputError`` naming the flag that is wrong."""
     from talkie.server.app import ServerOptions
     from talkie.transport.lifetime import SessionLimits
     from talkie.transport.webrtc import IceServer, WebRtcOptions
 
+    env = os.environ if environ is None else environ
     if not 0 <= args.port <= 65535:
         raise InvalidInputError(f"--port {args.port}: use a port between 1 and 65535")
     if args.max_sessions < 1:
@@ -118,22 +130,17 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         max_duration=args.max_session_minutes * 60 or None,
         idle_timeout=args.idle_minutes * 60 or None,
     )
-    options = ServerOptions(
+    return ServerOptions(
         max_sessions=args.max_sessions,
         webrtc=WebRtcOptions(
             ice_servers=tuple(IceServer(u) for u in args.ice_server), limits=limits
         ),
-        public_url=public_url(args.public_url or os.environ.get("TALKIE_PUBLIC_URL")),
+        public_url=public_url(args.public_url or env.get("TALKIE_PUBLIC_URL")),
         data_dir=args.data_dir,
         database_url=args.database_url,
         web_client_scopes=("sessions",) if args.no_web_uploads else ("characters", "sessions"),
-        webhook=webhook_options(args),
+        webhook=webhook_options(args, env),
     )
-    serve(
-        host=args.host, port=args.port, options=options,
-        certfile=args.certfile, keyfile=args.keyfile,
-    )  # fmt: skip
-    return 0
 
 
 def public_url(url: str | None) -> str | None:
