@@ -34,15 +34,6 @@ sys.path.insert(0, str(ROOT / "tests" / "api"))
 
 from hostile_http import MIB, hostile, rss_mb  # noqa: E402
 
-_SERVE = (
-    "import argparse, sys\n"
-    "from talkie.server.cli import add_serve_command\n"
-    "p = argparse.ArgumentParser(prog='talkie')\n"
-    "add_serve_command(p.add_subparsers())\n"
-    "args = p.parse_args(sys.argv[1:])\n"
-    "sys.exit(args.handler(args))\n"
-)
-
 
 def batch(
     port: int, pid: int, headers: dict[str, str], session_id: str, size: int
@@ -77,7 +68,7 @@ def main() -> int:
     args = parser.parse_args()
     data_dir = Path(tempfile.mkdtemp(prefix="talkie-bench-hostile-"))
     proc = subprocess.Popen(
-        [sys.executable, "-c", _SERVE, "serve", "--port", "0", "--data-dir", str(data_dir)],
+        [sys.executable, "-m", "talkie.cli", "serve", "--port", "0", "--data-dir", str(data_dir)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
     )  # fmt: skip
     try:

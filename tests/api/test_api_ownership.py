@@ -6,7 +6,6 @@ migration that gives existing data to the admin."""
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import sqlite3
 import sys
@@ -18,9 +17,10 @@ from typing import Any
 
 import httpx
 import pytest
-from aiortc import RTCPeerConnection
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "live"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "client"))
+from client_harness import offer_sdp  # noqa: E402
 from live_fakes import FakeConversation  # noqa: E402
 from live_server import LiveServer  # noqa: E402
 
@@ -87,20 +87,6 @@ class World:
         return str(r.json()["key"]["id"])
 
 
-def _offer_sdp() -> str:
-    async def make() -> str:
-        pc = RTCPeerConnection()
-        pc.addTransceiver("video", direction="recvonly")
-        pc.addTransceiver("audio", direction="recvonly")
-        pc.createDataChannel("events")
-        await pc.setLocalDescription(await pc.createOffer())
-        sdp = str(pc.localDescription.sdp)
-        await pc.close()
-        return sdp
-
-    return asyncio.run(make())
-
-
 @pytest.fixture(scope="module")
 def world(face_png: bytes) -> Iterator[World]:
     from talkie.media.image import decode_image_bytes
@@ -115,7 +101,7 @@ def world(face_png: bytes) -> Iterator[World]:
     points = {k: {"x": x, "y": y} for k, (x, y) in points_of_rig(rig).items()}
     with LiveServer(options=options, conversation_factory=FakeConversation) as server:
         keys = {"admin": server.admin_key}
-        world = World(server, keys, face_png, points, _offer_sdp(), {})
+        world = World(server, keys, face_png, points, offer_sdp(), {})
 
         def key(**body: Any) -> str:
             r = world.call("admin", "POST", "/v1/keys", json={"name": "k", **body})
