@@ -22,32 +22,43 @@ async def test_user_activity_follows_speech_and_typing_not_answers(nova) -> None
     question = synthesize(load_tts("espeak:en-us+m3"), "What is your name?")
     speech = resample_poly(question.audio, 320, 147).astype(np.float32)  # 22050 -> 48000 Hz
     conv = make_conversation(nova, greet=False)
-    async with running(conv) as pulled:
-        await asyncio.sleep(0.5)
-        assert conv.last_user_activity == 0.0  # nothing yet: the start of the session
-        during = []
-        for k in range(0, len(speech), 960):  # 20 ms packets in real time, like WebRTC
+    during: list[tuple[float, float]] = []
+    spoken_until = [0.0]
+
+    async def microphone() -> None:
+        """The question once, then silence, in 20 ms packets in real time (like WebRTC)."""
+        for k in range(0, len(speech), 960):
             conv.push_audio(AudioChunk(speech[k : k + 960], 48000))
             await asyncio.sleep(0.02)
             if k == 960 * 50:  # a second into the question: the user is speaking now
                 during.append((conv.last_user_activity, conv.clock.now()))
-        spoken_until = conv.clock.now()
-        silence = np.zeros(960, np.float32)
-        while not pulled.of_type("turn"):  # silence until the answer has played
-            conv.push_audio(AudioChunk(silence, 48000))
+        spoken_until[0] = conv.clock.now()
+        while True:
+            conv.push_audio(AudioChunk(np.zeros(960, np.float32), 48000))
             await asyncio.sleep(0.02)
-        after_answer = conv.last_user_activity
+
+    async with running(conv) as pulled:
         await asyncio.sleep(0.5)
-        conv.handle_client_event({"type": "text", "text": "Thanks!"})
-        typed_at = conv.clock.now()
-        typed = conv.last_user_activity
-        await wait_for(pulled, lambda p: len(p.of_type("turn")) == 2, timeout=20)
-        assert conv.last_user_activity == typed  # answering is not the user's activity
-    (seen, now), = during
+        assert conv.last_user_activity == 0.0  # nothing yet: the start of the session
+        mic = asyncio.create_task(microphone())
+        try:
+            await wait_for(pulled, lambda p: p.of_type("turn"), timeout=30)
+            after_question = conv.last_user_activity
+            await asyncio.sleep(1.5)  # silence on the line while the character is idle
+            assert conv.last_user_activity == after_question
+            conv.handle_client_event({"type": "text", "text": "Tell me about the Moon."})
+            typed_at = conv.clock.now()
+            typed = conv.last_user_activity
+            await wait_for(pulled, lambda p: p.of_type("reply") and p.of_type("reply")[-1][
+                "start"] > typed_at, timeout=20)  # fmt: skip
+            await asyncio.sleep(1.0)  # the answer is playing: not the user's activity
+            assert conv.last_user_activity == typed
+        finally:
+            mic.cancel()
+    ((seen, now),) = during
     assert seen == pytest.approx(now, abs=0.05)
-    # the end of the question, as heard (before the answer that followed)
-    assert 0.5 < after_answer <= spoken_until + 0.05
-    assert after_answer < pulled.of_type("reply")[0]["start"]
+    # the end of the question, as heard
+    assert 0.5 < after_question <= spoken_until[0] + 0.05
     assert typed == pytest.approx(typed_at, abs=0.05)
 
 

@@ -155,6 +155,7 @@ class Conversation:
         self._trace_log = TraceLog(opts.trace_path)
         self._ptt_down = False
         self._speech_end: float | None = None
+        self._speech_start: float | None = None  # for last_user_activity (session limits)
         self._closed = False
         self._state = ""
         self._cut_times: dict[int, float] = {}
@@ -327,6 +328,7 @@ class Conversation:
         async for event in self.hearing.events():
             if isinstance(event, VoiceActivity):
                 if event.speaking:
+                    self._speech_start = event.pts  # for last_user_activity (session limits)
                     self._on_speech_start()
                 else:
                     self._speech_end = event.pts
@@ -592,14 +594,14 @@ class Conversation:
     @property
     def last_user_activity(self) -> float:
         """Media-clock time of the user's last speech start/end or typed message (0.0 until
-        then; now while the user speaks). Read from the state the turns already keep: the
-        motion listens from speech start to speech end, and every user turn (spoken or typed)
-        marks its ``speech_end``."""
-        if self.motion.mode == "listening":
-            return self.clock.now()
+        then; now while the user speaks). Speech start and end are the hearing's events; a
+        typed message is a user turn, which marks its ``speech_end`` when it is sent."""
+        start, end = self._speech_start, self._speech_end
+        if start is not None and (end is None or start > end):
+            return self.clock.now()  # speaking now
         trace = self._trace
-        turn_end = trace.marks.get("speech_end", 0.0) if trace and trace.user_text else 0.0
-        return max(self._speech_end or 0.0, turn_end)
+        typed = trace.marks.get("speech_end", 0.0) if trace and trace.user_text else 0.0
+        return max(end or 0.0, typed)
 
     async def farewell(self, text: str) -> None:
         """Say ``text`` as the character (cancelling any answer in progress) and return once
