@@ -25,6 +25,9 @@ import { UiTools } from "./tools.js";
 
 const MAX_RECONNECTS = 3;
 const ICE_GATHER_TIMEOUT_MS = 3000;
+// The heartbeat: a ping on the data channel every second. The server takes a few seconds of
+// silence from a page that pings as a crash (closed tab, killed browser) and frees the slot.
+const HEARTBEAT_MS = 1000;
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -73,6 +76,8 @@ const app = {
   convState: "offline",
   recoverTimer: null,
   iceServers: null,
+  heartbeat: null, // the ping interval while the data channel is open
+  endMessage: null, // set when the server ends the session on its own (idle, maximum length)
 };
 
 const captions = new Captions(el.captions, { characterName: () => app.character?.name || "Character" });
@@ -354,6 +359,7 @@ async function connect() {
   const seq = ++app.connectSeq;
   closePeer();
   app.wantConnected = true;
+  app.endMessage = null;
   const character = app.character;
   setState("connecting");
   showOverlay(`Connecting to ${character.name}…`);
@@ -383,6 +389,10 @@ async function connect() {
     if (seq !== app.connectSeq) return;
     send({ type: "mode", hands_free: el.handsFree.checked });
     setEnabled(true);
+    const ping = () => send({ type: "ping", t: performance.now() });
+    ping();
+    clearInterval(app.heartbeat);
+    app.heartbeat = setInterval(ping, HEARTBEAT_MS);
   };
   dc.onmessage = (e) => onServerMessage(e.data);
   dc.onclose = () => { if (seq === app.connectSeq) lost("The connection closed."); };
@@ -456,6 +466,7 @@ function iceGatheringComplete(pc) {
 }
 
 function lost(why) {
+  if (app.endMessage) { ended(); return; }
   if (!app.wantConnected) return;
   closePeer();
   setState("offline");
@@ -470,9 +481,22 @@ function lost(why) {
   }
 }
 
+// The server ended the session on its own, after a goodbye: no reconnecting, say why.
+function ended() {
+  const why = app.endMessage;
+  app.endMessage = null;
+  app.connectSeq += 1;
+  closePeer();
+  el.video.srcObject = null;
+  setState("offline");
+  const again = app.character ? ` Pick ${app.character.name} again to talk some more.` : "";
+  showOverlay(`${why}${again}`, { button: "Talk again" });
+}
+
 function closePeer() {
   clearTimeout(app.recoverTimer);
   meter.stop();
+  clearInterval(app.heartbeat);
   setEnabled(false);
   if (app.dc) { app.dc.onclose = null; app.dc.onmessage = null; try { app.dc.close(); } catch { /* closed */ } }
   if (app.pc) { app.pc.onconnectionstatechange = null; app.pc.ontrack = null; try { app.pc.close(); } catch { /* closed */ } }
@@ -514,6 +538,7 @@ window.addEventListener("pagehide", () => { if (app.session) deleteSession(app.s
 function onServerMessage(data) {
   let ev;
   try { ev = JSON.parse(data); } catch { return; }
+  if (ev.type === "pong") return; // heartbeat answers: nothing to show or keep
   ev.received_at = performance.now();
   events.push(ev);
   if (events.length > 5000) events.splice(0, 1000);
@@ -525,6 +550,11 @@ function onServerMessage(data) {
     case "trace": timeline.add(ev, feltFor(ev.turn)); break;
     case "error": captions.error(ev.message || "Something went wrong."); break;
     case "interrupted": captions.interrupted(); break;
+    case "session_end":
+      // The goodbye is still playing: hang up when the server closes the line, not before.
+      app.wantConnected = false;
+      app.endMessage = ev.message || "The session has ended.";
+      break;
     case "tool_call":
       // Always answered (ok: false when no handler or it failed): the character waits for it.
       tools.run(ev.name, ev.arguments).then((reply) => send({ type: "tool_result", id: ev.id, ...reply }));

@@ -510,17 +510,21 @@ class Keys(_Resource):
 
     def create(
         self, name: str, scopes: Sequence[str], *, publishable: bool = False,
-        origins: Sequence[str] = (),
+        origins: Sequence[str] = (), tenant: str | None = None, characters: Sequence[str] = (),
     ) -> KeyCreated:  # fmt: skip
         """A new key. Scopes: ``admin``, ``characters``, ``sessions``. Publishable keys are for
-        web pages and need the ``origins`` they may be used from. ``secret`` is the only copy of
-        the full key."""
+        web pages and need the ``origins`` they may be used from. ``tenant``: whose characters
+        and sessions the key works with (omitted: a new tenant of its own); ``characters``
+        limits a publishable key to some of them. ``secret`` is the only copy of the full
+        key."""
         if isinstance(scopes, str):  # a lone "admin" would otherwise be five one-letter scopes
             scopes = [scopes]
-        body = {
+        body: dict[str, Any] = {
             "name": name, "scopes": list(scopes), "publishable": publishable,
-            "origins": list(origins),
+            "origins": list(origins), "characters": list(characters),
         }  # fmt: skip
+        if tenant is not None:
+            body["tenant"] = tenant
         data = self._client._json("POST", "/v1/keys", json=body)
         key = _load(ApiKey, _member(data, "key"))
         return _load(KeyCreated, data, key=key)

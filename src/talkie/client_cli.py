@@ -99,6 +99,16 @@ def add_client_commands(subparsers: Any) -> None:
         "--origin", dest="origins", action="append", default=[], metavar="URL",
         help="with --publishable: a page origin allowed to use it, e.g. https://example.org",
     )  # fmt: skip
+    p.add_argument(
+        "--tenant", default=None,
+        help="whose characters and sessions it works with, e.g. the tenant of the site's "
+        "secret key (default: a new tenant of its own; admin keys: admin)",
+    )  # fmt: skip
+    p.add_argument(
+        "--character", dest="characters", action="append", default=[], metavar="ID",
+        help="with --publishable: a character it may use (repeatable; default: all of its "
+        "tenant's)",
+    )  # fmt: skip
     verb("list", _keys_list, "list API keys (never their secrets)")
     verb("revoke", _keys_revoke, "revoke an API key at once").add_argument("id")
 
@@ -428,12 +438,15 @@ def _keys_create(args: argparse.Namespace) -> int:
     with _client(args) as client:
         created = client.keys.create(
             args.name, sorted(set(args.scopes)), publishable=args.publishable,
-            origins=args.origins,
+            origins=args.origins, tenant=args.tenant, characters=args.characters,
         )  # fmt: skip
     if args.json:
         return _print_json(created)
     key = created.key
-    print(f"created {key.kind} key {key.id} ({key.name}; scopes: {', '.join(key.scopes)})")
+    print(
+        f"created {key.kind} key {key.id} ({key.name}; scopes: {', '.join(key.scopes)}; "
+        f"tenant: {key.tenant})"
+    )
     print(f"\n  {created.secret}\n")
     print("This is the only time the full key is shown: store it now.")
     return 0
@@ -445,11 +458,14 @@ def _keys_list(args: argparse.Namespace) -> int:
     if args.json:
         return _print_json(keys)
     rows = [
-        (k.id, _short(k.name, 30), k.kind, ",".join(k.scopes), ",".join(k.origins) or "-",
-         _when(k.created_at), _when(k.last_used_at), "revoked" if k.revoked else "active")
+        (k.id, _short(k.name, 30), k.kind, ",".join(k.scopes), _short(k.tenant, 20),
+         ",".join(k.origins) or "-", _when(k.created_at), _when(k.last_used_at),
+         "revoked" if k.revoked else "active")
         for k in keys
     ]  # fmt: skip
-    headers = ("ID", "NAME", "KIND", "SCOPES", "ORIGINS", "CREATED", "LAST USED", "STATE")
+    headers = (
+        "ID", "NAME", "KIND", "SCOPES", "TENANT", "ORIGINS", "CREATED", "LAST USED", "STATE"
+    )  # fmt: skip
     _table(headers, rows, "no keys")
     return 0
 

@@ -138,6 +138,8 @@ class ApiKey:
     kind: str  # secret | publishable
     scopes: tuple[str, ...]
     origins: tuple[str, ...]
+    tenant: str  # whose characters and sessions it works with ("admin": the operator's)
+    characters: tuple[str, ...]  # a publishable key's allowed characters (empty: all)
     created_at: datetime
     last_used_at: datetime | None
     revoked: bool

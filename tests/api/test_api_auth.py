@@ -43,8 +43,9 @@ def test_no_or_bad_credentials_are_401(api: TestClient, admin_key: str) -> None:
 
 
 def test_scopes(admin: TestClient, api: TestClient) -> None:
-    sessions_key = _key(admin, scopes=["sessions"])
-    characters_key = _key(admin, scopes=["characters"])
+    # keys of the operator's own tenant: they see the bundled samples (see test_api_ownership)
+    sessions_key = _key(admin, scopes=["sessions"], tenant="admin")
+    characters_key = _key(admin, scopes=["characters"], tenant="admin")
     # a sessions key reads characters (to pick one) and creates sessions, but cannot edit them
     assert api.get("/v1/characters", headers=_as(api, sessions_key)).status_code == 200
     r = api.post("/v1/sessions", json={"character_id": "astronaut"}, headers=_as(api, sessions_key))
@@ -77,7 +78,10 @@ def test_revoked_keys_stop_working_at_once(admin: TestClient, api: TestClient) -
 
 
 def test_publishable_keys_work_only_from_their_origins(admin: TestClient, api: TestClient) -> None:
-    key = _key(admin, scopes=["sessions"], publishable=True, origins=["https://shop.example"])
+    key = _key(
+        admin, scopes=["sessions"], publishable=True, origins=["https://shop.example"],
+        tenant="admin",
+    )  # fmt: skip
     ok = _as(api, key, Origin="https://shop.example")
     assert api.get("/v1/characters", headers=ok).status_code == 200
     r = api.post("/v1/sessions", json={"character_id": "astronaut"}, headers=ok)
@@ -109,6 +113,44 @@ def test_the_web_clients_key_works_from_the_servers_own_origin(api: TestClient) 
     referer = {"Referer": "http://testserver/index.html"}  # same-origin GETs carry no Origin
     assert api.get("/v1/characters", headers=_as(api, key, **referer)).status_code == 200
     error_of(api.get("/v1/characters", headers=_as(api, key, Origin="https://other.example")), 403)
+
+
+def test_the_web_clients_key_never_trusts_the_host_header(api: TestClient) -> None:
+    """The page's allowed origin is the server's own address (the socket's, here TestClient's
+    ``testserver``) or ``--public-url``; a request that names another Host does not move it."""
+    key = api.get("/api/config").json()["api_key"]
+    spoofed = _as(api, key, Host="evil.example", Origin="http://evil.example")
+    error_of(api.get("/v1/characters", headers=spoofed), 403, "origin_not_allowed")
+    spoofed = _as(api, key, Host="evil.example:8000", Referer="http://evil.example:8000/")
+    error_of(api.get("/v1/characters", headers=spoofed), 403, "origin_not_allowed")
+
+
+def test_the_web_clients_key_works_from_the_public_url(tmp_path: Path) -> None:
+    from live_fakes import FakeConversation
+
+    from talkie.server.app import ServerOptions, create_app
+
+    options = ServerOptions(data_dir=tmp_path, public_url="https://talkie.example.org/app/")
+    with TestClient(create_app(options=options, conversation_factory=FakeConversation)) as api:
+        key = api.get("/api/config").json()["api_key"]
+        public = _as(api, key, Origin="https://talkie.example.org")
+        assert api.get("/v1/characters", headers=public).status_code == 200
+        own = _as(api, key, Origin="http://testserver")  # the listening address still works
+        assert api.get("/v1/characters", headers=own).status_code == 200
+        error_of(api.get("/v1/characters", headers=_as(api, key, Origin="https://x.example.org")),
+                 403)  # fmt: skip
+        admin = {"Authorization": f"Bearer {(tmp_path / 'admin.key').read_text().strip()}"}
+        listed = [k for k in api.get("/v1/keys", headers=admin).json()["keys"] if k["origins"]]
+        assert [k["origins"] for k in listed] == [["https://talkie.example.org"]]
+    # restarted without it: the page's key is replaced, its old origin forgotten
+    options = ServerOptions(data_dir=tmp_path)
+    with TestClient(create_app(options=options, conversation_factory=FakeConversation)) as api:
+        new_key = api.get("/api/config").json()["api_key"]
+        assert new_key != key
+        error_of(api.get("/v1/characters", headers=_as(api, new_key,
+                                                       Origin="https://talkie.example.org")), 403)
+        error_of(api.get("/v1/characters", headers=_as(api, key, Origin="http://testserver")),
+                 401, "revoked_key")  # fmt: skip
 
 
 def test_session_tokens_open_only_their_own_session(admin: TestClient, api: TestClient) -> None:

@@ -1,4 +1,4 @@
-"""Backchannels in transcripts: "mm-hm" said over the character is kept (migration 6), marked,
+"""Backchannels in transcripts: "mm-hm" said over the character is kept (migration 7), marked,
 and never mistaken for a turn of its own; a finished turn event is written as it ends."""
 
 from __future__ import annotations
@@ -23,14 +23,14 @@ def _session(store: Store, session_id: str) -> SessionRecord:
     return record
 
 
-def test_migration_6_keeps_old_transcripts_and_adds_the_flag(tmp_path: Path) -> None:
+def test_migration_7_keeps_old_transcripts_and_adds_the_flag(tmp_path: Path) -> None:
     path = tmp_path / "talkie.db"
     store = Store(f"sqlite:///{path}")
     _session(store, "se_old")
     store.close()
-    with sqlite3.connect(path) as db:  # a version-5 database with a line in it
+    with sqlite3.connect(path) as db:  # a version-6 database with a line in it
         db.execute("ALTER TABLE transcript_entries DROP COLUMN backchannel")
-        db.execute("DELETE FROM schema_migrations WHERE version = 6")
+        db.execute("DELETE FROM schema_migrations WHERE version = 7")
         db.execute(
             "INSERT INTO transcript_entries (session_id, turn, speaker, text, at, interrupted, "
             "typed) VALUES ('se_old', 1, 'user', 'hello', 1.0, 0, 0)"

@@ -20,7 +20,7 @@ from fastapi.testclient import TestClient
 from talkie.brain.tools import Tool, WebhookOptions
 from talkie.errors import InvalidInputError
 from talkie.server.app import ServerOptions, create_app
-from talkie.server.cli import add_serve_command, webhook_options
+from talkie.server.cli import add_serve_command, serve_options, webhook_options
 from talkie.store import SessionRecord, Store, TraceRecord
 from talkie.store.schema import LATEST_VERSION
 
@@ -53,7 +53,7 @@ def _session(store: Store, session_id: str, character_id: str = "astronaut") -> 
         SessionRecord(
             id=session_id, character_id=character_id, key_id=None, end_user_id=None,
             status="ended", created_at=time.time(), started_at=None, ended_at=None,
-            end_reason=None, turns=0,
+            end_reason=None, turns=0, tenant="admin",
         )
     )  # fmt: skip
 
@@ -80,7 +80,7 @@ def test_migration_5_adds_tool_calls_to_old_traces(tmp_path: Path) -> None:
         store.close()
     with sqlite3.connect(path) as db:
         versions = [row[0] for row in db.execute("SELECT version FROM schema_migrations")]
-    assert LATEST_VERSION >= 5 and sorted(versions) == list(range(1, LATEST_VERSION + 1))
+    assert sorted(versions) == list(range(1, LATEST_VERSION + 1))
 
 
 def test_traces_endpoint_lists_tool_calls(api: TestClient, admin: TestClient) -> None:
@@ -151,6 +151,25 @@ def test_webhook_policy_from_flags_and_environment() -> None:
         webhook_options(_serve_args("--webhook-allow-network", "10.0.0.0/33"), {})
     with pytest.raises(InvalidInputError, match="TALKIE_WEBHOOK_ALLOW_PRIVATE"):
         webhook_options(_serve_args(), {"TALKIE_WEBHOOK_ALLOW_PRIVATE": "maybe"})
+
+
+def test_serve_flags_for_the_public_url_and_session_limits() -> None:
+    options = serve_options(_serve_args(), {})
+    assert options.public_url is None
+    assert (options.webrtc.limits.max_duration, options.webrtc.limits.idle_timeout) == (3600, 300)
+    options = serve_options(
+        _serve_args("--public-url", "https://talkie.example.org", "--max-session-minutes", "0",
+                    "--idle-minutes", "1.5"), {},
+    )  # fmt: skip
+    assert options.public_url == "https://talkie.example.org"
+    assert (options.webrtc.limits.max_duration, options.webrtc.limits.idle_timeout) == (None, 90)
+    from_env = serve_options(_serve_args(), {"TALKIE_PUBLIC_URL": "http://10.0.0.2:8000"})
+    assert from_env.public_url == "http://10.0.0.2:8000"
+    for argv, flag in [(("--public-url", "talkie.example.org"), "--public-url"),
+                       (("--idle-minutes", "-1"), "--idle-minutes"),
+                       (("--max-session-minutes", "1e9"), "--max-session-minutes")]:  # fmt: skip
+        with pytest.raises(InvalidInputError, match=flag):
+            serve_options(_serve_args(*argv), {})
 
 
 def test_the_server_passes_its_webhook_policy_to_conversations(

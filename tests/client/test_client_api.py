@@ -176,13 +176,14 @@ def test_session_token_reads_only_its_own_session(
 
 
 def test_keys(server: ThreadedServer, client: TalkieClient, character: Character) -> None:
-    made = client.keys.create("ci bot", ["sessions"])
+    made = client.keys.create("ci bot", ["sessions"], tenant="admin")  # the operator's tenant
     key = made.key
     assert made.secret.startswith(f"tk_{key.id}_") and made.secret not in repr(made)
-    assert (key.name, key.kind, key.scopes, key.revoked) == (
+    assert (key.name, key.kind, key.scopes, key.tenant, key.revoked) == (
         "ci bot",
         "secret",
         ("sessions",),
+        "admin",
         False,
     )
     listed = {k.id: k for k in client.keys.list()}

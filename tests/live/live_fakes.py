@@ -63,6 +63,8 @@ class FakeConversation:
         self.mic_pts: list[float] = []
         self.client_events: list[dict[str, Any]] = []
         self._heard_reported = 0
+        self._last_activity = 0.0  # a loud microphone chunk or a typed message
+        self.farewells: list[str] = []
         FakeConversation.instances.append(self)
 
     # -- LiveConversation ----------------------------------------------------------------------
@@ -78,7 +80,10 @@ class FakeConversation:
 
     def push_audio(self, chunk: AudioChunk) -> None:
         self.mic_seconds += chunk.duration
-        self.mic_peak = max(self.mic_peak, float(np.max(np.abs(chunk.samples), initial=0.0)))
+        peak = float(np.max(np.abs(chunk.samples), initial=0.0))
+        self.mic_peak = max(self.mic_peak, peak)
+        if peak > 0.05:  # "speech": anything louder than a quiet room
+            self._last_activity = self.now()
         if len(self.mic_pts) < 5000:
             self.mic_pts.append(chunk.pts)
         if int(self.mic_seconds) > self._heard_reported:
@@ -131,9 +136,22 @@ class FakeConversation:
             text = event.get("text")
             if not isinstance(text, str) or not text.strip():
                 raise ValueError('"text" needs a non-empty "text"')
+            self._last_activity = self.now()
             self._reply(text.strip())
         else:
             raise ValueError(f"unknown client event type {kind!r}")
+
+    @property
+    def last_user_activity(self) -> float:
+        return self._last_activity
+
+    async def farewell(self, text: str) -> None:
+        """Say goodbye: a reply event and a 0.8 s beep, returning once it has played."""
+        self.farewells.append(text)
+        self._emit({"type": "reply", "text": text, "final": True})
+        self._emit({"type": "state", "state": "speaking"})
+        self._speak_until = self.now() + 0.8
+        await asyncio.sleep(0.8)
 
     # -- helpers -------------------------------------------------------------------------------
 

@@ -109,3 +109,9 @@ class LiveServer:
         return httpx.Client(
             base_url=self.url, timeout=60, headers={"Authorization": f"Bearer {self.admin_key}"}
         )
+
+    def end_reason(self, session_id: str) -> str | None:
+        """Why the session ended, as the API reports it."""
+        with self.admin() as admin:
+            reason: str | None = admin.get(f"/v1/sessions/{session_id}").json()["end_reason"]
+            return reason

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,15 +38,16 @@ from talkie.server import (
     routes_rig,
     routes_sessions,
 )
-from talkie.server.auth import Authenticator, create_key
+from talkie.server.auth import Authenticator, create_key, normalize_origin
 from talkie.server.characters import CharacterService
 from talkie.server.context import Services
-from talkie.server.errors import ApiError, describe_validation, errors
+from talkie.server.errors import ApiError, describe_validation, error_response, errors
+from talkie.server.guard import BodyTooLarge, BodyTooSlow, RequestGuard
 from talkie.server.ratelimit import RateLimiter
 from talkie.server.sessions import SessionLimitError, SessionRegistry
 from talkie.session.character import SAMPLES_DIR
 from talkie.session.contract import LiveConversation
-from talkie.store import MediaStore, Store
+from talkie.store import ADMIN_TENANT, MediaStore, Store
 from talkie.transport.webrtc import WebRtcOptions
 
 log = logging.getLogger(__name__)
@@ -89,6 +90,13 @@ class ServerOptions:
     messages_per_minute: int = 20
     message_burst: int = 5
     webhook: WebhookOptions = field(default_factory=WebhookOptions)
+    # Where people open the bundled page (e.g. https://talkie.example.org behind a proxy): its
+    # key works from there and from the address the server listens on, never from whatever a
+    # request's Host header claims.
+    public_url: str | None = None
+    # Seconds a request body may take to arrive, plus one second per 64 KiB (slow clients are
+    # cut off with 408 rather than holding a request open).
+    body_timeout: float = 30.0
 
 
 def resolve_data_dir(configured: Path | None) -> Path:
@@ -129,7 +137,9 @@ def create_app(
     )  # fmt: skip
     characters.knowledge = svc.knowledge
     _ensure_admin_key(store, data_dir)
-    svc.web_client_key = _web_client_key(store, frozenset(opts.web_client_scopes))
+    svc.web_client_key = _web_client_key(
+        store, frozenset(opts.web_client_scopes), public_url=opts.public_url
+    )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -149,8 +159,11 @@ def create_app(
     app.state.services = svc
     app.state.registry = svc.registry
     app.state.options = opts
+    # Credentials and body limits are checked before any route reads a body.
+    app.add_middleware(RequestGuard, services=svc)
     # Credentials travel in headers, never cookies, so any origin may call the API; publishable
-    # keys are checked against their own allowed origins.
+    # keys are checked against their own allowed origins. Outermost, so refusals carry CORS
+    # headers the page can read.
     app.add_middleware(
         CORSMiddleware, allow_origins=["*"], allow_methods=["*"],
         allow_headers=["Authorization", "Content-Type", "X-API-Key"], max_age=600,
@@ -214,20 +227,26 @@ def _ensure_admin_key(store: Store, data_dir: Path) -> None:
     log.warning("created the first admin API key (id %s); it is in %s", new.record.id, path)
 
 
-def _web_client_key(store: Store, scopes: frozenset[str]) -> str:
-    """The bundled page's publishable key. Publishable keys are public by design (they work only
-    from their origins and cannot manage anything), so keeping the full key in the settings
-    table is safe; it is rotated when the configured scopes change."""
+def _web_client_key(store: Store, scopes: frozenset[str], *, public_url: str | None) -> str:
+    """The bundled page's publishable key (the admin tenant's: the operator's characters).
+    Publishable keys are public by design (they work only from their origins and cannot manage
+    anything), so keeping the full key in the settings table is safe; it is rotated when the
+    configured scopes or public URL change. Besides the public URL it works from the server's
+    own listening address (see ``auth.server_origins``)."""
+    origins = (normalize_origin(public_url, strict=False),) if public_url else ()
     saved = store.setting("web_client_key", "")
     key_id = saved.split("_")[1] if saved.count("_") >= 2 else ""
     record = store.get_key(key_id) if key_id else None
-    if record is not None and record.active and record.builtin and record.scopes == scopes:
+    if (
+        record is not None and record.active and record.builtin and record.scopes == scopes
+        and record.origins == origins and record.tenant == ADMIN_TENANT
+    ):  # fmt: skip
         return saved
     if record is not None and record.active:
         store.revoke_key(record.id)
     new = create_key(
         store, name="bundled web client", scopes=set(scopes), publishable=True,
-        origins=("http://localhost",), builtin=True,
+        origins=origins, builtin=True, tenant=ADMIN_TENANT,
     )  # fmt: skip
     store.set_setting("web_client_key", new.secret)
     return new.secret
@@ -252,9 +271,9 @@ def _document_errors_as_served(app: FastAPI) -> None:
     from fastapi.openapi.utils import get_openapi
 
     error_ref = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}
-    authenticated = {
+    served = {
         status: {"description": entry["description"], "content": error_ref}
-        for status, entry in errors(401, 403, 429).items()
+        for status, entry in errors(401, 403, 408, 413, 429).items()
     }
 
     def openapi() -> dict[str, Any]:
@@ -271,7 +290,10 @@ def _document_errors_as_served(app: FastAPI) -> None:
                         del responses["422"]
                     if operation.get("security"):  # every authenticated call can get these
                         for status in (401, 403, 429):
-                            responses.setdefault(str(status), authenticated[status])
+                            responses.setdefault(str(status), served[status])
+                    if operation.get("requestBody"):  # RequestGuard: too large, too slow
+                        for status in (408, 413):
+                            responses.setdefault(str(status), served[status])
             for name in ("HTTPValidationError", "ValidationError"):
                 spec.get("components", {}).get("schemas", {}).pop(name, None)
             app.openapi_schema = spec
@@ -300,43 +322,41 @@ def _mount_docs(app: FastAPI) -> None:
         )  # fmt: skip
 
 
-def _error(
-    status: int, code: str, message: str, details: Mapping[str, Any] | None = None
-) -> JSONResponse:
-    body = {"code": code, "message": message, **(details or {})}
-    return JSONResponse({"error": body}, status_code=status)
-
-
 def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(BodyTooLarge)
+    @app.exception_handler(BodyTooSlow)
+    async def body_refused(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        # The rest of the body is still on its way: close rather than read it to the end.
+        code = "too_large" if isinstance(exc, BodyTooLarge) else "body_timeout"
+        return error_response(exc.status_code, code, str(exc.detail), {"Connection": "close"})
+
     @app.exception_handler(ApiError)
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
-        response = _error(exc.status, exc.code, exc.message, exc.details)
-        response.headers.update(exc.headers)
-        return response
+        return error_response(exc.status, exc.code, exc.message, exc.headers, exc.details)
 
     @app.exception_handler(SessionLimitError)
     async def busy(request: Request, exc: SessionLimitError) -> JSONResponse:
-        return _error(503, "busy", str(exc))
+        return error_response(503, "busy", str(exc))
 
     @app.exception_handler(TalkieError)
     async def talkie_error(request: Request, exc: TalkieError) -> JSONResponse:
         if isinstance(exc, NoFaceFoundError):
-            return _error(422, "no_face", str(exc))
+            return error_response(422, "no_face", str(exc))
         if isinstance(exc, InvalidInputError):
-            return _error(400, "invalid_input", str(exc))
+            return error_response(400, "invalid_input", str(exc))
         log.error("request failed: %s", exc)
-        return _error(503, "engine_error", str(exc))
+        return error_response(503, "engine_error", str(exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        return _error(400, "invalid_request", describe_validation(exc.errors()))
+        return error_response(400, "invalid_request", describe_validation(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return _error(exc.status_code, code, str(exc.detail))
+        return error_response(exc.status_code, code, str(exc.detail))
 
     @app.exception_handler(Exception)
     async def internal(request: Request, exc: Exception) -> JSONResponse:
         log.error("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-        return _error(500, "internal", "internal server error (see the server log)")
+        return error_response(500, "internal", "internal server error (see the server log)")

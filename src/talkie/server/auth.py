@@ -9,6 +9,12 @@
 - **Session tokens** (``st_...``) are short-lived, signed, and bound to one session: the browser
   uses one to send its WebRTC offer, hang up and read its own transcript.
 
+Ownership: every key works for a **tenant**. What a key creates (characters, their documents
+and memories, sessions with their transcripts and traces) belongs to its tenant; a key sees only
+its tenant's things, and anything else is "not found" (404, never 403: other tenants' ids are not
+confirmed). Admin keys belong to the ``admin`` tenant and see every tenant. A publishable key
+may further be limited to a list of its tenant's characters.
+
 Only a SHA-256 of each key's secret is stored. The secrets are 256-bit random, so a slow password
 hash would add nothing but latency; comparisons are constant-time. Keys never reach the logs: only
 their public ids do.
@@ -19,18 +25,23 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
 import json
+import re
 import secrets
 import time
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from talkie.server.errors import ApiError
-from talkie.store import ApiKeyRecord, Store
+from talkie.store import ADMIN_TENANT, ApiKeyRecord, CharacterRecord, SessionRecord, Store
 
 SCOPES = ("admin", "characters", "sessions")
 PUBLISHABLE_SCOPES = frozenset({"characters", "sessions"})
 SESSION_TOKEN_TTL = 600.0  # seconds: time to connect; a live session outlasts its token
+TENANT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_KEY_CHARACTERS = 100
 
 # action -> scopes that allow it (admin allows everything)
 _ACTIONS: dict[str, frozenset[str]] = {
@@ -64,6 +75,32 @@ class Principal:
     def key_id(self) -> str | None:
         return self.key.id if self.key else None
 
+    @property
+    def sees_every_tenant(self) -> bool:
+        return self.key is not None and "admin" in self.key.scopes
+
+    @property
+    def tenant(self) -> str | None:
+        """The tenant whose things this caller creates (``None`` for a session token)."""
+        return self.key.tenant if self.key is not None else None
+
+    def sees_character(self, record: CharacterRecord) -> bool:
+        """Whether the character exists for this caller (else it is answered as not found)."""
+        if self.key is None:
+            return False
+        if self.key.characters and record.id not in self.key.characters:
+            return False
+        return self.sees_every_tenant or record.tenant == self.key.tenant
+
+    def sees_session(self, record: SessionRecord) -> bool:
+        if self.key is None:
+            return record.id == self.session_id
+        return self.sees_every_tenant or record.tenant == self.key.tenant
+
+    def tenant_filter(self) -> str | None:
+        """The tenant to filter listings by (``None``: every tenant, for admin keys)."""
+        return None if self.sees_every_tenant else self.tenant
+
     def allows(self, action: str, *, session_id: str | None = None) -> bool:
         if self.key is None:
             return (
@@ -73,6 +110,8 @@ class Principal:
             )
         if self.key.kind == "publishable" and action not in _PUBLISHABLE_ACTIONS:
             return False
+        if self.key.characters and action == "characters:create":
+            return False  # a key limited to some characters cannot add others
         if "admin" in self.key.scopes:
             return True
         if action == "sessions:connect":  # sending the offer: any key that may create sessions
@@ -99,8 +138,14 @@ def create_key(
     publishable: bool = False,
     origins: tuple[str, ...] = (),
     builtin: bool = False,
+    tenant: str | None = None,
+    characters: Sequence[str] = (),
 ) -> NewKey:
-    """Create and store a key; the returned ``secret`` is the only copy of the full key."""
+    """Create and store a key; the returned ``secret`` is the only copy of the full key.
+
+    ``tenant``: whose things the key works with (admin keys: always ``admin``; others: the
+    given tenant, or a new one named after the key). ``characters``: a publishable key's
+    allowed characters, each one of that tenant's."""
     scopes = frozenset(scopes)
     unknown = scopes - set(SCOPES)
     if unknown or not scopes:
@@ -110,21 +155,84 @@ def create_key(
             raise ApiError(
                 400, "invalid_scopes", "scopes: publishable keys allow only characters, sessions"
             )
-        if not origins:
+        if not origins and not builtin:  # the bundled page's key also has the server's own
             raise ApiError(400, "origins_required", "origins: publishable keys need origins")
     elif origins:
         raise ApiError(400, "invalid_origins", "origins: only publishable keys have origins")
+    if characters and not publishable:
+        raise ApiError(
+            400, "invalid_characters", "characters: only publishable keys are limited to "
+            "characters (a secret key sees its tenant's)",
+        )  # fmt: skip
     key_id = secrets.token_hex(6)
+    tenant = _key_tenant(tenant, scopes, key_id)
+    allowed = tuple(dict.fromkeys(characters))
+    _check_key_characters(store, allowed, tenant)
     secret = secrets.token_urlsafe(32)
     prefix = "pk" if publishable else "tk"
     record = ApiKeyRecord(
         id=key_id, name=name, kind="publishable" if publishable else "secret",
         scopes=scopes, origins=tuple(normalize_origin(o) for o in origins), builtin=builtin,
         created_at=time.time(), last_used_at=None, revoked_at=None,
-        secret_hash=_hash(secret),
+        secret_hash=_hash(secret), tenant=tenant, characters=allowed,
     )  # fmt: skip
     store.add_key(record)
     return NewKey(secret=f"{prefix}_{key_id}_{secret}", record=record)
+
+
+def _key_tenant(tenant: str | None, scopes: frozenset[str], key_id: str) -> str:
+    if "admin" in scopes:
+        if tenant not in (None, ADMIN_TENANT):
+            raise ApiError(
+                400, "invalid_tenant", f"tenant: admin keys belong to the {ADMIN_TENANT!r} tenant"
+            )
+        return ADMIN_TENANT
+    if tenant is None:
+        return key_id
+    if not TENANT_PATTERN.match(tenant):
+        raise ApiError(
+            400, "invalid_tenant",
+            "tenant: 1-64 letters, digits, '.', '_' or '-', starting with a letter or digit",
+        )  # fmt: skip
+    return tenant
+
+
+def _check_key_characters(store: Store, characters: Sequence[str], tenant: str) -> None:
+    if len(characters) > MAX_KEY_CHARACTERS:
+        raise ApiError(
+            400, "invalid_characters", f"characters: at most {MAX_KEY_CHARACTERS} characters"
+        )
+    for character_id in characters:
+        record = store.get_character(character_id)
+        if record is None or record.tenant != tenant:
+            raise ApiError(
+                400, "invalid_characters",
+                f"characters: {character_id[:80]!r} is not a character of tenant {tenant!r}",
+            )  # fmt: skip
+
+
+def server_origins(public_url: str | None, server: tuple[str, int | None] | None) -> set[str]:
+    """The origins of this server's own pages: the configured public URL, and the address the
+    connection was accepted on (the socket's, never a request header; for loopback also
+    ``localhost``). The bundled page's key works from these."""
+    found = set()
+    if public_url:
+        found.add(normalize_origin(public_url, strict=False))
+    if server is not None and server[0]:
+        host, port = server
+        hosts = [host]
+        try:
+            if ipaddress.ip_address(host).is_loopback:
+                hosts += ["localhost", "127.0.0.1", "::1"]
+        except ValueError:
+            pass
+        for name in hosts:
+            shown = f"[{name}]" if ":" in name else name
+            for scheme in ("http", "https"):  # one socket serves one of them: either is ours
+                origin = _origin_or_none(f"{scheme}://{shown}" + (f":{port}" if port else ""))
+                if origin is not None:
+                    found.add(origin)
+    return found
 
 
 def normalize_origin(origin: str, *, strict: bool = True) -> str:
@@ -156,10 +264,11 @@ class Authenticator:
         self._touched: dict[str, float] = {}
 
     def authenticate(
-        self, credential: str | None, origin: str | None, own_origin: str | None = None
+        self, credential: str | None, origin: str | None, own_origins: Collection[str] = ()
     ) -> Principal:
-        """``origin``: the request's ``Origin`` header; ``own_origin``: this server's origin as
-        the request addressed it (the bundled web client's key is bound to it)."""
+        """``origin``: the request's ``Origin`` header; ``own_origins``: this server's own
+        origins (``server_origins``: configured or from the socket), where the bundled web
+        client's key works besides its stored origins."""
         if not credential:
             raise ApiError(
                 401, "unauthorized",
@@ -170,8 +279,8 @@ class Authenticator:
         key = self._verify_key(credential)
         if key.kind == "publishable":
             allowed = set(key.origins)
-            if key.builtin and own_origin:
-                allowed.add(_origin_or_none(own_origin) or "")
+            if key.builtin:
+                allowed.update(own_origins)
             seen = _origin_or_none(origin) if origin else None
             if seen is None or seen not in allowed:
                 raise ApiError(

@@ -36,7 +36,7 @@ from talkie.rig import CharacterRig, build_rig
 from talkie.rig.model import load_rig
 from talkie.server.errors import ApiError
 from talkie.session.character import SAMPLES_DIR, Character, discover_samples
-from talkie.store import CharacterRecord, MediaStore, Page, Store
+from talkie.store import ADMIN_TENANT, CharacterRecord, MediaStore, Page, Store
 
 log = logging.getLogger(__name__)
 
@@ -91,13 +91,14 @@ class CharacterService:
                     image_sha=image_sha, rig_sha=rig_sha, rig_source="detected", sample=True,
                     owner_key=None, created_at=existing.created_at if existing else now,
                     updated_at=now, disabled=existing.disabled if existing else False,
+                    tenant=ADMIN_TENANT,
                 )
             )  # fmt: skip
 
     # -- create / read / update / delete --
 
     def create(
-        self, image: bytes, fields: Mapping[str, Any], *, owner_key: str | None,
+        self, image: bytes, fields: Mapping[str, Any], *, owner_key: str | None, tenant: str,
         progress: Callable[[str], None] | None = None,
     ) -> Created:  # fmt: skip
         """Validate the fields and the photo, rig it, store everything. A photo without a usable
@@ -119,7 +120,7 @@ class CharacterService:
             voice=str(fields.get("voice") or "piper"), tools=tuple(fields.get("tools") or ()),
             guardrails=dict(fields.get("guardrails") or {}),
             image_sha=self.media.put(image), rig_sha=rig_sha,
-            rig_source=rig_source, sample=False, owner_key=owner_key,
+            rig_source=rig_source, sample=False, owner_key=owner_key, tenant=tenant,
             created_at=now, updated_at=now,
         )  # fmt: skip
         self.store.put_character(record)
@@ -131,8 +132,11 @@ class CharacterService:
             raise ApiError(404, "unknown_character", f"no character with id {character_id[:80]!r}")
         return record
 
-    def list(self, *, limit: int, cursor: str | None) -> Page:
-        return self.store.list_characters(limit=limit, cursor=cursor)
+    def list(
+        self, *, limit: int, cursor: str | None, tenant: str | None = None,
+        ids: tuple[str, ...] | None = None,
+    ) -> Page:  # fmt: skip
+        return self.store.list_characters(limit=limit, cursor=cursor, tenant=tenant, ids=ids)
 
     def update(self, character_id: str, changes: Mapping[str, Any]) -> CharacterRecord:
         record = self.writable(character_id)
@@ -228,7 +232,10 @@ class CharacterService:
 
     def writable(self, character_id: str) -> CharacterRecord:
         """The character, if it may be changed (403 ``read_only`` for a bundled sample)."""
-        record = self.get(character_id)
+        return self.check_writable(self.get(character_id))
+
+    @staticmethod
+    def check_writable(record: CharacterRecord) -> CharacterRecord:
         if record.sample:
             raise ApiError(
                 403, "read_only", f"{record.id!r} is a bundled sample and cannot be changed; "

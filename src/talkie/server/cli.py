@@ -51,6 +51,21 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
         "($TALKIE_DATABASE_URL; default: SQLite in the data folder)",
     )  # fmt: skip
     serve_parser.add_argument(
+        "--public-url", default=None, metavar="URL",
+        help="where people open the page when it is not this server's own address, e.g. "
+        "https://talkie.example.org behind a proxy ($TALKIE_PUBLIC_URL): the page's key works "
+        "only from there and from the listening address, never from a request's Host header",
+    )  # fmt: skip
+    serve_parser.add_argument(
+        "--max-session-minutes", default=60.0, type=float, metavar="MIN",
+        help="a session says goodbye and ends after this long (60; 0 = no limit)",
+    )  # fmt: skip
+    serve_parser.add_argument(
+        "--idle-minutes", default=5.0, type=float, metavar="MIN",
+        help="a session says goodbye and ends after this long without the user speaking or "
+        "typing (5; 0 = no limit)",
+    )  # fmt: skip
+    serve_parser.add_argument(
         "--no-web-uploads", action="store_true",
         help="the bundled web page may only start conversations, not create characters "
         "(for servers reachable by strangers)",
@@ -87,9 +102,22 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    options = serve_options(args)
+    serve(
+        host=args.host, port=args.port, options=options,
+        certfile=args.certfile, keyfile=args.keyfile,
+    )  # fmt: skip
+    return 0
+
+
+def serve_options(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Any:
+    """``ServerOptions`` from the ``serve`` flags (and the environment); raises
+    ``InvalidInputError`` naming the flag that is wrong."""
     from talkie.server.app import ServerOptions
+    from talkie.transport.lifetime import SessionLimits
     from talkie.transport.webrtc import IceServer, WebRtcOptions
 
+    env = os.environ if environ is None else environ
     if not 0 <= args.port <= 65535:
         raise InvalidInputError(f"--port {args.port}: use a port between 1 and 65535")
     if args.max_sessions < 1:
@@ -102,20 +130,42 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     from talkie.render import renderer_factory
 
     renderer_factory(args.renderer)  # an unknown renderer is refused now, not at the first call
-    options = ServerOptions(
+    for flag, minutes in (("--max-session-minutes", args.max_session_minutes),
+                          ("--idle-minutes", args.idle_minutes)):  # fmt: skip
+        if not 0 <= minutes <= 7 * 24 * 60:
+            raise InvalidInputError(f"{flag} {minutes:g}: use 0 (no limit) up to a week")
+    limits = SessionLimits(
+        max_duration=args.max_session_minutes * 60 or None,
+        idle_timeout=args.idle_minutes * 60 or None,
+    )
+    return ServerOptions(
         renderer=args.renderer,
         max_sessions=args.max_sessions,
-        webrtc=WebRtcOptions(ice_servers=tuple(IceServer(u) for u in args.ice_server)),
+        webrtc=WebRtcOptions(
+            ice_servers=tuple(IceServer(u) for u in args.ice_server), limits=limits
+        ),
+        public_url=public_url(args.public_url or env.get("TALKIE_PUBLIC_URL")),
         data_dir=args.data_dir,
         database_url=args.database_url,
         web_client_scopes=("sessions",) if args.no_web_uploads else ("characters", "sessions"),
-        webhook=webhook_options(args),
+        webhook=webhook_options(args, env),
     )
-    serve(
-        host=args.host, port=args.port, options=options,
-        certfile=args.certfile, keyfile=args.keyfile,
-    )  # fmt: skip
-    return 0
+
+
+def public_url(url: str | None) -> str | None:
+    """``--public-url`` checked: an http(s) address (its path, if any, is not needed)."""
+    if not url:
+        return None
+    from talkie.server.auth import normalize_origin
+    from talkie.server.errors import ApiError
+
+    try:
+        normalize_origin(url, strict=False)
+    except ApiError:
+        raise InvalidInputError(
+            f"--public-url {url[:100]!r}: use the page's address, e.g. https://talkie.example.org"
+        ) from None
+    return url
 
 
 def webhook_options(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Any:

@@ -13,15 +13,17 @@ from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import Headers
+from starlette.types import Scope
 
 from talkie.brain.kb import KnowledgeBase
 from talkie.brain.kb.embedding import LazyEmbedder
-from talkie.server.auth import Authenticator, Principal
+from talkie.server.auth import Authenticator, Principal, server_origins
 from talkie.server.characters import CharacterService
 from talkie.server.errors import ApiError
 from talkie.server.ratelimit import RateLimiter
 from talkie.server.sessions import SessionRegistry
-from talkie.store import MediaStore, Store
+from talkie.store import CharacterRecord, MediaStore, SessionRecord, Store
 
 log = logging.getLogger(__name__)
 
@@ -96,30 +98,72 @@ def services(request: Request) -> Services:
     return svc
 
 
-async def principal(
-    request: Request,
-    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-    api_key: Annotated[str | None, Depends(_api_key_header)],
-) -> Principal:
-    """The caller (401 without valid credentials; 403 for a publishable key off its origins)."""
-    svc = services(request)
-    credential = bearer.credentials if bearer is not None else api_key
+async def identify(svc: Services, scope: Scope) -> Principal:
+    """Who sends this request, from its headers alone (the body is not read yet): 401 without
+    valid credentials, 403 for a publishable key off its origins, 429 over the rate limit.
+    Runs in ``RequestGuard`` before anything else; the ``principal`` dependency reuses it."""
+    headers = Headers(scope=scope)
+    credential = None
+    scheme, _, token = headers.get("authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        credential = token.strip()
+    elif headers.get("x-api-key"):
+        credential = headers["x-api-key"].strip()
     if credential is not None and len(credential) > 2000:
         raise ApiError(401, "invalid_key", "the API key is not valid")
     # Browsers leave out Origin on same-origin GETs; the Referer then names the page's origin.
-    origin = request.headers.get("origin") or request.headers.get("referer")
-    own_origin = f"{request.url.scheme}://{request.headers.get('host', '')}"
-    found = await svc.run(svc.auth.authenticate, credential, origin, own_origin)
-    request.state.key_id = found.key_id  # for the access log: ids only, never secrets
+    origin = headers.get("origin") or headers.get("referer")
+    # The bundled page's own origins: configured, or the socket this request came in on; a
+    # Host header is the client's word and never counts.
+    own = server_origins(svc.options.public_url, scope.get("server"))
+    found = await svc.run(svc.auth.authenticate, credential, origin, own)
     if found.key is not None and found.key.kind == "publishable":
         # one publishable key serves every visitor of a site: limit each visitor, not the site
-        client = request.client.host if request.client else "unknown"
-        svc.limiter.check(f"key:{found.key.id}:{client}", "requests from this browser")
+        client = scope.get("client")
+        host = client[0] if client else "unknown"
+        svc.limiter.check(f"key:{found.key.id}:{host}", "requests from this browser")
     elif found.key is not None:
         svc.limiter.check(f"key:{found.key.id}", "requests for this API key")
     else:
         svc.limiter.check(f"session:{found.session_id}", "requests for this session")
     return found
+
+
+async def principal(
+    request: Request,
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    api_key: Annotated[str | None, Depends(_api_key_header)],
+) -> Principal:
+    """The caller, as ``RequestGuard`` identified it before the body was read (the two
+    security parameters only document the schemes in the OpenAPI document)."""
+    found = getattr(request.state, "principal", None)
+    if not isinstance(found, Principal):  # a route outside the guard's paths
+        found = await identify(services(request), request.scope)
+        request.state.principal = found
+    request.state.key_id = found.key_id  # for the access log: ids only, never secrets
+    return found
+
+
+async def character_for(
+    svc: Services, who: Principal, character_id: str, *, writable: bool = False
+) -> CharacterRecord:
+    """The character, if this caller may see it: 404 otherwise, the same answer whether it
+    belongs to someone else or does not exist. ``writable``: a bundled sample is refused
+    (403 ``read_only``)."""
+    record = await svc.run(svc.store.get_character, character_id)
+    if record is None or not who.sees_character(record):
+        raise ApiError(404, "unknown_character", f"no character with id {character_id[:80]!r}")
+    if writable:
+        svc.characters.check_writable(record)
+    return record
+
+
+async def session_for(svc: Services, who: Principal, session_id: str) -> SessionRecord:
+    """The session, if this caller may see it (404 otherwise, as for ``character_for``)."""
+    record = await svc.run(svc.store.get_session, session_id)
+    if record is None or not who.sees_session(record):
+        raise ApiError(404, "unknown_session", f"no session {session_id[:80]!r}")
+    return record
 
 
 Caller = Annotated[Principal, Depends(principal)]

@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from fastapi.responses import JSONResponse
+
 _DESCRIPTIONS = {
     400: "Invalid request: the message names the field",
     401: "Missing, invalid, revoked or expired credentials",
     403: "The credentials do not allow this (scope, origin or read-only resource)",
     404: "Not found",
+    408: "The request body arrived too slowly",
     409: "Conflict with the resource's current state",
-    413: "Upload too large",
+    413: "Request body too large for this endpoint",
     415: "Unsupported media type",
     422: "The photo was read but cannot be used (for example, no face found)",
     429: "Too many requests: retry after the Retry-After header's seconds",
@@ -32,6 +35,19 @@ class ApiError(Exception):
         self.message = message
         self.headers = dict(headers or {})
         self.details = dict(details or {})  # extra members of the error object
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    headers: Mapping[str, str] | None = None,
+    details: Mapping[str, Any] | None = None,
+) -> JSONResponse:
+    """The JSON error every failure is answered with (``details``: more fields of the error,
+    e.g. which points of a rig fold the mesh)."""
+    body = {"code": code, "message": message, **(details or {})}
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
 def errors(*statuses: int) -> dict[int | str, dict[str, Any]]:

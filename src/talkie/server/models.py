@@ -165,6 +165,7 @@ class Character(BaseModel):
     rig_problem: str | None = Field(
         default=None, description="on creation: why the face points must be placed by hand"
     )
+    tenant: str = Field(description="who owns it: the tenant of the key that created it")
     preview_url: str
     created_at: datetime
     updated_at: datetime
@@ -175,7 +176,7 @@ class Character(BaseModel):
             id=r.id, name=r.name, system_prompt=r.system_prompt, greeting=r.greeting,
             knowledge=r.knowledge, language=r.language, voice=r.voice, tools=list(r.tools),
             guardrails=r.guardrails,
-            sample=r.sample, disabled=r.disabled, rig_source=r.rig_source,
+            sample=r.sample, disabled=r.disabled, rig_source=r.rig_source, tenant=r.tenant,
             status="needs_rig" if r.rig_source == "needs_rig" else "ready",
             rig_problem=rig_problem,
             preview_url=f"/v1/characters/{r.id}/preview.jpg",
@@ -267,6 +268,7 @@ class Session(BaseModel):
     end_reason: str | None
     turns: int
     remember: bool
+    tenant: str = Field(description="who owns it: the tenant of the key that created it")
 
     @classmethod
     def of(cls, r: SessionRecord) -> Session:
@@ -275,7 +277,7 @@ class Session(BaseModel):
             status=r.status,  # type: ignore[arg-type]
             end_user_id=r.end_user_id, created_at=utc(r.created_at),
             started_at=utc(r.started_at), ended_at=utc(r.ended_at),
-            end_reason=r.end_reason, turns=r.turns, remember=r.remember,
+            end_reason=r.end_reason, turns=r.turns, remember=r.remember, tenant=r.tenant,
         )  # fmt: skip
 
 
@@ -386,6 +388,23 @@ class KeyCreate(Strict):
     scopes: list[Literal["admin", "characters", "sessions"]] = Field(min_length=1, max_length=3)
     publishable: bool = False
     origins: list[str] = Field(default_factory=list, max_length=20)
+    tenant: str | None = Field(
+        default=None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
+        description="whose characters and sessions the key works with: an existing tenant "
+        "(e.g. the one of a secret key, for its site's publishable key), or a new one; "
+        "omitted: a new tenant named after the key (admin keys: always 'admin')",
+    )  # fmt: skip
+    characters: list[str] = Field(
+        default_factory=list, max_length=100,
+        description="publishable keys only: the characters (of its tenant) it may use",
+    )  # fmt: skip
+
+    @field_validator("characters")
+    @classmethod
+    def _character_ids(cls, value: list[str]) -> list[str]:
+        if any(not 1 <= len(c) <= 64 for c in value):
+            raise ValueError("each character id is 1 to 64 characters")
+        return value
 
     @field_validator("origins")
     @classmethod
@@ -401,6 +420,8 @@ class ApiKey(BaseModel):
     kind: Literal["secret", "publishable"]
     scopes: list[str]
     origins: list[str]
+    tenant: str
+    characters: list[str]
     created_at: datetime
     last_used_at: datetime | None
     revoked: bool
@@ -409,7 +430,8 @@ class ApiKey(BaseModel):
     def of(cls, r: ApiKeyRecord) -> ApiKey:
         return cls(
             id=r.id, name=r.name, kind=r.kind,  # type: ignore[arg-type]
-            scopes=sorted(r.scopes), origins=list(r.origins), created_at=utc(r.created_at),
+            scopes=sorted(r.scopes), origins=list(r.origins), tenant=r.tenant,
+            characters=list(r.characters), created_at=utc(r.created_at),
             last_used_at=utc(r.last_used_at), revoked=r.revoked_at is not None,
         )  # fmt: skip
 

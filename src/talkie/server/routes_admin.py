@@ -44,7 +44,7 @@ async def create_api_key(body: KeyCreate, who: Caller, svc: Svc) -> KeyCreated:
     new = await svc.run(
         lambda: create_key(
             svc.store, name=body.name, scopes=set(body.scopes), publishable=body.publishable,
-            origins=tuple(body.origins),
+            origins=tuple(body.origins), tenant=body.tenant, characters=body.characters,
         )
     )  # fmt: skip
     log.info("API key %s created by key %s", new.record.id, who.key_id)

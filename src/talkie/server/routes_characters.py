@@ -11,7 +11,8 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from pydantic import ValidationError
 
-from talkie.server.context import Caller, Svc
+from talkie.brain.tools import WebhookCaller
+from talkie.server.context import Caller, Services, Svc, character_for
 from talkie.server.errors import ApiError, describe_validation, errors
 from talkie.server.models import (
     Character,
@@ -21,7 +22,7 @@ from talkie.server.models import (
     SessionsEnded,
 )
 from talkie.server.routes_sessions import end_character_sessions
-from talkie.server.uploads import read_upload
+from talkie.server.uploads import MAX_FIELD_CHARS, read_upload
 
 log = logging.getLogger(__name__)
 
@@ -74,11 +75,14 @@ async def create_character(
     who.require("characters:create")
     upload = await read_upload(
         request, max_bytes=svc.options.max_upload_bytes, text_fields=_TEXT_FIELDS,
-        max_field_chars=1_000_000,
+        max_field_chars=MAX_FIELD_CHARS,
     )  # fmt: skip
     fields = _form_fields(upload.fields)
+    await check_webhook_tools(svc, fields.get("tools"))
+    tenant = who.tenant
+    assert tenant is not None  # only keys may create characters
     created = await svc.run(
-        lambda: svc.characters.create(upload.data, fields, owner_key=who.key_id)
+        lambda: svc.characters.create(upload.data, fields, owner_key=who.key_id, tenant=tenant)
     )
     log.info("character %s created by key %s (%s)", created.record.id, who.key_id,
              created.record.rig_source)  # fmt: skip
@@ -89,7 +93,7 @@ async def create_character(
     "",
     response_model=CharacterList,
     responses=errors(400, 401, 403),
-    summary="List characters (samples first, then oldest first; paginated)",
+    summary="List the characters this key sees (samples first, then oldest first; paginated)",
 )
 async def list_characters(
     who: Caller,
@@ -98,7 +102,10 @@ async def list_characters(
     cursor: Annotated[str | None, Query(max_length=500)] = None,
 ) -> CharacterList:
     who.require("characters:read")
-    page = await svc.run(lambda: svc.characters.list(limit=limit, cursor=cursor))
+    tenant, ids = who.tenant_filter(), who.key.characters if who.key else ()
+    page = await svc.run(
+        lambda: svc.characters.list(limit=limit, cursor=cursor, tenant=tenant, ids=ids or None)
+    )
     return CharacterList(
         characters=[Character.of(r) for r in page.items], next_cursor=page.next_cursor
     )
@@ -112,7 +119,7 @@ async def list_characters(
 )
 async def get_character(character_id: str, who: Caller, svc: Svc) -> Character:
     who.require("characters:read")
-    return Character.of(await svc.run(svc.characters.get, character_id))
+    return Character.of(await character_for(svc, who, character_id))
 
 
 @router.patch(
@@ -128,7 +135,10 @@ async def update_character(
     svc: Svc,
 ) -> Character:
     who.require("characters:manage")
-    record = await svc.run(svc.characters.update, character_id, body.changes())
+    await character_for(svc, who, character_id, writable=True)
+    changes = body.changes()
+    await check_webhook_tools(svc, changes.get("tools"))
+    record = await svc.run(svc.characters.update, character_id, changes)
     return Character.of(record)
 
 
@@ -141,6 +151,7 @@ async def update_character(
 )
 async def delete_character(character_id: str, who: Caller, svc: Svc) -> Response:
     who.require("characters:manage")
+    await character_for(svc, who, character_id, writable=True)
     await svc.run(svc.characters.delete, character_id)
     log.info("character %s deleted by key %s", character_id[:40], who.key_id)
     return Response(status_code=204)
@@ -157,6 +168,7 @@ async def delete_character(character_id: str, who: Caller, svc: Svc) -> Response
 )
 async def character_preview(character_id: str, who: Caller, svc: Svc) -> Response:
     who.require("characters:read")
+    await character_for(svc, who, character_id)
     data = await svc.run(svc.characters.preview, character_id)
     return Response(
         data, media_type="image/jpeg", headers={"Cache-Control": "private, max-age=600"}
@@ -174,7 +186,7 @@ async def end_all_sessions(
     character_id: str, who: Caller, svc: Svc, disable: bool = False
 ) -> SessionsEnded:
     who.require("sessions:kill")
-    await svc.run(svc.characters.get, character_id)
+    await character_for(svc, who, character_id)
     if disable:  # first, so no new session starts while the others are being ended
         await svc.run(svc.characters.set_disabled, character_id, True)
     ended = await end_character_sessions(svc, character_id, f"kill switch (key {who.key_id})")
@@ -195,3 +207,18 @@ def _form_fields(raw: dict[str, str]) -> dict[str, Any]:
     except ValidationError as exc:
         raise ApiError(400, "invalid_field", describe_validation(exc.errors())) from None
     return fields.changes()
+
+
+async def check_webhook_tools(svc: Services, tools: Any) -> None:
+    """Refuse a webhook tool whose URL no call could ever reach (the call-time SSRF policy,
+    with the server's allow options), naming the field and the rule."""
+    caller = WebhookCaller(options=svc.options.webhook)
+    for index, tool in enumerate(tools or ()):
+        webhook = tool.get("webhook") if tool.get("kind") == "webhook" else None
+        if not webhook:
+            continue
+        problem = await caller.check_declaration(
+            str(webhook["url"]), has_secret=bool(webhook.get("secret_env"))
+        )
+        if problem is not None:
+            raise ApiError(400, "webhook_refused", f"tools[{index}].webhook.url: {problem}")

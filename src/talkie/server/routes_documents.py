@@ -15,7 +15,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from talkie.brain.kb import MAX_DOCUMENT_BYTES, DocumentInfo
-from talkie.server.context import Caller, Svc
+from talkie.server.context import Caller, Svc, character_for
 from talkie.server.errors import ApiError, errors
 from talkie.server.models import utc
 
@@ -89,7 +89,7 @@ async def put_document(
     source: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Document:
     who.require("characters:manage")
-    await svc.run(svc.characters.writable, character_id)
+    await character_for(svc, who, character_id, writable=True)
     mime = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
     kind = _TEXT_TYPES.get(mime)
     if kind is None:
@@ -122,7 +122,7 @@ async def put_document(
 )
 async def list_documents(character_id: str, who: Caller, svc: Svc) -> DocumentList:
     who.require("characters:read")
-    await svc.run(svc.characters.get, character_id)
+    await character_for(svc, who, character_id)
     docs = await svc.run(svc.knowledge().list_documents, character_id)
     return DocumentList(character_id=character_id, documents=[Document.of(d) for d in docs])
 
@@ -138,7 +138,7 @@ async def delete_document(
     character_id: str, document_id: DocumentId, who: Caller, svc: Svc
 ) -> Response:
     who.require("characters:manage")
-    await svc.run(svc.characters.writable, character_id)
+    await character_for(svc, who, character_id, writable=True)
     if not await svc.run(svc.knowledge().delete_document, character_id, document_id):
         raise ApiError(404, "unknown_document", f"no document {document_id!r}")
     return Response(status_code=204)
@@ -158,7 +158,7 @@ async def search(
     k: Annotated[int, Query(ge=1, le=10)] = 3,
 ) -> SearchResult:
     who.require("characters:read")
-    await svc.run(svc.characters.get, character_id)
+    await character_for(svc, who, character_id)
     found = await svc.run(lambda: svc.knowledge().search(character_id, q, k=k))
     return SearchResult(
         query=q,

@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
-from talkie.server.context import Caller, Svc
+from talkie.server.context import Caller, Svc, character_for
 from talkie.server.errors import ApiError, errors
 from talkie.server.models import MemoriesDeleted, Memory, utc
 
@@ -27,6 +27,7 @@ EndUser = Annotated[str, Path(min_length=1, max_length=200)]
 )
 async def get_memory(character_id: str, end_user_id: EndUser, who: Caller, svc: Svc) -> Memory:
     who.require("memories:manage")
+    await character_for(svc, who, character_id)
     found = await svc.run(svc.store.get_memory, character_id, end_user_id)
     if found is None:
         raise ApiError(404, "no_memory", "this character remembers nothing of this end user")
@@ -45,6 +46,7 @@ async def get_memory(character_id: str, end_user_id: EndUser, who: Caller, svc: 
 )
 async def forget(character_id: str, end_user_id: EndUser, who: Caller, svc: Svc) -> Response:
     who.require("memories:manage")
+    await character_for(svc, who, character_id)
     if not await svc.run(svc.store.delete_memories, end_user_id, character_id):
         raise ApiError(404, "no_memory", "this character remembers nothing of this end user")
     return Response(status_code=204)
@@ -54,10 +56,14 @@ async def forget(character_id: str, end_user_id: EndUser, who: Caller, svc: Svc)
     "/end-users/{end_user_id}/memories",
     response_model=MemoriesDeleted,
     responses=errors(400, 401, 403),
-    summary="Forget an end user everywhere (every character's memory of them)",
+    summary="Forget an end user everywhere (every character's memory of them that this key "
+    "sees: its tenant's characters; an admin key: all)",
 )
 async def forget_everywhere(end_user_id: EndUser, who: Caller, svc: Svc) -> MemoriesDeleted:
     who.require("memories:manage")
-    deleted = await svc.run(svc.store.delete_memories, end_user_id)
+    tenant = who.tenant_filter()
+    deleted = await svc.run(
+        lambda: svc.store.delete_memories(end_user_id, tenant=tenant)
+    )
     log.info("forgot an end user in %d characters' memories (key %s)", deleted, who.key_id)
     return MemoriesDeleted(end_user_id=end_user_id, deleted=deleted)

@@ -13,7 +13,7 @@ from fastapi.responses import Response
 
 from talkie.server import rigging
 from talkie.server.auth import Principal
-from talkie.server.context import Caller, Services, Svc
+from talkie.server.context import Caller, Services, Svc, character_for
 from talkie.server.errors import errors
 from talkie.server.models import Character, RigInfo, RigPoints, RigPreview
 from talkie.store import CharacterRecord
@@ -30,6 +30,7 @@ router = APIRouter(prefix="/v1/characters", tags=["characters"])
 )
 async def get_rig(character_id: str, who: Caller, svc: Svc) -> RigInfo:
     who.require("characters:read")
+    await character_for(svc, who, character_id)  # 404 for another tenant's character
     info = await svc.run(rigging.rig_info, svc.characters, character_id)
     return RigInfo.model_validate(info)
 
@@ -74,7 +75,7 @@ async def rerig_character(character_id: str, body: RigPoints, who: Caller, svc: 
 )
 async def character_image(character_id: str, who: Caller, svc: Svc) -> Response:
     who.require("characters:read")
-    record = await svc.run(svc.characters.get, character_id)
+    record = await character_for(svc, who, character_id)
     data, kind = await svc.run(rigging.photo_bytes, svc.characters, record)
     return Response(data, media_type=kind, headers={"Cache-Control": "private, max-age=600"})
 
@@ -83,6 +84,6 @@ async def _placing(
     character_id: str, body: RigPoints, who: Principal, svc: Services
 ) -> tuple[CharacterRecord, dict[str, tuple[float, float]]]:
     """The character whose points ``who`` may place, and the points as (x, y) pairs."""
-    record = await svc.run(svc.characters.writable, character_id)
+    record = await character_for(svc, who, character_id, writable=True)
     rigging.may_rig(who, record)
     return record, {name: (p.x, p.y) for name, p in body.points.items()}

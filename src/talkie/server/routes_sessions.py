@@ -21,7 +21,7 @@ from fastapi import APIRouter, Query
 from talkie.brain.base import Turn
 from talkie.brain.memory import bounded_lines, fold_turn
 from talkie.server.characters import require_rig
-from talkie.server.context import Caller, Services, Svc
+from talkie.server.context import Caller, Services, Svc, character_for, session_for
 from talkie.server.errors import ApiError, errors
 from talkie.server.models import (
     Answer,
@@ -56,7 +56,9 @@ MEMORY_TOKENS = 300  # what a character keeps of one person across sessions
 )
 async def create_session(body: SessionCreate, who: Caller, svc: Svc) -> SessionCreated:
     who.require("sessions:create")
-    character = await svc.run(svc.characters.get, body.character_id)  # 404 if unknown
+    character = await character_for(svc, who, body.character_id)  # 404: unknown or not theirs
+    tenant = who.tenant
+    assert tenant is not None  # only keys may create sessions
     if character.disabled:
         raise ApiError(
             409, "character_disabled", f"{character.id} is switched off by an administrator"
@@ -66,6 +68,7 @@ async def create_session(body: SessionCreate, who: Caller, svc: Svc) -> SessionC
         id="se_" + secrets.token_hex(10), character_id=body.character_id, key_id=who.key_id,
         end_user_id=body.end_user_id, status="pending", created_at=time.time(),
         started_at=None, ended_at=None, end_reason=None, turns=0, remember=body.remember,
+        tenant=tenant,
     )  # fmt: skip
     await svc.run(svc.store.add_session, record)
     token, expires = svc.auth.session_token(record.id)
@@ -89,7 +92,7 @@ async def send_offer(
     svc: Svc,
 ) -> Answer:
     who.require("sessions:connect", session_id=session_id)
-    record = await _session(svc, session_id)
+    record = await session_for(svc, who, session_id)
     if record.status != "pending":
         raise ApiError(409, "session_" + record.status, f"session {session_id} is {record.status}")
     check_offer(body.sdp, body.type)  # InvalidInputError -> 400, before any work
@@ -125,7 +128,7 @@ async def send_offer(
     "",
     response_model=SessionList,
     responses=errors(400, 401, 403),
-    summary="List sessions, newest first (status=active: pending or live)",
+    summary="List the sessions this key sees, newest first (status=active: pending or live)",
 )
 async def list_sessions(
     who: Caller,
@@ -137,9 +140,11 @@ async def list_sessions(
 ) -> SessionList:
     who.require("sessions:read")
     statuses = ("pending", "live") if status == "active" else status
+    tenant = who.tenant_filter()
     page = await svc.run(
         lambda: svc.store.list_sessions(
-            status=statuses, character_id=character_id, limit=limit, cursor=cursor
+            status=statuses, character_id=character_id, limit=limit, cursor=cursor,
+            tenant=tenant,
         )
     )
     return SessionList(sessions=[Session.of(s) for s in page.items], next_cursor=page.next_cursor)
@@ -153,7 +158,7 @@ async def list_sessions(
 )
 async def get_session(session_id: str, who: Caller, svc: Svc) -> Session:
     who.require("sessions:read", session_id=session_id)
-    return Session.of(await _session(svc, session_id))
+    return Session.of(await session_for(svc, who, session_id))
 
 
 @router.delete(
@@ -164,10 +169,10 @@ async def get_session(session_id: str, who: Caller, svc: Svc) -> Session:
 )
 async def end_session(session_id: str, who: Caller, svc: Svc) -> Session:
     who.require("sessions:end", session_id=session_id)
-    await _session(svc, session_id)
+    await session_for(svc, who, session_id)
     reason = "ended by the client" if who.key is None else f"ended by API key {who.key_id}"
     await end_live_session(svc, session_id, reason)
-    return Session.of(await _session(svc, session_id))
+    return Session.of(await session_for(svc, who, session_id))
 
 
 @router.get(
@@ -178,7 +183,7 @@ async def end_session(session_id: str, who: Caller, svc: Svc) -> Session:
 )
 async def get_transcript(session_id: str, who: Caller, svc: Svc) -> Transcript:
     who.require("sessions:read", session_id=session_id)
-    await _session(svc, session_id)
+    await session_for(svc, who, session_id)
     entries = await svc.run(svc.store.transcript, session_id)
     return Transcript(session_id=session_id, lines=[TranscriptLine.of(e) for e in entries])
 
@@ -191,7 +196,7 @@ async def get_transcript(session_id: str, who: Caller, svc: Svc) -> Transcript:
 )
 async def get_traces(session_id: str, who: Caller, svc: Svc) -> Traces:
     who.require("sessions:read", session_id=session_id)
-    await _session(svc, session_id)
+    await session_for(svc, who, session_id)
     traces = await svc.run(svc.store.traces, session_id)
     return Traces(session_id=session_id, turns=[TurnTrace.of(t) for t in traces])
 
@@ -215,13 +220,6 @@ async def end_live_session(svc: Services, session_id: str, reason: str) -> None:
     if peer is not None:
         await peer.close(reason)
     await svc.run(lambda: svc.store.mark_session(session_id, status="ended", reason=reason))
-
-
-async def _session(svc: Services, session_id: str) -> SessionRecord:
-    record = await svc.run(svc.store.get_session, session_id)
-    if record is None:
-        raise ApiError(404, "unknown_session", f"no session {session_id[:80]!r}")
-    return record
 
 
 def _closed(svc: Services, peer: WebRtcPeer) -> None:

@@ -17,6 +17,13 @@ from talkie.server.errors import ApiError
 
 MIB = 1024 * 1024
 _FORM_OVERHEAD = 64 * 1024  # multipart headers and the name field on top of the image
+MAX_FIELD_CHARS = 1_000_000  # a text field of the form (the knowledge text is the longest)
+
+
+def upload_body_limit(max_bytes: int, max_field_chars: int = MAX_FIELD_CHARS) -> int:
+    """The most bytes a photo upload request may carry: the photo, its text fields (UTF-8, up
+    to 4 bytes a character) and the form's own overhead."""
+    return max_bytes + max_field_chars * 4 + _FORM_OVERHEAD
 
 
 @dataclass(frozen=True)
@@ -41,7 +48,7 @@ async def read_upload(
     body with the fields in the query string. Raises ``ApiError`` (413, 415, 400) naming the
     field; unknown and repeated fields are refused."""
     content_type = request.headers.get("content-type", "")
-    limit = max_bytes + max_field_chars * 4 + _FORM_OVERHEAD
+    limit = upload_body_limit(max_bytes, max_field_chars)
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise _too_large(int(declared), max_bytes)

@@ -40,6 +40,12 @@ class LiveConversation(Protocol):
     (the page's answer to a ``tool_call``; ``result`` is any JSON value, for the brain to read).
     Unknown or malformed events, and a ``tool_result`` for an id never issued, raise
     ``ValueError`` with a message.
+
+    Session limits (the transport runs the timers): ``last_user_activity`` is the media-clock
+    time of the user's last speech start or end or typed message (0.0, the start of the
+    session, until then; the current time while the user is speaking); ``farewell(text)`` has
+    the character say ``text`` (as a turn of its own, cancelling any answer in progress) and
+    returns once it has been played, after which the transport closes the session.
     """
 
     async def start(self) -> None: ...

@@ -3,6 +3,7 @@
 from talkie.store.db import Store
 from talkie.store.media import MediaStore
 from talkie.store.records import (
+    ADMIN_TENANT,
     ApiKeyRecord,
     CharacterRecord,
     MemoryRecord,
@@ -13,6 +14,6 @@ from talkie.store.records import (
 )
 
 __all__ = [
-    "ApiKeyRecord", "CharacterRecord", "MediaStore", "MemoryRecord", "Page", "SessionRecord",
-    "Store", "TraceRecord", "TranscriptEntry",
+    "ADMIN_TENANT", "ApiKeyRecord", "CharacterRecord", "MediaStore", "MemoryRecord", "Page",
+    "SessionRecord", "Store", "TraceRecord", "TranscriptEntry",
 ]  # fmt: skip

@@ -132,11 +132,19 @@ class Store:
             ).first()
         return _character(row) if row else None
 
-    def list_characters(self, *, limit: int, cursor: str | None = None) -> Page:
-        """Samples first, then by creation time (stable under inserts: keyset pagination)."""
+    def list_characters(
+        self, *, limit: int, cursor: str | None = None, tenant: str | None = None,
+        ids: Iterable[str] | None = None,
+    ) -> Page:  # fmt: skip
+        """Samples first, then by creation time (stable under inserts: keyset pagination).
+        ``tenant``: only that tenant's characters; ``ids``: only these (``None``: all)."""
         t = characters_table
         sample_rank = cast(t.c.sample, Integer)  # booleans only compare by equality in SQL
         query = select(t).order_by(sample_rank.desc(), t.c.created_at, t.c.id).limit(limit + 1)
+        if tenant is not None:
+            query = query.where(t.c.tenant == tenant)
+        if ids is not None:
+            query = query.where(t.c.id.in_(list(ids)))
         if cursor:
             sample, created, cid = _decode_cursor(cursor)
             rank = int(sample)
@@ -197,6 +205,7 @@ class Store:
                     secret_hash=record.secret_hash, scopes=" ".join(sorted(record.scopes)),
                     origins=json.dumps(list(record.origins)), builtin=record.builtin,
                     created_at=record.created_at, last_used_at=None, revoked_at=None,
+                    tenant=record.tenant, characters=json.dumps(list(record.characters)),
                 )
             )  # fmt: skip
 
@@ -244,11 +253,13 @@ class Store:
 
     def list_sessions(
         self, *, status: str | tuple[str, ...] | None = None, character_id: str | None = None,
-        limit: int = 100, cursor: str | None = None,
+        limit: int = 100, cursor: str | None = None, tenant: str | None = None,
     ) -> Page:  # fmt: skip
-        """Newest first; ``status`` is one status or several."""
+        """Newest first; ``status`` is one status or several; ``tenant``: only its sessions."""
         t = sessions_table
         query = select(t).order_by(t.c.created_at.desc(), t.c.id.desc()).limit(limit + 1)
+        if tenant is not None:
+            query = query.where(t.c.tenant == tenant)
         if status:
             query = query.where(t.c.status.in_([status] if isinstance(status, str) else status))
         if character_id:
@@ -361,12 +372,18 @@ class Store:
                     )
                 )  # fmt: skip
 
-    def delete_memories(self, end_user_id: str, character_id: str | None = None) -> int:
-        """Forget an end user (for one character, or for all of them)."""
+    def delete_memories(
+        self, end_user_id: str, character_id: str | None = None, *, tenant: str | None = None
+    ) -> int:
+        """Forget an end user (for one character, or for all of them; ``tenant``: only in that
+        tenant's characters)."""
         t = memories_table
         query = delete(t).where(t.c.end_user_id == end_user_id)
         if character_id is not None:
             query = query.where(t.c.character_id == character_id)
+        if tenant is not None:
+            owned = select(characters_table.c.id).where(characters_table.c.tenant == tenant)
+            query = query.where(t.c.character_id.in_(owned))
         with self.engine.begin() as conn:
             return int(conn.execute(query).rowcount or 0)
 
@@ -464,7 +481,8 @@ def _key(row: Row[Any]) -> ApiKeyRecord:
         id=d["id"], name=d["name"], kind=d["kind"], scopes=frozenset(d["scopes"].split()),
         origins=tuple(json.loads(d["origins"] or "[]")), builtin=bool(d["builtin"]),
         created_at=d["created_at"], last_used_at=d["last_used_at"], revoked_at=d["revoked_at"],
-        secret_hash=d["secret_hash"],
+        secret_hash=d["secret_hash"], tenant=d["tenant"],
+        characters=tuple(json.loads(d["characters"] or "[]")),
     )  # fmt: skip
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+# The tenant of the server's operator: admin keys, the bundled web page's key, the bundled
+# samples, and everything that existed before ownership (migration 6) belong to it.
+ADMIN_TENANT = "admin"
+
 
 @dataclass(frozen=True)
 class CharacterRecord:
@@ -25,6 +29,7 @@ class CharacterRecord:
     updated_at: float
     disabled: bool = False  # the kill switch: no new sessions
     guardrails: dict[str, Any] = field(default_factory=dict)  # talkie.brain.guardrails policy
+    tenant: str = field(kw_only=True)  # who owns it: the tenant of the key that created it
 
 
 # The character fields a client may set (create/update), with the column they map to.
@@ -46,6 +51,10 @@ class ApiKeyRecord:
     last_used_at: float | None
     revoked_at: float | None
     secret_hash: str = field(repr=False, default="")
+    # Whose resources the key sees and creates (admin keys see every tenant's).
+    tenant: str = field(kw_only=True)
+    # Publishable keys may be limited to these characters (empty: all of their tenant's).
+    characters: tuple[str, ...] = field(kw_only=True, default=())
 
     @property
     def active(self) -> bool:
@@ -65,6 +74,7 @@ class SessionRecord:
     end_reason: str | None
     turns: int
     remember: bool = False  # the character may remember this end user across sessions
+    tenant: str = field(kw_only=True)  # the tenant of the key that created it
 
 
 @dataclass(frozen=True)

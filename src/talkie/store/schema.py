@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 
 from talkie.errors import InvalidInputError
+from talkie.store.records import ADMIN_TENANT
 
 metadata = MetaData()
 
@@ -69,6 +70,8 @@ characters_table = Table(
     Column("guardrails", Text, nullable=False, default="{}"),  # migration 3: JSON policy
     Column("created_at", Float, nullable=False),
     Column("updated_at", Float, nullable=False),
+    Column("tenant", String(64), nullable=False, default=ADMIN_TENANT),  # migration 6: owner
+    Index("ix_characters_tenant", "tenant"),
 )
 
 api_keys_table = Table(
@@ -84,6 +87,8 @@ api_keys_table = Table(
     Column("created_at", Float, nullable=False),
     Column("last_used_at", Float, nullable=True),
     Column("revoked_at", Float, nullable=True),
+    Column("tenant", String(64), nullable=False, default=ADMIN_TENANT),  # migration 6
+    Column("characters", Text, nullable=False, default="[]"),  # migration 6: JSON list of ids
 )
 
 sessions_table = Table(
@@ -100,8 +105,10 @@ sessions_table = Table(
     Column("end_reason", String(200), nullable=True),
     Column("turns", Integer, nullable=False, default=0),
     Column("remember", Boolean, nullable=False, default=False),  # migration 4: opt-in memory
+    Column("tenant", String(64), nullable=False, default=ADMIN_TENANT),  # migration 6: owner
     Index("ix_sessions_status", "status"),
     Index("ix_sessions_character", "character_id"),
+    Index("ix_sessions_tenant", "tenant"),
 )
 
 transcript_table = Table(
@@ -115,7 +122,7 @@ transcript_table = Table(
     Column("at", Float, nullable=False),
     Column("interrupted", Boolean, nullable=False, default=False),
     Column("typed", Boolean, nullable=False, default=False),
-    # migration 6: "mm-hm", "yeah" said over the character (recorded, not a turn)
+    # migration 7: "mm-hm", "yeah" said over the character (recorded, not a turn)
     Column("backchannel", Boolean, nullable=False, default=False),
     Index("ix_transcript_session", "session_id", "turn"),
 )
@@ -187,6 +194,26 @@ def _trace_tools(conn: Connection) -> None:
     _add_column(conn, "turn_traces", "tools", "TEXT NOT NULL DEFAULT '[]'")
 
 
+def _ownership(conn: Connection) -> None:
+    """Every character, session (with its transcript and traces) and key gets a tenant. What
+    exists already belongs to the admin: before this version any key could reach anything, so
+    no other owner can be trusted. Keys that are not the admin's (nor the bundled page's) get a
+    tenant of their own, empty: an operator hands them data by creating keys for the admin
+    tenant, never by accident."""
+    owner = f"VARCHAR(64) NOT NULL DEFAULT '{ADMIN_TENANT}'"
+    for table in ("characters", "sessions", "api_keys"):
+        _add_column(conn, table, "tenant", owner)
+    _add_column(conn, "api_keys", "characters", "TEXT NOT NULL DEFAULT '[]'")
+    keys = api_keys_table
+    for key_id, scopes, builtin in conn.execute(select(keys.c.id, keys.c.scopes, keys.c.builtin)):
+        if "admin" not in scopes.split() and not builtin:
+            conn.execute(keys.update().where(keys.c.id == key_id).values(tenant=key_id))
+    for index in ("ix_characters_tenant", "ix_sessions_tenant"):
+        for item in (*characters_table.indexes, *sessions_table.indexes):
+            if item.name == index:
+                item.create(conn, checkfirst=True)
+
+
 def _transcript_backchannels(conn: Connection) -> None:
     _add_column(conn, "transcript_entries", "backchannel", "BOOLEAN NOT NULL DEFAULT FALSE")
 
@@ -197,7 +224,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(3, "character guardrails", _character_guardrails),
     Migration(4, "end-user memory", _end_user_memory),
     Migration(5, "tool calls in turn traces", _trace_tools),
-    Migration(6, "backchannels in transcripts", _transcript_backchannels),
+    Migration(6, "ownership: tenants of keys, characters and sessions", _ownership),
+    Migration(7, "backchannels in transcripts", _transcript_backchannels),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

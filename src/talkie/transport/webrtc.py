@@ -7,8 +7,10 @@ audio as Opus, both stamped from the conversation's media clock. The data channe
 conversation's events out (JSON text) and the client's events in.
 
 Lifetime: the peer owns the conversation, the peer connection and every task it starts. Any of
-"connection failed/closed", "data channel closed", "never connected within the timeout",
-``close()`` tears everything down (each step bounded by a timeout) and calls ``on_closed``.
+"connection failed/closed", "data channel closed", "never connected within the timeout", "the
+client's heartbeat stopped", the session's maximum length or idle timeout (after a spoken
+goodbye; see ``lifetime.py``), ``close()`` tears everything down (each step bounded by a timeout)
+and calls ``on_closed``.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from talkie.messages import AudioChunk
 from talkie.session.contract import LiveConversation
 from talkie.session.events import SessionEvent
 from talkie.transport.encoder import EncoderOptions, X264Encoder
+from talkie.transport.lifetime import CHECK_INTERVAL, Ending, SessionLimits
 from talkie.transport.tracks import (
     ConversationAudioTrack,
     ConversationVideoTrack,
@@ -80,6 +83,7 @@ class WebRtcOptions:
     prefer_h264: bool = True
     connect_timeout: float = 20.0  # answer -> connected, else the session is closed
     close_timeout: float = 5.0  # bound on each teardown step
+    limits: SessionLimits = field(default_factory=SessionLimits)
 
 
 class WebRtcPeer:
@@ -116,6 +120,9 @@ class WebRtcPeer:
         self.video_codec = ""
         self.events_sent = 0
         self.mic_seconds = 0.0
+        self._heartbeat = False  # the client pings: its silence means it is gone
+        self._last_heard = time.monotonic()  # the client's last message or microphone audio
+        self.ending: Ending | None = None  # set when the session ends on its own
 
     # -- public -------------------------------------------------------------------------------
 
@@ -172,6 +179,8 @@ class WebRtcPeer:
                 _forward_rtcp(video.sender, self._video.encoder)
             self._spawn(self._relay_events(), "events")
             self._spawn(self._connect_watchdog(), "connect-timeout")
+            self._spawn(self._heartbeat_watchdog(), "heartbeat")
+            self._spawn(self._limits_watchdog(), "limits")
         except BaseException:
             await self.close("answer failed")
             raise
@@ -264,6 +273,48 @@ class WebRtcPeer:
             log.warning("session %s: the client never connected", self.session_id[:8])
             self._schedule_close("connect timeout")
 
+    async def _heartbeat_watchdog(self) -> None:
+        timeout = self.options.limits.heartbeat_timeout
+        checked = time.monotonic()
+        while True:
+            await asyncio.sleep(CHECK_INTERVAL)
+            now = time.monotonic()
+            stalled = now - checked - CHECK_INTERVAL
+            checked = now
+            if stalled > 0.5:
+                # This process was not running (an overloaded machine): the client's pings may
+                # be waiting unread. Silence counts only while we were listening.
+                self._last_heard += stalled
+            if self._heartbeat and now - self._last_heard > timeout:
+                log.info("session %s: the client went silent", self.session_id[:8])
+                self._schedule_close(f"client went silent (no heartbeat for {timeout:g} s)")
+                return
+
+    async def _limits_watchdog(self) -> None:
+        """Maximum length and idle timeout: tell the page, say goodbye, hang up."""
+        limits = self.options.limits
+        assert self._started_at is not None
+        while True:
+            await asyncio.sleep(CHECK_INTERVAL)
+            elapsed = time.monotonic() - self._started_at  # on the conversation's media clock
+            idle = elapsed - self.conversation.last_user_activity
+            ending = limits.ending(elapsed=elapsed, idle=idle)
+            if ending is not None:
+                break
+        self.ending = ending
+        log.info("session %s: ending (%s)", self.session_id[:8], ending.close_reason)
+        self._send_text(json.dumps(
+            {"type": "session_end", "reason": ending.reason, "message": ending.message}
+        ))  # fmt: skip
+        try:
+            await asyncio.wait_for(
+                self.conversation.farewell(ending.farewell), limits.farewell_timeout
+            )
+            await asyncio.sleep(0.3)  # the last audio frames are still on their way
+        except TimeoutError:
+            log.warning("session %s: the goodbye took too long", self.session_id[:8])
+        self._schedule_close(ending.close_reason)
+
     async def _relay_events(self) -> None:
         async for event in self.conversation.events():
             if self._on_event is not None:
@@ -298,6 +349,7 @@ class WebRtcPeer:
 
     def _count_mic(self, chunk: AudioChunk) -> None:
         self.mic_seconds += chunk.duration
+        self._last_heard = time.monotonic()
 
     def _on_datachannel(self, channel: RTCDataChannel) -> None:
         if channel.label != EVENTS_CHANNEL or self._channel is not None:
@@ -312,6 +364,7 @@ class WebRtcPeer:
             channel.on("open", self._flush_pending)
 
     def _on_message(self, message: str | bytes) -> None:
+        self._last_heard = time.monotonic()  # anything at all: the client is alive
         try:
             text = message.decode("utf-8") if isinstance(message, bytes) else message
         except UnicodeDecodeError:
@@ -329,6 +382,7 @@ class WebRtcPeer:
             self._send_error('a client event must be a JSON object with a "type"')
             return
         if event["type"] == "ping":  # answered here: lets the client measure round trips
+            self._heartbeat = True  # ...and from now on, its silence means it is gone
             self._send_text(json.dumps({"type": "pong", "t": event.get("t")}))
             return
         try:

@@ -262,7 +262,7 @@ class WebhookCaller:
         timeout = httpx.Timeout(deadline)
         async with self._client(timeout) as client:
             for hop in range(self.options.max_redirects + 1):
-                target = await self._check_target(tool, url, bool(secret))
+                target = await self._check_target(url, bool(secret))
                 if declared_origin is None:
                     declared_origin = target.origin
                 headers = {
@@ -341,7 +341,41 @@ class WebhookCaller:
             cookies=no_cookies,
         )
 
-    async def _check_target(self, tool: Tool, url: httpx.URL, has_secret: bool) -> _Target:
+    async def check_declaration(
+        self, url: str, *, has_secret: bool = False, dns_timeout: float = 2.0
+    ) -> str | None:
+        """Why a webhook declared with ``url`` would be refused by every call (``None``: it
+        may be called): the same policy as a call, applied when a character declares its tools,
+        so a dangerous target is refused at once rather than stored. IP literals in every form
+        are judged here; a name is resolved with a short timeout, and one that does not
+        resolve now is accepted (each call resolves and checks it again)."""
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL:
+            return (
+                "the URL cannot be parsed, so no call could use it: write the host as a name "
+                "or a plain dotted address"
+            )
+        try:
+            async with asyncio.timeout(dns_timeout):
+                await self._check_target(parsed, has_secret)
+        except TimeoutError:
+            return None
+        except _Failure as failure:
+            if failure.reason == "dns":
+                return None
+            if "cloud metadata" in failure.message:
+                return f"{failure.message}: cloud metadata addresses are never reachable"
+            if "secret" in failure.message:
+                return f"{failure.message}: use an https URL for a tool with secret_env"
+            return (
+                f"{failure.message}: webhook tools may only reach public addresses over http(s) "
+                "unless the server allows more (talkie serve --webhook-allow-private, "
+                "--webhook-allow-host HOST, --webhook-allow-network CIDR)"
+            )
+        return None
+
+    async def _check_target(self, url: httpx.URL, has_secret: bool) -> _Target:
         if url.scheme not in ("http", "https"):
             raise _Failure("refused", f"the scheme {url.scheme!r} is not allowed", refusal=True)
         try:
