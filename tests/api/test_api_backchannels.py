@@ -17,7 +17,7 @@ def _session(store: Store, session_id: str) -> SessionRecord:
     record = SessionRecord(
         id=session_id, character_id="astronaut", key_id=None, end_user_id=None,
         status="live", created_at=time.time(), started_at=None, ended_at=None,
-        end_reason=None, turns=0,
+        end_reason=None, turns=0, tenant="admin",
     )  # fmt: skip
     store.add_session(record)
     return record

@@ -148,9 +148,10 @@ class FakeConversation:
     async def farewell(self, text: str) -> None:
         """Say goodbye: a reply event and a 0.8 s beep, returning once it has played."""
         self.farewells.append(text)
-        self._emit({"type": "reply", "text": text, "final": True})
-        self._emit({"type": "state", "state": "speaking"})
-        self._speak_until = self.now() + 0.8
+        now = self.now()
+        self._emit(ReplySpoken(t=now, text=text, start=now))
+        self._emit(StateChanged(t=now, state="speaking"))
+        self._speak_until = now + 0.8
         await asyncio.sleep(0.8)
 
     # -- helpers -------------------------------------------------------------------------------
