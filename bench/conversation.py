@@ -58,7 +58,7 @@ from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
-from scipy.signal import correlate, correlation_lags, resample_poly  # noqa: E402
+from scipy.signal import resample_poly  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests" / "live"), str(ROOT / "tests" / "session")]
@@ -222,22 +222,68 @@ def _blocks(data: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return a[:, 0], a[:, 1], a[:, 2]
 
 
-def _align(items: list[Item], t: np.ndarray, mic: np.ndarray) -> float:
-    """WAV time + shift = AudioContext time: the shift that best lines up the microphone's
-    levels with where the script put speech (a cross-correlation of 10 ms envelopes)."""
-    step = 0.01
-    grid = np.arange(t[0], t[-1], step)
-    env = np.interp(grid, t, (mic > LEVEL).astype(float))
-    spans = [p for item in items for p in item.parts]
-    length = int(max(b for _, b in spans) / step) + 1
-    want = np.zeros(length)
-    for a, b in spans:
-        want[int(a / step) : int(b / step)] = 1.0
-    # The page's clock may start after the WAV did (the meter starts once the call is up), so
-    # the lag can put the WAV's start before the first measured block.
-    corr = correlate(env - env.mean(), want - want.mean(), mode="full")
-    lags = correlation_lags(len(env), len(want), mode="full")
-    return float(grid[0] + lags[int(np.argmax(corr))] * step)
+def _mic_onsets(t: np.ndarray, mic: np.ndarray, quiet_s: float = 0.35) -> np.ndarray:
+    """Where the page's microphone starts sounding after at least ``quiet_s`` of quiet."""
+    out, last = [], -1e9
+    for i in np.flatnonzero(mic > LEVEL):
+        if t[i] - last > quiet_s:
+            out.append(t[i])
+        last = t[i]
+    return np.asarray(out)
+
+
+def _locate(items: list[Item], t: np.ndarray, mic: np.ndarray) -> list[float]:
+    """For each item, the offset from WAV time to the page's audio clock.
+
+    The AudioContext's clock is the only one the page's audio levels have, and on a busy
+    machine it runs late (audio rendering stalls), drifting by seconds over minutes; so each
+    item is located on its own: its breaths' onsets in the script are matched to the onsets
+    heard in the page's microphone, following the drift from item to item."""
+    heard = _mic_onsets(t, mic)
+    starts = [p[0] for item in items for p in item.parts]
+    # The first offset: the most common difference between early onsets (a histogram mode).
+    diffs = np.array([h - w for w in starts[:6] for h in heard[:12]])
+    hist, edges = np.histogram(diffs, bins=np.arange(-90.0, 30.0, 0.1))
+    offset = float(edges[int(np.argmax(hist))] + 0.05)
+    offsets = []
+    for item in items:
+        found = []
+        for start, _ in item.parts:
+            near = heard[np.abs(heard - (start + offset)) < 1.0]
+            if near.size:
+                found.append(float(near[np.argmin(np.abs(near - (start + offset)))]) - start)
+        if found:
+            offset = float(np.median(found))
+        offsets.append(offset)
+    return offsets
+
+
+def _assign(items: list[Item], turns: list[dict[str, Any]]) -> dict[int, list[dict[str, Any]]]:
+    """Turns (in the order they happened) to items (in the order they were said): the
+    assignment in order that shares the most words (a monotonic alignment)."""
+    def score(turn: dict[str, Any], item: Item) -> float:
+        said = set(normalize_words(turn["user_text"]))
+        ref = set(normalize_words(f"{item.question.text} {item.after}"))
+        return len(said & ref) / max(1, len(said))
+
+    n, k = len(turns), len(items)
+    best = np.full((n + 1, k), -1e9)
+    best[0, :] = 0.0
+    back = np.zeros((n + 1, k), dtype=int)
+    for i in range(1, n + 1):
+        running, arg = -1e9, 0
+        for j in range(k):
+            if best[i - 1, j] > running:
+                running, arg = best[i - 1, j], j
+            best[i, j] = running + score(turns[i - 1], items[j])
+            back[i, j] = arg
+    out: dict[int, list[dict[str, Any]]] = {}
+    j = int(np.argmax(best[n])) if n else 0
+    for i in range(n, 0, -1):
+        if score(turns[i - 1], items[j]) > 0.25:
+            out.setdefault(j, []).insert(0, turns[i - 1])
+        j = back[i, j]
+    return out
 
 
 def _onset_after(t: np.ndarray, level: np.ndarray, at: float, until: float) -> float | None:
@@ -280,53 +326,18 @@ def _alignment(ref: list[str], hyp: list[str]) -> tuple[int, int]:
     return d[-1][-1]
 
 
-def _clocks(run: dict[str, Any], shift: float) -> Any:
-    """server media time -> WAV time: the server's clock reaches the page with the data
-    channel's smallest delay (events carry both), the page's clock maps to the AudioContext's
-    (getOutputTimestamp samples), and the AudioContext's is the WAV's plus ``shift``."""
-    clock = np.asarray(run["data"]["clock"], np.float64).reshape(-1, 6)
-    good = clock[clock[:, 1] > 0]
-    if len(good):
-        perf_to_ctx = float(np.median(good[:, 2] - good[:, 1] / 1000.0))
-    else:
-        perf_to_ctx = float(np.median(clock[:, 3] - clock[:, 0] / 1000.0 - clock[:, 4]))
-    offsets = [e["received_at"] - 1000 * e["t"] for e in run["events"] if "t" in e]
-    server_to_perf = min(offsets)
-
-    def to_wav(t_server: float) -> float:
-        return (server_to_perf + 1000 * t_server) / 1000.0 + perf_to_ctx - shift
-
-    return to_wav
-
-
-def _item_at(items: list[Item], wav_t: float) -> int | None:
-    """The item whose stretch of the WAV (its start to the next item's) holds ``wav_t``."""
-    k = None
-    for i, item in enumerate(items):
-        if item.start <= wav_t + 0.3:
-            k = i
-    return k
-
-
 def analyse(items: list[Item], run: dict[str, Any]) -> dict[str, Any]:
     t, mic, remote = _blocks(run["data"])
-    shift = _align(items, t, mic)
-    to_wav = _clocks(run, shift)
+    offsets = _locate(items, t, mic)
     events = run["events"]
     turns = [e for e in events if e.get("type") == "turn" and e.get("user_text")]
     finals = [e for e in events if e.get("type") == "transcript" and e.get("final")]
     felt = {m["turn"]: m for m in run["felt"] if not m.get("overlapped") and "turn" in m}
-    owned: dict[int, list[dict[str, Any]]] = {}
-    for turn in turns:
-        end = turn["trace"].get("marks", {}).get("speech_end")
-        k = _item_at(items, to_wav(end)) if end is not None else None
-        if k is not None:
-            owned.setdefault(k, []).append(turn)
+    owned = _assign(items, turns)
     heard: dict[int, list[str]] = {}
-    for e in finals:
-        k = _item_at(items, to_wav(e["t"]) - 0.5)  # a final comes ~0.3-0.5 s after the words
-        if k is not None:
-            heard.setdefault(k, []).append(e["text"])
+    as_turns = [{"user_text": e["text"], "i": n} for n, e in enumerate(finals)]
+    for k, mine in _assign(items, as_turns).items():
+        heard[k] = [finals[m["i"]]["text"] for m in mine]
     rows = []
     for k, item in enumerate(items):
         mine = owned.get(k, [])
@@ -345,6 +356,7 @@ def analyse(items: list[Item], run: dict[str, Any]) -> dict[str, Any]:
             "right": any(any(w in x["said"].lower() for w in item.question.answer_words)
                          for x in asked) if item.question.answer_words else None,
         }  # fmt: skip
+        shift = offsets[k]
         end = item.end + shift
         onset = _onset_after(t, remote, end + 0.05, end + 8.0)
         row["browser_latency_ms"] = round(1000 * (onset - end)) if onset is not None else None
@@ -366,7 +378,8 @@ def analyse(items: list[Item], run: dict[str, Any]) -> dict[str, Any]:
                 and bool(kept)  # fmt: skip
             row["backchannel_turns"] = sum(1 for x in mine if _is(item.after, x["user_text"]))
         rows.append(row)
-    return {"shift_s": round(shift, 3), "items": rows, "summary": summarise(rows)}
+    drift = round(offsets[-1] - offsets[0], 2) if offsets else None
+    return {"clock_drift_s": drift, "items": rows, "summary": summarise(rows)}
 
 
 def _is(said: str, text: str) -> bool:
