@@ -28,6 +28,11 @@ def late_question_browser(
     wav = make_question_wav(
         tmp_path_factory.mktemp("real") / "question-late.wav", before=QUESTION_DELAY, after=3.0
     )
+    yield from _browser_playing(playwright_instance, wav)
+
+
+def _browser_playing(playwright_instance: Any, wav: Path) -> Iterator[Any]:
+    """Chromium whose fake microphone plays ``wav`` once (closed after the tests)."""
     browser = launch_chromium(playwright_instance, fake_audio=wav)
     try:
         yield browser
@@ -108,11 +113,7 @@ def two_breath_browser(
         tmp_path_factory.mktemp("real") / "two-breaths.wav", TWO_BREATHS,
         voice="en-us+f4", before=QUESTION_DELAY, after=8.0,
     )  # fmt: skip
-    browser = launch_chromium(playwright_instance, fake_audio=wav)
-    try:
-        yield browser
-    finally:
-        browser.close()
+    yield from _browser_playing(playwright_instance, wav)
 
 
 def test_a_question_in_two_breaths_gets_one_answer_and_the_page_shows_the_wait(
