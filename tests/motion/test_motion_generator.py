@@ -200,3 +200,12 @@ def test_rewind_keeps_clips_and_refuses_the_distant_past() -> None:
     gen.generate(400)
     with pytest.raises(ValueError, match="cannot rewind"):
         gen.rewind(10)
+
+
+def test_a_rewind_keeps_the_mode_chosen_after_the_step_it_returns_to() -> None:
+    gen = MotionGenerator(fps=24.0, seed=3)
+    gen.set_mode("listening")
+    gen.generate(12)
+    gen.set_mode("idle")  # the user stopped talking
+    gen.rewind(8)  # frames rendered ahead are produced again (an answer was placed)
+    assert gen.mode == "idle"

@@ -119,6 +119,7 @@ class MotionGenerator:
         self._release: np.ndarray | None = None  # speech contribution fading out after clear()
         self._release_step = 0
         self._generation = 0
+        self._mode: Mode = "idle"
         self._snapshots: collections.deque[_Snapshot] = collections.deque(maxlen=8)
 
     # ------------------------------------------------------------------ control
@@ -134,6 +135,7 @@ class MotionGenerator:
 
     def set_mode(self, mode: Mode) -> None:
         """Choose idle behaviour: ``"idle"`` or ``"listening"`` (attentive). Eased, never a jump."""
+        self._mode = mode
         self._idle.set_mode(mode, self._index / self.fps)
 
     def push(self, clip: SpeechClip, *, start: float, generation: int = 0) -> None:
@@ -218,6 +220,8 @@ class MotionGenerator:
             self._snapshots.pop()
         clips = list(snap.clips) + [c for c in self._clips if all(c is not k for k in snap.clips)]
         self._idle = copy.deepcopy(snap.idle)
+        # A mode chosen since that step still holds (the snapshot knows only the old one).
+        self._idle.set_mode(self._mode, snap.index / self.fps)
         self._last_speech = snap.last_speech.copy()
         self._release = None if snap.release is None else snap.release.copy()
         self._release_step = snap.release_step
