@@ -180,3 +180,33 @@ def test_no_word_is_lost_when_the_microphone_arrives_in_bursts(nova, models) -> 
     q = MULTI_PART[1]
     assert word_errors(q.text, heard) <= 0.3 * len(normalize_words(q.text)), heard
     assert len(out.turns()) == 1
+
+
+def test_on_slow_ears_a_short_sound_lets_the_answer_go_on_before_its_words_come(
+    nova, models
+) -> None:  # type: ignore[no-untyped-def]
+    # A busy machine: transcripts come 3 s late. "Okay" over the answer pauses it; the
+    # character goes on a second after the sound ended instead of waiting for the words.
+    from talkie.hearing import FinalTranscript
+
+    track = Track(1.0)
+    end = track.say("How do you listen to me?", 1.0, voice=VOICES[0])
+    ok_at = end + 2.5
+    ok_end = track.say("Okay.", ok_at, voice=US_VOICES[2])
+    conv = make(nova, models, greet=False)
+    events = conv.hearing.events
+
+    async def late_words():  # type: ignore[no-untyped-def]
+        import asyncio
+
+        async for event in events():
+            if isinstance(event, FinalTranscript) and event.speech_start > ok_at - 0.5:
+                await asyncio.sleep(3.0)
+            yield event
+
+    conv.hearing.events = late_words  # type: ignore[method-assign]
+    out = run_virtual(converse(conv, track.audio, seconds=end + 18.0))
+    (turn,) = out.turns()
+    assert not turn["interrupted"] and turn["backchannels"], turn
+    back = [s for s in out.sound_spans() if ok_end < s[0] < ok_end + 2.5]
+    assert back, (out.sound_spans(), ok_end)  # speaking again well before the words came

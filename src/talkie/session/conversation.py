@@ -330,8 +330,10 @@ class Conversation:
                     self.motion.set_mode("listening")
                     self.turns.on_speech_start(event.pts)
                     self._set_state("listening")
-                elif self._active is None or not self._active.audible(now):
-                    self.motion.set_mode("idle")
+                else:
+                    self.turns.on_speech_end(event.pts)
+                    if self._active is None or not self._active.audible(now):
+                        self.motion.set_mode("idle")
             elif isinstance(event, FinalTranscript):
                 if event.text.strip():
                     self.emit(UserTranscript(t=now, text=event.text.strip(), final=True))

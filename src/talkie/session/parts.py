@@ -56,6 +56,8 @@ class TurnTakingOptions:
       the word it was saying); so does a "barge-in" whose words repeat what the character was
       saying (its own voice coming back, share of words >= ``echo_words``), or no words at all.
     - ``resume_rewind_s``: how much before the cut word the character resumes.
+    - ``barge_words_wait_s``: after a short sound over the character, how long to wait for its
+      words before going on anyway (they still decide when they come).
     """
 
     end: TurnEndPolicy = field(default_factory=TurnEndPolicy)
@@ -64,6 +66,7 @@ class TurnTakingOptions:
     backchannel_max_s: float = 1.5
     echo_words: float = 0.6
     resume_rewind_s: float = 0.05
+    barge_words_wait_s: float = 1.0
 
 
 @dataclass(frozen=True)

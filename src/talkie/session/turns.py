@@ -110,6 +110,7 @@ class Host(Protocol):
 class _Barge:
     reply: Reply
     at: float  # media time the user's speech started
+    resumed: bool = False  # went on before the words were known (a short sound, slow ears)
 
 
 class TurnTaker:
@@ -139,6 +140,22 @@ class TurnTaker:
         if reply is not None and self._barge is None and reply.pause(self.host.clock.now()):
             self._barge = _Barge(reply, pts)
             self.host.paused(reply)
+
+    def on_speech_end(self, pts: float) -> None:
+        """The user stopped. A short sound over the character is most likely "mm-hm": if its
+        words are slow to come (a busy machine), the character goes on meanwhile."""
+        barge = self._barge
+        if barge is None or pts - barge.at > self.options.backchannel_max_s:
+            return
+
+        async def resume_if_still_unknown() -> None:
+            await self.host.clock.sleep_until(pts + self.options.barge_words_wait_s)
+            if self._barge is barge and barge.reply.state == "paused":
+                barge.resumed = True
+                barge.reply.resume()
+                self.host.resumed(barge.reply)
+
+        self.host.spawn(resume_if_still_unknown(), "barge-wait")
 
     def on_segment(self, final: FinalTranscript) -> None:
         """A segment's final transcript (``text`` may be empty: a cough, noise)."""
@@ -240,6 +257,8 @@ class TurnTaker:
             reply.resume()
             self.host.resumed(reply)
             return True
+        if barge.resumed:
+            reply.pause(self.host.clock.now())  # it went on too soon: these were words
         turn = self.pending if self.pending is not None and self.pending.reply is reply else None
         if (
             turn is not None
