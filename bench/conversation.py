@@ -23,7 +23,8 @@ Measured, per item (what a user notices):
 
 - **one turn**: the item's words became exactly one recorded turn (a ``turn`` event);
 - **WER** of that turn's text against what was said; **words lost**: reference words deleted
-  (never transcribed at all; a misheard word is an error, not a lost word);
+  (never transcribed at all; a misheard word is an error, not a lost word); **breaths lost**:
+  parts of a question of which (almost) no word reached any transcript;
 - **answered**: the turn got an answer; **right**: it names what the knowledge says;
 - **latency at the browser**: the end of the last breath (from the WAV, aligned to the page's
   microphone levels) to the first sound of the answer (the page's received audio), and the
@@ -347,10 +348,18 @@ def analyse(items: list[Item], run: dict[str, Any]) -> dict[str, Any]:
                         for w in normalize_words(text)]  # fmt: skip
         errors, _ = _alignment(ref, normalize_words(" ".join(x["user_text"] for x in asked)))
         _, lost = _alignment(ref, said_by_user)
+        # A breath whose words (almost) all are missing was not heard at all, which is not
+        # the same as a misheard word.
+        heard_set = set(said_by_user)
+        breaths_lost = sum(
+            1 for part in item.question.parts
+            if sum(w in heard_set for w in normalize_words(part)) < 0.3 * len(normalize_words(part))
+        )  # fmt: skip
         row: dict[str, Any] = {
             "kind": item.kind, "question": item.question.text, "voice": item.voice[0],
             "turns": len(asked), "wer": round(errors / max(1, len(ref)), 3), "words": len(ref),
-            "words_lost": lost,
+            "words_lost": lost, "breaths_lost": breaths_lost,
+            "breaths": len(item.question.parts),
             "heard": " | ".join(x["user_text"] for x in asked),
             "answered": any(x["said"] and DONT_KNOW not in x["said"] for x in asked),
             "right": any(any(w in x["said"].lower() for w in item.question.answer_words)
@@ -404,6 +413,8 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
         "one_turn_share": round(sum(r["turns"] == 1 for r in asked) / max(1, len(asked)), 3),
         "median_wer": round(statistics.median([r["wer"] for r in asked]), 3) if asked else None,
         "words_lost": sum(r["words_lost"] for r in rows),
+        "breaths_lost": sum(r["breaths_lost"] for r in rows),
+        "breaths": sum(r["breaths"] for r in rows),
         "words": sum(r["words"] for r in rows),
         "answered": f"{sum(r['answered'] for r in asked)}/{len(asked)}",
         "answered_right": f"{sum(bool(r['right']) for r in asked)}/"
