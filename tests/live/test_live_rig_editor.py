@@ -137,7 +137,8 @@ def test_upload_a_drawing_place_its_points_and_talk(
 
         areas = [dark(f) for f in frames]
         print("dark mouth pixels: quiet", dark(quiet), "talking", areas)
-        assert max(areas) > 1.8 * dark(quiet) + 50, "the mouth did not open while it talked"
+        # The drawing's own outlines are dark at rest; an open mouth adds its dark inside.
+        assert max(areas) > 1.4 * dark(quiet) + 100, "the mouth did not open while it talked"
         assert min(areas) < 0.7 * max(areas), "the mouth did not close again between sounds"
         card = page.page.inner_text(f'button.card[data-character-id="{cid}"]')
         assert "Whiskers" in card and "Needs" not in card
