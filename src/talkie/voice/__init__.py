@@ -5,6 +5,8 @@
 - ``"piper"``: the bundled neural voice (en_US joe), the default;
 - ``"piper:/path/voice.onnx"``: any other Piper voice (its ``.onnx.json`` next to it);
 - ``"design:pitch=205,formant=1.17,..."``: a designed voice (``VoiceDesign.to_spec``);
+- ``"remote:NAME"`` / ``"clone:PATH"``: a stock or a cloned voice on the operator's speech server
+  (``talkie.voice.remote``: ``TALKIE_TTS_URL``, OpenAI-compatible ``/audio/speech``);
 - ``"espeak"`` / ``"espeak:en-us+f3"``: espeak-ng through the system library (GPL, loaded in the
   process that runs it: optional, never the default), any of its voices.
 
@@ -41,6 +43,7 @@ TTS_SPECS = (
     "piper",
     "piper:/path/voice.onnx",
     "design:pitch=205,formant=1.17,...",
+    "remote:<server voice>",
     "espeak",
     "espeak:<voice> (e.g. espeak:en-us+f3)",
 )
@@ -63,6 +66,12 @@ def load_tts(spec: str = "piper") -> TextToSpeech:
         from talkie.voice.designed import DesignedTTS
 
         return DesignedTTS(VoiceDesign.from_spec(spec.strip()))
+    if engine in ("remote", "clone") and argument:
+        from talkie.voice.remote import RemoteTTS
+
+        if engine == "clone":
+            return RemoteTTS(reference=argument)
+        return RemoteTTS(voice=argument)
     if engine == "espeak" or engine == "espeak-ng":
         return EspeakTTS(voice=argument) if argument else EspeakTTS()
     raise InvalidInputError(f"unknown TTS {spec!r}: use one of {', '.join(TTS_SPECS)}")
