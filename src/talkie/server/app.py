@@ -37,6 +37,7 @@ from talkie.server import (
     routes_memory,
     routes_rig,
     routes_sessions,
+    routes_voices,
 )
 from talkie.server.auth import Authenticator, create_key
 from talkie.server.characters import CharacterService
@@ -44,6 +45,7 @@ from talkie.server.context import Services
 from talkie.server.errors import ApiError, describe_validation, errors
 from talkie.server.ratelimit import RateLimiter
 from talkie.server.sessions import SessionLimitError, SessionRegistry
+from talkie.server.voices import VoiceService
 from talkie.session.character import SAMPLES_DIR
 from talkie.session.contract import LiveConversation
 from talkie.store import MediaStore, Store
@@ -128,6 +130,8 @@ def create_app(
         knowledge_path=data_dir / "knowledge.db",
     )  # fmt: skip
     characters.knowledge = svc.knowledge
+    voices = VoiceService(store=store, media=media)
+    characters.voice_resolver = voices.resolve
     _ensure_admin_key(store, data_dir)
     svc.web_client_key = _web_client_key(store, frozenset(opts.web_client_scopes))
 
@@ -140,6 +144,7 @@ def create_app(
             sweeper.cancel()
             await svc.registry.close_all("server shutdown", timeout=opts.shutdown_timeout)
             await asyncio.to_thread(svc.close)
+            await asyncio.to_thread(voices.close)
 
     app = FastAPI(
         title="Talkie", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
@@ -149,6 +154,7 @@ def create_app(
     app.state.services = svc
     app.state.registry = svc.registry
     app.state.options = opts
+    app.state.voices = voices
     # Credentials travel in headers, never cookies, so any origin may call the API; publishable
     # keys are checked against their own allowed origins.
     app.add_middleware(
@@ -162,6 +168,7 @@ def create_app(
     app.include_router(routes_sessions.router)
     app.include_router(routes_documents.router)
     app.include_router(routes_memory.router)
+    app.include_router(routes_voices.router)
     _mount_docs(app)
     _document_errors_as_served(app)
 

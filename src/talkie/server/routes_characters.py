@@ -38,7 +38,11 @@ _MULTIPART_SCHEMA: dict[str, Any] = {
         "greeting": {"type": "string", "maxLength": 1000},
         "knowledge": {"type": "string", "maxLength": 1000000},
         "language": {"type": "string", "maxLength": 35},
-        "voice": {"type": "string", "maxLength": 60, "description": "piper | espeak[:voice]"},
+        "voice": {
+            "type": "string",
+            "maxLength": 100,
+            "description": "a voice's id from GET /v1/voices: piper, design:..., voice:ID",
+        },
         "tools": {"type": "string", "description": "JSON array of tool declarations"},
         "guardrails": {"type": "string", "description": "JSON object: the guardrail policy"},
     },
@@ -77,6 +81,7 @@ async def create_character(
         max_field_chars=1_000_000,
     )  # fmt: skip
     fields = _form_fields(upload.fields)
+    await svc.run(request.app.state.voices.check_usable, fields.get("voice"), who)
     created = await svc.run(
         lambda: svc.characters.create(upload.data, fields, owner_key=who.key_id)
     )
@@ -124,11 +129,14 @@ async def get_character(character_id: str, who: Caller, svc: Svc) -> Character:
 async def update_character(
     character_id: str,
     body: CharacterUpdate,
+    request: Request,
     who: Caller,
     svc: Svc,
 ) -> Character:
     who.require("characters:manage")
-    record = await svc.run(svc.characters.update, character_id, body.changes())
+    changes = body.changes()
+    await svc.run(request.app.state.voices.check_usable, changes.get("voice"), who)
+    record = await svc.run(svc.characters.update, character_id, changes)
     return Character.of(record)
 
 

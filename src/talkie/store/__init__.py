@@ -10,9 +10,10 @@ from talkie.store.records import (
     SessionRecord,
     TraceRecord,
     TranscriptEntry,
+    VoiceRecord,
 )
 
 __all__ = [
     "ApiKeyRecord", "CharacterRecord", "MediaStore", "MemoryRecord", "Page", "SessionRecord",
-    "Store", "TraceRecord", "TranscriptEntry",
+    "Store", "TraceRecord", "TranscriptEntry", "VoiceRecord",
 ]  # fmt: skip

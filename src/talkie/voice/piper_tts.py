@@ -49,6 +49,10 @@ BOS, EOS, PAD = "^", "$", "_"
 _UNTRAINED_JOE = str.maketrans({"ɒ": "ɑ", "r": "ɹ", "ʉ": "u"})
 
 
+_MODELS: dict[str, _Model] = {}
+_MODELS_LOCK = threading.Lock()
+
+
 def default_voice_paths() -> tuple[Path, Path]:
     """Model and config paths of the bundled default voice (en_US joe, medium quality)."""
     try:
@@ -237,9 +241,15 @@ class PiperTTS:
             yield self.synthesize_clause(clause)
 
     def _get_model(self) -> _Model:
+        # One loaded model per voice file and process: designed voices on the same voice (any
+        # pace, noise or accent) share it, since those are inputs of each run, not of the model.
         with self._load_lock:
             if self._model is None:
-                self._model = self._load_model()
+                with _MODELS_LOCK:
+                    key = str(self.options.model_path)
+                    if key not in _MODELS:
+                        _MODELS[key] = self._load_model()
+                    self._model = _MODELS[key]
             return self._model
 
     def _load_model(self) -> _Model:
