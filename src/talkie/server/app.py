@@ -169,6 +169,7 @@ def create_app(
     app.include_router(routes_documents.router)
     app.include_router(routes_memory.router)
     app.include_router(routes_voices.router)
+    app.include_router(routes_voices.character_router)
     _mount_docs(app)
     _document_errors_as_served(app)
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from talkie.media.audio import load_audio
 from talkie.server.context import Caller, Svc
 from talkie.server.errors import ApiError, errors
+from talkie.server.models import VOICE_PATTERN, Character
 from talkie.server.uploads import parse_multipart
 from talkie.server.voices import BUILTIN_VOICES, VoiceService
 from talkie.store import VoiceRecord
@@ -24,6 +25,7 @@ from talkie.voice.workshop import MAX_PREVIEW_CHARS
 log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/v1/voices", tags=["voices"])
+character_router = APIRouter(prefix="/v1/characters", tags=["characters"])
 
 MAX_SAMPLE_BYTES = 20 * 1024 * 1024
 DEFAULT_PREVIEW = "Hello! This is how I sound. Shall we talk for a while?"
@@ -234,3 +236,29 @@ async def delete_voice(voice_id: str, who: Caller, svc: Svc, voices: Voices) -> 
     who.require("characters:manage")
     await svc.run(voices.delete, voice_id.removeprefix("voice:"), who)
     return Response(status_code=204)
+
+
+class VoiceChoice(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    voice: str = Field(max_length=100, pattern=VOICE_PATTERN, description="a voice's id")
+
+
+@character_router.put(
+    "/{character_id}/voice",
+    response_model=Character,
+    responses=errors(400, 401, 403, 404),
+    summary="Give a character a voice (any key that may change characters; the page's "
+    "publishable key for characters it created)",
+)
+async def set_character_voice(
+    character_id: str, body: VoiceChoice, who: Caller, svc: Svc, voices: Voices
+) -> Character:
+    record = await svc.run(svc.characters.writable, character_id)
+    publishable_owner = (
+        who.key is not None and who.key.kind == "publishable" and record.owner_key == who.key.id
+    )
+    if not publishable_owner:
+        who.require("characters:manage")
+    await svc.run(voices.check_usable, body.voice, who)
+    updated = await svc.run(svc.characters.update, character_id, {"voice": body.voice})
+    return Character.of(updated)
