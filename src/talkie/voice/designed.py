@@ -77,7 +77,5 @@ class DesignedTTS:
         settings = self.settings()
         if settings.identity:
             return clip
-        audio = shift_voice(
-            clip.audio, clip.sample_rate, settings, reference_f0=base_pitch(self._base)
-        )
+        audio = shift_voice(clip.audio, clip.sample_rate, settings)
         return dataclasses.replace(clip, audio=audio)

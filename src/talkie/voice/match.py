@@ -119,7 +119,7 @@ def match_voice(
                 pitch_range=design.pitch_range,
                 formant=design.formant,
             )
-            voice = shift_voice(probe, rate, settings, reference_f0=reference)
+            voice = shift_voice(probe, rate, settings)
             scores[key] = cosine(embedder.embed(voice, rate), target)
             if progress is not None:
                 progress(min(1.0, len(scores) / 16))

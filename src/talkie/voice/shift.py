@@ -12,6 +12,7 @@ linearly onto it, so phoneme timings stay valid to within a grain (a few ms).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -95,12 +96,9 @@ def _running_median(values: np.ndarray, radius: int) -> np.ndarray:
     """Median over ``values[i - radius : i + radius + 1]`` (NaN ignored), for every i."""
     padded = np.pad(values, radius, constant_values=np.nan)
     windows = np.lib.stride_tricks.sliding_window_view(padded, 2 * radius + 1)
-    with np.errstate(all="ignore"):
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            return np.asarray(np.nanmedian(windows, axis=1))
+    with warnings.catch_warnings():  # an all-NaN window (unvoiced stretch) is expected
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return np.asarray(np.nanmedian(windows, axis=1))
 
 
 def _clean_octave_jumps(f0: np.ndarray) -> np.ndarray:
@@ -197,20 +195,19 @@ def _analysis_marks(
     return np.array(marks, dtype=np.int64), np.array(periods)
 
 
-def shift_voice(
-    audio: np.ndarray, sample_rate: int, settings: ShiftSettings, *, reference_f0: float = 0.0
-) -> np.ndarray:
+def shift_voice(audio: np.ndarray, sample_rate: int, settings: ShiftSettings) -> np.ndarray:
     """The same speech with new pitch, intonation range and formants; same length, same timing.
 
-    ``reference_f0`` is the voice's usual median F0 (the pitch ratio and the range swing are taken
-    around it, so every clause of a voice moves alike); 0 uses this clip's own median.
+    Every pitch is multiplied by ``settings.pitch``; the intonation range is scaled (in log
+    frequency) around the clip's own median, so the median moves by exactly that ratio whatever
+    the range, and clause-to-clause differences (a question's higher clause) are kept.
     """
     x = np.asarray(audio, dtype=np.float64).reshape(-1)
     if settings.identity or len(x) < sample_rate * 0.05:
         return np.asarray(audio, dtype=np.float32)
     f0_in = estimate_f0(x, sample_rate)
     voiced = f0_in > 0
-    centre = reference_f0 or (float(np.median(f0_in[voiced])) if voiced.any() else 120.0)
+    centre = float(np.median(f0_in[voiced])) if voiced.any() else 120.0
     # 1) Formants: resample so every frequency moves by the formant ratio.
     alpha = settings.formant
     up, down = _ratio(alpha)
