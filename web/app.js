@@ -22,6 +22,7 @@ import { LatencyTimeline } from "./latency.js";
 import { VoiceMeter } from "./meter.js";
 import { RigEditor } from "./rig-editor.js";
 import { UiTools } from "./tools.js";
+import { VoicePanel } from "./voices.js";
 
 const MAX_RECONNECTS = 3;
 const ICE_GATHER_TIMEOUT_MS = 3000;
@@ -110,6 +111,15 @@ const rigEditor = new RigEditor({
   onClose: () => setUploadStatus(""),
 });
 
+const voicePanel = new VoicePanel({
+  root: $("voices"),
+  api: (path, opts) => api(path, opts),
+  onChosen: (character) => {
+    replaceCharacter(character);
+    pick(character); // a new session: the voice is chosen when the session starts
+  },
+});
+
 window.talkie = {
   get state() { return app.convState; },
   get sessionId() { return app.sessionId; },
@@ -127,6 +137,7 @@ window.talkie = {
   // function.
   registerTool: (name, handler) => tools.register(name, handler),
   get rigEditor() { return rigEditor.state; },
+  get voices() { return voicePanel.state; },
   openRigEditor: (id) => rigEditor.open(app.characters.find((c) => c.id === id)),
   runTool: (name, args) => tools.run(name, args), // what a tool_call from the server runs
 };
@@ -313,6 +324,7 @@ function pickById(id) {
 
 async function pick(character) {
   app.character = character;
+  voicePanel.setCharacter(character);
   app.reconnects = 0;
   markPicked();
   el.video.poster = character.preview;
@@ -677,3 +689,4 @@ function errorMessage(body, res) {
 
 setEnabled(false);
 loadCharacters();
+voicePanel.load().catch((err) => voicePanel.status(`Could not load the voices: ${err.message}`, "error"));

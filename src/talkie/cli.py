@@ -73,7 +73,9 @@ def _parser() -> argparse.ArgumentParser:
     render.add_argument("--size", default="1280x720", type=_size, help="WIDTHxHEIGHT (1280x720)")
     render.add_argument("--fps", default=24.0, type=_fps, help="frames per second (24)")
     render.add_argument(
-        "--voice", default="piper", help="piper (default), piper:/path/voice.onnx, espeak[:VOICE]"
+        "--voice",
+        default="piper",
+        help="piper (default), design:pitch=205,formant=1.17,..., remote:NAME, espeak[:VOICE]",
     )
     render.add_argument("--seed", default=0, type=int, help="seed for blinks and head motion")
     render.add_argument(

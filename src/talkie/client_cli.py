@@ -121,7 +121,7 @@ def _character_fields(p: argparse.ArgumentParser) -> None:
     p.add_argument("--greeting", help="what it says first")
     p.add_argument("--knowledge-file", type=Path, help="text file of facts it may use")
     p.add_argument("--language", help="language code, e.g. en, de, pt-BR")
-    p.add_argument("--voice", help="piper or espeak[:VOICE]")
+    p.add_argument("--voice", help="a voice id from GET /v1/voices: piper, design:..., voice:ID")
     p.add_argument("--tools-file", type=Path, help="JSON file: a list of tool declarations")
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,7 +14,7 @@ from voice_testutil import assert_good_audio, assert_tiles
 from talkie.errors import InvalidInputError
 from talkie.voice import PiperTTS, split_clauses
 from talkie.voice.base import TextToSpeech
-from talkie.voice.piper_tts import _chunk_timings
+from talkie.voice.piper_tts import _timings_from_durations
 
 LONG_TEXT = (
     "Good morning, and welcome to the show. Today we are talking about volcanoes. "
@@ -42,6 +43,30 @@ def test_clip_phonemes_tile_audio_exactly(piper: PiperTTS) -> None:
         # the phoneme sample counts add up to the audio to within one sample
         samples = sum(round(p.duration * clip.sample_rate) for p in clip.phonemes)
         assert abs(samples - len(clip.audio)) <= 1
+
+
+def test_timings_are_the_models_own_durations(piper: PiperTTS) -> None:
+    """Every boundary sits on the decoder's frame grid (256 samples): the timeline is the one the
+    model predicted and the audio was generated from, not an estimate."""
+    clip = piper.synthesize_clause("Bob bought a map of Panama, maybe.")
+    hop = 256
+    assert len(clip.audio) % hop == 0
+    for p in clip.phonemes:
+        assert round(p.start * clip.sample_rate) % hop == 0, p
+    assert round(clip.phonemes[-1].end * clip.sample_rate) == len(clip.audio)
+
+
+def test_no_gpl_code_in_the_process() -> None:
+    """The default voice runs without piper-tts or libespeak-ng in the process (licence)."""
+    code = (
+        "import sys; from talkie.voice import load_tts; "
+        "clip = next(iter(load_tts('piper').synthesize('Hello there.'))); "
+        "maps = open('/proc/self/maps').read(); "
+        "assert clip.audio.size > 0; "
+        "print('espeak' in maps, any(m == 'piper' or m.startswith('piper.') for m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]
 
 
 def test_no_stress_marks_or_markers(piper: PiperTTS) -> None:
@@ -123,12 +148,10 @@ def test_invalid_options_fail_early(tmp_path: Path) -> None:
         PiperTTS(model_path=fake)
 
 
-def test_missing_alignments_fall_back_to_typical_durations(piper: PiperTTS) -> None:
+def test_missing_durations_fall_back_to_typical_durations(piper: PiperTTS) -> None:
     clip = piper.synthesize_clause("Nice to meet you.")
-    tokens = ["^", "n", "ˈ", "a", "ɪ", "s", " ", "t", "ə", " ", "m", "ˈ", "i", "ː", "t",
-              " ", "j", "u", "ː", ".", "$"]  # fmt: skip
-    chunk = SimpleNamespace(phonemes=tokens, phoneme_alignments=None)
-    timings = _chunk_timings(chunk, clip.audio, clip.sample_rate)
+    pairs = piper.phoneme_ids("Nice to meet you.")
+    timings = _timings_from_durations(pairs, np.zeros(0), clip.audio, clip.sample_rate)
     spoken_fallback = [t.phoneme for t in timings if t.phoneme]
     spoken_real = [p.phoneme for p in clip.phonemes if p.phoneme]
     assert spoken_fallback == spoken_real

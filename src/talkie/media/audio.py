@@ -6,6 +6,7 @@ line that says what is wrong and what to do.
 
 from __future__ import annotations
 
+import io
 import logging
 import os
 import wave
@@ -203,18 +204,25 @@ def is_silent(
     return peak_dbfs(samples, sample_rate=sample_rate) < threshold_dbfs
 
 
+def wav_bytes(chunk: AudioChunk) -> bytes:
+    """``chunk`` as a 16-bit PCM mono WAV file in memory."""
+    samples = np.asarray(chunk.samples, dtype=np.float32).reshape(-1)
+    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(int(chunk.sample_rate))
+        w.writeframes(pcm.tobytes())
+    return buffer.getvalue()
+
+
 def save_wav(path: str | os.PathLike[str], chunk: AudioChunk) -> Path:
     """Write ``chunk`` as a 16-bit PCM mono WAV file (atomically: temp file, then rename)."""
     p = Path(path)
-    samples = np.asarray(chunk.samples, dtype=np.float32).reshape(-1)
-    pcm = (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2")
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
     try:
-        with wave.open(str(tmp), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(int(chunk.sample_rate))
-            w.writeframes(pcm.tobytes())
+        tmp.write_bytes(wav_bytes(chunk))
         os.replace(tmp, p)
     except BaseException:
         tmp.unlink(missing_ok=True)

@@ -37,6 +37,7 @@ from talkie.server import (
     routes_memory,
     routes_rig,
     routes_sessions,
+    routes_voices,
 )
 from talkie.server.auth import Authenticator, create_key, normalize_origin
 from talkie.server.characters import CharacterService
@@ -45,6 +46,7 @@ from talkie.server.errors import ApiError, describe_validation, error_response, 
 from talkie.server.guard import BodyTooLarge, BodyTooSlow, RequestGuard
 from talkie.server.ratelimit import RateLimiter
 from talkie.server.sessions import SessionLimitError, SessionRegistry
+from talkie.server.voices import VoiceService
 from talkie.session.character import SAMPLES_DIR
 from talkie.session.contract import LiveConversation
 from talkie.store import ADMIN_TENANT, MediaStore, Store
@@ -136,6 +138,8 @@ def create_app(
         knowledge_path=data_dir / "knowledge.db",
     )  # fmt: skip
     characters.knowledge = svc.knowledge
+    voices = VoiceService(store=store, media=media)
+    characters.voice_resolver = voices.resolve
     _ensure_admin_key(store, data_dir)
     svc.web_client_key = _web_client_key(
         store, frozenset(opts.web_client_scopes), public_url=opts.public_url
@@ -150,6 +154,7 @@ def create_app(
             sweeper.cancel()
             await svc.registry.close_all("server shutdown", timeout=opts.shutdown_timeout)
             await asyncio.to_thread(svc.close)
+            await asyncio.to_thread(voices.close)
 
     app = FastAPI(
         title="Talkie", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
@@ -161,6 +166,7 @@ def create_app(
     app.state.options = opts
     # Credentials and body limits are checked before any route reads a body.
     app.add_middleware(RequestGuard, services=svc)
+    app.state.voices = voices
     # Credentials travel in headers, never cookies, so any origin may call the API; publishable
     # keys are checked against their own allowed origins. Outermost, so refusals carry CORS
     # headers the page can read.
@@ -175,6 +181,8 @@ def create_app(
     app.include_router(routes_sessions.router)
     app.include_router(routes_documents.router)
     app.include_router(routes_memory.router)
+    app.include_router(routes_voices.router)
+    app.include_router(routes_voices.character_router)
     _mount_docs(app)
     _document_errors_as_served(app)
 

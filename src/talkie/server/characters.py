@@ -73,6 +73,8 @@ class CharacterService:
         self._rig_slots = threading.BoundedSemaphore(max_concurrent_rigs)
         # the knowledge base (set by the app; None: characters have no documents)
         self.knowledge: Callable[[], KnowledgeBase] | None = None
+        # turns a character's voice ("voice:ID") into an engine spec (set by the app)
+        self.voice_resolver: Callable[[str], str] = lambda spec: spec
 
     def seed_samples(self) -> None:
         """Put the bundled samples in the database (refreshing their persona from the files)."""
@@ -190,7 +192,7 @@ class CharacterService:
         rig = self._rig(record)
         character = Character(
             id=record.id, name=record.name, rig=rig, persona=_persona(_persona_fields(record)),
-            voice=record.voice, sample=record.sample, renderer=self.renderer,
+            voice=self.voice_resolver(record.voice), sample=record.sample, renderer=self.renderer,
             knowledge=_Documents(self.knowledge, record.id) if self.knowledge else None,
             guardrails=GuardrailPolicy.from_mapping(record.guardrails) if record.guardrails
             else None,

@@ -181,9 +181,7 @@ def webhook_options(args: argparse.Namespace, environ: Mapping[str, str] | None 
 
     allow_private = env.get("TALKIE_WEBHOOK_ALLOW_PRIVATE", "").strip().lower()
     if allow_private not in ("", "0", "1", "true", "false", "yes", "no", "on", "off"):
-        raise InvalidInputError(
-            f"TALKIE_WEBHOOK_ALLOW_PRIVATE={allow_private[:20]!r}: use 1 or 0"
-        )
+        raise InvalidInputError(f"TALKIE_WEBHOOK_ALLOW_PRIVATE={allow_private[:20]!r}: use 1 or 0")
     return WebhookOptions(
         allow_private_networks=bool(args.webhook_allow_private)
         or allow_private in ("1", "true", "yes", "on"),

@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from talkie.brain.kb import MAX_DOCUMENT_BYTES
 from talkie.server.context import Services, identify
 from talkie.server.errors import ApiError, error_response
-from talkie.server.uploads import upload_body_limit
+from talkie.server.uploads import SAMPLE_BODY_LIMIT, upload_body_limit
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -59,6 +59,9 @@ class BodyTooSlow(HTTPException):
         )
 
 
+_SAMPLE_TOO_LARGE = "sample: at most 20 MB (30 s of speech is plenty)"
+
+
 @dataclass(frozen=True)
 class BodyRule:
     method: str
@@ -83,6 +86,8 @@ def body_rules(*, max_upload_bytes: int) -> tuple[BodyRule, ...]:
         rule("PATCH", "/v1/characters/{id}", CHARACTER_UPDATE_LIMIT),
         rule("PUT", "/v1/characters/{id}/documents/{id}", MAX_DOCUMENT_BYTES),
         rule("POST", "/v1/sessions/{id}/offer", OFFER_BODY_LIMIT),
+        rule("POST", "/v1/voices/match", SAMPLE_BODY_LIMIT, _SAMPLE_TOO_LARGE),
+        rule("POST", "/v1/voices/clone", SAMPLE_BODY_LIMIT, _SAMPLE_TOO_LARGE),
     )
 
 

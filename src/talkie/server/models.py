@@ -16,7 +16,11 @@ from talkie.errors import InvalidInputError
 from talkie.store import ApiKeyRecord, CharacterRecord, SessionRecord, TraceRecord, TranscriptEntry
 
 ID = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
-VOICE_PATTERN = r"^(piper|espeak(:[a-z]{2,3}(-[a-z0-9]{1,8})*(\+[a-z0-9]{1,12})?)?)$"
+VOICE_PATTERN = (
+    r"^(piper|espeak(:[a-z]{2,3}(-[a-z0-9]{1,8})*(\+[a-z0-9]{1,12})?)?"
+    r"|voice:v_[A-Za-z0-9_-]{6,40}|design:[a-z_]+=[a-z0-9.-]+(,[a-z_]+=[a-z0-9.-]+)*|design:"
+    r"|remote:[A-Za-z0-9_.-]{1,60})$"
+)
 TOOL_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$"
 
 
@@ -110,7 +114,7 @@ class CharacterFields(Strict):
     language: str | None = Field(
         default=None, max_length=35, pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{2,8})*$"
     )
-    voice: str | None = Field(default=None, max_length=60, pattern=VOICE_PATTERN)
+    voice: str | None = Field(default=None, max_length=100, pattern=VOICE_PATTERN)
     tools: list[ToolSpec] | None = Field(default=None, max_length=32)
     guardrails: GuardrailSpec | None = None
 

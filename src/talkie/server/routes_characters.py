@@ -39,7 +39,11 @@ _MULTIPART_SCHEMA: dict[str, Any] = {
         "greeting": {"type": "string", "maxLength": 1000},
         "knowledge": {"type": "string", "maxLength": 1000000},
         "language": {"type": "string", "maxLength": 35},
-        "voice": {"type": "string", "maxLength": 60, "description": "piper | espeak[:voice]"},
+        "voice": {
+            "type": "string",
+            "maxLength": 100,
+            "description": "a voice's id from GET /v1/voices: piper, design:..., voice:ID",
+        },
         "tools": {"type": "string", "description": "JSON array of tool declarations"},
         "guardrails": {"type": "string", "description": "JSON object: the guardrail policy"},
     },
@@ -79,6 +83,7 @@ async def create_character(
     )  # fmt: skip
     fields = _form_fields(upload.fields)
     await check_webhook_tools(svc, fields.get("tools"))
+    await svc.run(request.app.state.voices.check_usable, fields.get("voice"), who)
     tenant = who.tenant
     assert tenant is not None  # only keys may create characters
     created = await svc.run(
@@ -131,6 +136,7 @@ async def get_character(character_id: str, who: Caller, svc: Svc) -> Character:
 async def update_character(
     character_id: str,
     body: CharacterUpdate,
+    request: Request,
     who: Caller,
     svc: Svc,
 ) -> Character:
@@ -138,6 +144,7 @@ async def update_character(
     await character_for(svc, who, character_id, writable=True)
     changes = body.changes()
     await check_webhook_tools(svc, changes.get("tools"))
+    await svc.run(request.app.state.voices.check_usable, changes.get("voice"), who)
     record = await svc.run(svc.characters.update, character_id, changes)
     return Character.of(record)
 

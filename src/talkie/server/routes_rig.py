@@ -46,9 +46,7 @@ async def preview_rig(
     character_id: str, body: RigPoints, who: Caller, svc: Svc, frames: bool = True
 ) -> RigPreview:
     record, points = await _placing(character_id, body, who, svc)
-    out = await svc.run(
-        lambda: rigging.rig_preview(svc.characters, record, points, frames=frames)
-    )
+    out = await svc.run(lambda: rigging.rig_preview(svc.characters, record, points, frames=frames))
     return RigPreview.model_validate(out)
 
 

@@ -18,6 +18,8 @@ from talkie.server.errors import ApiError
 MIB = 1024 * 1024
 _FORM_OVERHEAD = 64 * 1024  # multipart headers and the name field on top of the image
 MAX_FIELD_CHARS = 1_000_000  # a text field of the form (the knowledge text is the longest)
+MAX_SAMPLE_BYTES = 20 * MIB  # a voice sample to match or clone (30 s of speech is far less)
+SAMPLE_BODY_LIMIT = MAX_SAMPLE_BYTES + _FORM_OVERHEAD
 
 
 def upload_body_limit(max_bytes: int, max_field_chars: int = MAX_FIELD_CHARS) -> int:

@@ -11,9 +11,10 @@ from talkie.store.records import (
     SessionRecord,
     TraceRecord,
     TranscriptEntry,
+    VoiceRecord,
 )
 
 __all__ = [
     "ADMIN_TENANT", "ApiKeyRecord", "CharacterRecord", "MediaStore", "MemoryRecord", "Page",
-    "SessionRecord", "Store", "TraceRecord", "TranscriptEntry",
+    "SessionRecord", "Store", "TraceRecord", "TranscriptEntry", "VoiceRecord",
 ]  # fmt: skip

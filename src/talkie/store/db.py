@@ -42,6 +42,7 @@ from talkie.store.records import (
     SessionRecord,
     TraceRecord,
     TranscriptEntry,
+    VoiceRecord,
 )
 from talkie.store.schema import (
     api_keys_table,
@@ -52,6 +53,7 @@ from talkie.store.schema import (
     settings_table,
     traces_table,
     transcript_table,
+    voices_table,
 )
 
 log = logging.getLogger(__name__)
@@ -189,11 +191,43 @@ class Store:
         return bool(result.rowcount)
 
     def media_in_use(self) -> set[str]:
-        """Every media hash a character refers to (for garbage collection)."""
+        """Every media hash a character or a voice refers to (for garbage collection)."""
         t = characters_table
         with self.engine.connect() as conn:
             rows = conn.execute(select(t.c.image_sha, t.c.rig_sha)).all()
-        return {h for row in rows for h in row if h}
+            samples = conn.execute(select(voices_table.c.sample_sha)).scalars().all()
+        return {h for row in rows for h in row if h} | {h for h in samples if h}
+
+    # -- voices --
+
+    def put_voice(self, record: VoiceRecord) -> None:
+        row = {k: getattr(record, k) for k in voices_table.c.keys()}  # noqa: SIM118
+        row["params"] = json.dumps(record.params)
+        with self.engine.begin() as conn:
+            conn.execute(voices_table.insert().values(row))
+
+    def get_voice(self, voice_id: str) -> VoiceRecord | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(voices_table).where(voices_table.c.id == voice_id)).first()
+        return _voice(row) if row else None
+
+    def list_voices(self, *, owner_key: str | None, everyone: bool = False) -> list[VoiceRecord]:
+        """The voices ``owner_key`` made (every voice with ``everyone``), oldest first."""
+        query = select(voices_table).order_by(voices_table.c.created_at, voices_table.c.id)
+        if not everyone:
+            query = query.where(voices_table.c.owner_key == owner_key)
+        with self.engine.connect() as conn:
+            return [_voice(row) for row in conn.execute(query)]
+
+    def delete_voice(self, voice_id: str) -> bool:
+        with self.engine.begin() as conn:
+            result = conn.execute(delete(voices_table).where(voices_table.c.id == voice_id))
+        return bool(result.rowcount)
+
+    def characters_with_voice(self, spec: str) -> list[str]:
+        t = characters_table
+        with self.engine.connect() as conn:
+            return list(conn.execute(select(t.c.id).where(t.c.voice == spec)).scalars())
 
     # -- API keys --
 
@@ -492,3 +526,9 @@ def _session_row(r: SessionRecord) -> dict[str, Any]:
 
 def _session(row: Row[Any]) -> SessionRecord:
     return SessionRecord(**dict(row._mapping))
+
+
+def _voice(row: Row[Any]) -> VoiceRecord:
+    data = dict(row._mapping)
+    data["params"] = json.loads(data["params"] or "{}")
+    return VoiceRecord(**data)

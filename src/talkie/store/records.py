@@ -116,3 +116,18 @@ class MemoryRecord:
     end_user_id: str
     notes: str
     updated_at: float
+
+
+@dataclass(frozen=True)
+class VoiceRecord:
+    id: str
+    name: str
+    kind: str  # design | matched | cloned | remote
+    spec: str  # the load_tts spec ("" for a cloned voice: built from its recording at use)
+    params: dict[str, Any]
+    sample_sha: str | None
+    consent: str | None
+    consent_at: float | None
+    owner_key: str | None
+    created_at: float
+    updated_at: float

@@ -155,6 +155,26 @@ memories_table = Table(
 )
 
 
+# Saved voices (designed, matched, cloned), each owned by the API key that made it. A cloned voice
+# keeps its reference recording in the media store and the consent statement given for it.
+voices_table = Table(
+    "voices",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("kind", String(20), nullable=False),  # design | matched | cloned | remote
+    Column("spec", String(400), nullable=False),  # talkie.voice.load_tts spec (not for clones)
+    Column("params", Text, nullable=False, default="{}"),  # JSON: design, prompt, match report
+    Column("sample_sha", String(64), nullable=True),  # cloned: the reference recording
+    Column("consent", Text, nullable=True),  # cloned: the consent statement, verbatim
+    Column("consent_at", Float, nullable=True),
+    Column("owner_key", String(40), nullable=True),
+    Column("created_at", Float, nullable=False),
+    Column("updated_at", Float, nullable=False),
+    Index("ix_voices_owner", "owner_key"),
+)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int
@@ -218,6 +238,10 @@ def _transcript_backchannels(conn: Connection) -> None:
     _add_column(conn, "transcript_entries", "backchannel", "BOOLEAN NOT NULL DEFAULT FALSE")
 
 
+def _voices(conn: Connection) -> None:
+    voices_table.create(conn, checkfirst=True)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "initial", _initial),
     Migration(2, "character kill switch", _character_kill_switch),
@@ -226,6 +250,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "tool calls in turn traces", _trace_tools),
     Migration(6, "ownership: tenants of keys, characters and sessions", _ownership),
     Migration(7, "backchannels in transcripts", _transcript_backchannels),
+    Migration(8, "voices", _voices),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -33,6 +33,7 @@ from talkie.voice.phonemes import (
     spread_phonemes,
     typical_duration,
 )
+from talkie.voice.phonemizer import phonemizer
 from talkie.voice.text import word_tokens
 
 __all__ = ["WordTiming", "align_speech", "align_words"]
@@ -53,7 +54,6 @@ _WHISPER_WEIGHT = 0.5
 
 _MODEL: Any = None
 _MODEL_LOCK = threading.Lock()
-_PHONEMIZER_LOCK = threading.Lock()  # only if Piper ever stops exposing its own lock
 
 
 @dataclass(frozen=True)
@@ -118,31 +118,14 @@ def align_words(chunk: AudioChunk, transcript: str | None = None) -> list[WordTi
 
 @functools.lru_cache(maxsize=8192)
 def phonemize_word(word: str, voice: str = "en-us") -> tuple[str, ...]:
-    """IPA phonemes of one word, as Piper's voices speak them (espeak-ng front end).
+    """IPA phonemes of one word, as Piper's voices speak them (the espeak-ng program).
 
     Stress marks are dropped and length marks attached (``ɑː``), like ``PiperTTS`` timings.
     Numbers are expanded ("3.5" -> three point five).
     """
-    try:
-        import piper.voice as piper_voice
-        from piper.phonemize_espeak import ESPEAK_DATA_DIR, EspeakPhonemizer
-    except ImportError as exc:
-        raise MissingDependencyError(
-            "the phonemizer needs Piper: run `pip install piper-tts==1.8.0`"
-        ) from exc
-    # Piper's espeak bridge has global state (current voice) and Piper guards it with this lock;
-    # sharing it keeps alignment safe next to a PiperTTS synthesising in another thread.
-    lock = getattr(piper_voice, "_ESPEAK_PHONEMIZER_LOCK", _PHONEMIZER_LOCK)
-    with lock:
-        phonemizer = getattr(piper_voice, "_ESPEAK_PHONEMIZER", None)
-        if phonemizer is None:
-            phonemizer = EspeakPhonemizer(ESPEAK_DATA_DIR)
-            if hasattr(piper_voice, "_ESPEAK_PHONEMIZER"):
-                piper_voice._ESPEAK_PHONEMIZER = phonemizer
-        sentences = phonemizer.phonemize(voice, word)
-    tokens = [token for sentence in sentences for token in sentence]
+    ipa = phonemizer().phonemize(word, voice)
     return tuple(
-        label for label, _ in clean_phoneme_counts((t, 1) for t in tokens) if label != SILENCE
+        label for label, _ in clean_phoneme_counts((t, 1) for t in ipa) if label != SILENCE
     )
 
 
