@@ -29,9 +29,10 @@ import logging
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from talkie.brain.base import Turn
-from talkie.brain.builtin_tools import BuiltinToolUse
+from talkie.brain.base import ToolExchange, Turn
+from talkie.brain.builtin_tools import BuiltinToolUse, spoken_outcome
 from talkie.brain.kb.retrieval import Passage, Retriever, spoken_source
 from talkie.brain.knowledge import STOP_WORDS, KnowledgeHit, KnowledgeIndex, normalize, tokenize
 from talkie.brain.persona import DEFAULT_PERSONA, Persona
@@ -183,11 +184,18 @@ class BuiltinBrain:
         retriever: Retriever | None = None,
         tools: Sequence[Tool] = (),
         executor: ToolExecutor | None = None,
+        tool_choice: str | dict[str, Any] = "auto",
+        continue_after: Sequence[ToolExchange] = (),
     ) -> None:
         self.persona = persona
         self.options = options or BuiltinOptions()
         self.retriever = retriever
-        self.tool_use = BuiltinToolUse(tools, executor) if tools and executor is not None else None
+        self.continue_after = tuple(continue_after)
+        self.tool_use = (
+            BuiltinToolUse(tools, executor, tool_choice=tool_choice)
+            if tools and executor is not None and tool_choice != "none"
+            else None
+        )
         # Built once: indexing is the expensive part, questions are cheap.
         self._index = KnowledgeIndex(persona.knowledge)
         self._phrases = {
@@ -203,7 +211,9 @@ class BuiltinBrain:
     async def reply(self, history: Sequence[Turn], user_text: str) -> AsyncIterator[str]:
         """Stream the reply to ``user_text`` in word chunks; the first chunk comes at once."""
         plan = self.tool_use.plan(user_text) if self.tool_use is not None else None
-        if plan is not None and self.tool_use is not None:
+        if self.continue_after:
+            text = " ".join(spoken_outcome(e.result) for e in self.continue_after)
+        elif plan is not None and self.tool_use is not None:
             if plan.missing:
                 text = self.tool_use.ask(plan)
             else:

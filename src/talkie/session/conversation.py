@@ -462,8 +462,8 @@ class Conversation:
             trace.user_text = turn.text
             self.memory.add(Turn("user", turn.text))
         said = reply.heard_text()
-        if said:
-            self.memory.add(Turn("assistant", said))
+        if said or reply.tool_exchanges:
+            self.memory.add(Turn("assistant", said, tuple(reply.tool_exchanges)))
         self.emit(trace.as_event(now))
         self.emit(trace.turn_event(now, said, tuple(reply.backchannels)))
         self._trace_log.write(self.id, trace)
