@@ -33,6 +33,7 @@ from talkie.errors import InvalidInputError, NoFaceFoundError, TalkieError
 from talkie.server import (
     routes_admin,
     routes_characters,
+    routes_chat,
     routes_documents,
     routes_memory,
     routes_sessions,
@@ -159,6 +160,7 @@ def create_app(
     app.include_router(routes_sessions.router)
     app.include_router(routes_documents.router)
     app.include_router(routes_memory.router)
+    app.include_router(routes_chat.router)
     _mount_docs(app)
     _document_errors_as_served(app)
 
