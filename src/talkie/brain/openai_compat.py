@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from talkie.brain.base import BrainUnavailable, ToolExchange, Turn
-from talkie.brain.kb.retrieval import Passage, Retriever, format_passages
+from talkie.brain.kb.retrieval import PASSAGE_RULES, Passage, Retriever, format_passages
 from talkie.brain.markdown import MarkdownStripper
 from talkie.brain.openai_stream import (
     ThinkFilter,
@@ -110,6 +110,10 @@ class LLMOptions:
     # llama.cpp server then only processes the passages and the question).
     context_placement: Literal["system", "question"] = "system"
     cache_prompt: bool = False  # llama.cpp: reuse the KV cache of the previous request's prefix
+    # Passages without their rules (given once in the system prompt) or file names, and only
+    # those scoring at least ``passage_ratio`` of the best one: fewer tokens per question.
+    compact_passages: bool = False
+    passage_ratio: float = 0.0
 
     def __post_init__(self) -> None:
         url = self.base_url.strip().rstrip("/")
@@ -292,14 +296,21 @@ class OpenAICompatibleBrain:
             messages.extend(exchange_messages("", self.continue_after))
         return messages
 
+    async def request_messages(
+        self, history: Sequence[Turn], user_text: str
+    ) -> list[dict[str, Any]]:
+        """The ``messages`` of the first request for ``user_text``: knowledge-base passages
+        looked up (in a worker thread) and placed as the options say."""
+        context = await self._knowledge_context(user_text)
+        return self.build_messages(history, user_text, context=context)
+
     async def reply(self, history: Sequence[Turn], user_text: str) -> AsyncIterator[str]:
         """Stream the reply as cleaned text deltas (running the tools the model asks for on the
         way). Raises ``BrainUnavailable`` on failures and ``InvalidInputError`` for empty
         ``user_text``."""
         if not user_text.strip():
             raise InvalidInputError("the user's text is empty: nothing to reply to")
-        context = await self._knowledge_context(user_text)
-        messages = self.build_messages(history, user_text, context=context)
+        messages = await self.request_messages(history, user_text)
         loop = asyncio.get_running_loop()
         clock = _ReplyClock(loop.time())
 
@@ -456,8 +467,12 @@ class OpenAICompatibleBrain:
             p for p in passages
             if (p.score >= options.min_passage_score if p.similarity is not None
                 else p.coverage > 0.0)
+            and p.score >= options.passage_ratio * passages[0].score
         ]  # fmt: skip
-        return format_passages(self.last_passages, max_chars=options.max_context_chars)
+        return format_passages(
+            self.last_passages, max_chars=options.max_context_chars,
+            compact=options.compact_passages,
+        )  # fmt: skip
 
     def _get_client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
@@ -483,6 +498,8 @@ class OpenAICompatibleBrain:
             "spoken text only: no markdown, lists, headings, emoji, code or links; write numbers "
             "and symbols the way they are said.",
         ]
+        if self.options.compact_passages and self.retriever is not None:
+            parts.append(PASSAGE_RULES)
         knowledge = persona.knowledge.strip()
         if knowledge:
             limit = self.options.max_knowledge_chars

@@ -70,7 +70,8 @@ class LocalBrainOptions:
     """``first_text_budget_s``: the model must have started its answer by then, or the built-in
     brain answers. ``cooldown_turns``: after a too-slow turn, how many turns the built-in brain
     answers before the model is tried again. ``min_passage_score``: passages below this hybrid
-    score are not shown to the model (a small model uses whatever it is given)."""
+    score are not shown to the model (a small model uses whatever it is given), nor those under
+    ``passage_ratio`` of the best one's score."""
 
     first_text_budget_s: float = 2.0
     cooldown_turns: int = 2
@@ -78,7 +79,8 @@ class LocalBrainOptions:
     temperature: float = 0.3
     knowledge_passages: int = 2
     min_passage_score: float = 0.33
-    max_context_chars: int = 1200
+    passage_ratio: float = 0.85
+    max_context_chars: int = 900
     max_history_turns: int = 8
 
 
@@ -124,7 +126,7 @@ class LocalBrain:
         if self._llm is None and self.engine.ready:
             opts = self.options
             llm_options = LLMOptions(
-                base_url="http://talkie-local-llm/v1", model=self.engine.name,
+                base_url=self.engine.base_url, model=self.engine.name,
                 api_key=self.engine.api_key, temperature=opts.temperature,
                 max_tokens=opts.max_tokens, timeout_first_token_s=opts.first_text_budget_s,
                 timeout_stall_s=5.0, timeout_total_s=60.0,
@@ -132,7 +134,7 @@ class LocalBrain:
                 min_passage_score=opts.min_passage_score,
                 max_context_chars=opts.max_context_chars,
                 max_history_turns=opts.max_history_turns, context_placement="question",
-                cache_prompt=True,
+                cache_prompt=True, compact_passages=True, passage_ratio=opts.passage_ratio,
             )  # fmt: skip
             self._llm = OpenAICompatibleBrain(
                 options=llm_options, transport=self.engine.transport(), **self._llm_args

@@ -152,7 +152,11 @@ class LocalEngine:
         self._ready.wait(timeout)
         return self.ready
 
-    def transport(self) -> httpx.AsyncHTTPTransport:
+    #: The API root requests go to (the host name is a placeholder: the transport goes to the
+    #: socket whatever the URL says).
+    base_url = "http://talkie-local-llm/v1"
+
+    def transport(self) -> httpx.AsyncHTTPTransport | None:
         """A transport to the model's socket (one per event loop / client)."""
         return httpx.AsyncHTTPTransport(uds=self._socket)
 
