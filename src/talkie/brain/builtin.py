@@ -72,7 +72,7 @@ _INTENT_PHRASES: dict[str, tuple[str, ...]] = {
         "are you an ai", "are you a person", "who am i talking to", "who is this",
         "what should i call you", "what do i call you", "about yourself", "about you",
         "yourself", "what is yours", "and yours", "and you", "your story", "who made you",
-        "where are you from", "what is your job",
+        "where are you from", "what is your job", "where do you work", "who do you work for",
     ),
     "capabilities": (
         "what can you do", "what do you do", "how can you help", "can you help", "help me",
@@ -111,7 +111,7 @@ _PRIORITY = (
 _FILLER = _wordset(
     """please so well um uh er erm ah oh hm hmm mm and the a an very much lot again there today
     then just really too for everything all your you me my it that this is are i am be there
-    now tonight anyway again right"""
+    now tonight anyway again right little"""
 )
 _NOISE = _wordset("um uh er erm ah oh hm hmm mm mhm uhm huh eh")
 # Words that point back at something said before ("how far away is IT?").
@@ -230,6 +230,21 @@ class BuiltinBrain:
             yield chunk
             # Let the session (and a barge-in) run between chunks; cancellation lands here.
             await asyncio.sleep(0)
+
+    def small_talk(self, user_text: str) -> list[str]:
+        """The small-talk intents of ``user_text`` ("greeting", "who", "capabilities", ...,
+        most important first) when that is all it is; ``[]`` when it has content words to
+        look up."""
+        intents, content = self._intents(_WORD.findall(normalize(user_text)))
+        return [] if content else intents
+
+    def knows_about(self, user_text: str) -> bool:
+        """Does the persona's own knowledge text have a sentence that answers ``user_text``?"""
+        return bool(self._search(user_text))
+
+    def dont_know(self) -> str:
+        """The honest "I don't know" (naming what it can answer about)."""
+        return self._dont_know()
 
     def answer(self, history: Sequence[Turn], user_text: str) -> str:
         """The whole reply as one string (``reply`` streams this)."""

@@ -71,6 +71,16 @@ _LANGUAGES = {
     "ar": "Arabic", "hi": "Hindi", "el": "Greek", "hu": "Hungarian", "ro": "Romanian",
 }  # fmt: skip
 _ERROR_BODY_BYTES = 2048
+# Said next to the question (compact passages): answer from the passages or say so.
+GROUNDED = (
+    "Answer from these passages only. If they do not answer the question, say that you don't "
+    "know; never make up facts, numbers or services."
+)
+UNGROUNDED = (
+    "No knowledge-base passage answers this. If the question asks for a fact about the "
+    "business (a service, a price, a place, a time, a contact), say that you don't know it; "
+    "never guess."
+)
 
 
 @dataclass(frozen=True)
@@ -469,10 +479,14 @@ class OpenAICompatibleBrain:
                 else p.coverage > 0.0)
             and p.score >= options.passage_ratio * passages[0].score
         ]  # fmt: skip
-        return format_passages(
+        context = format_passages(
             self.last_passages, max_chars=options.max_context_chars,
             compact=options.compact_passages,
         )  # fmt: skip
+        if options.compact_passages:
+            # Small models follow the instruction nearest the question: repeat the rule there.
+            context = f"{context}\n\n{GROUNDED}" if context else UNGROUNDED
+        return context
 
     def _get_client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
@@ -498,8 +512,13 @@ class OpenAICompatibleBrain:
             "spoken text only: no markdown, lists, headings, emoji, code or links; write numbers "
             "and symbols the way they are said.",
         ]
-        if self.options.compact_passages and self.retriever is not None:
-            parts.append(PASSAGE_RULES)
+        if self.options.compact_passages:
+            parts.append(
+                f"You are {persona.name}, a talking character on a screen, not a human: if "
+                "asked, say so. Never invent facts about the business."
+            )
+            if self.retriever is not None:
+                parts.append(PASSAGE_RULES)
         knowledge = persona.knowledge.strip()
         if knowledge:
             limit = self.options.max_knowledge_chars

