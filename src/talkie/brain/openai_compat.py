@@ -97,6 +97,8 @@ class LLMOptions:
     ``min_passage_score`` (see ``Passage``) are sent, within ``max_context_chars``; the bar is
     lower than the built-in brain's because the model itself judges relevance.
     ``max_tool_rounds``: how many times one reply may run tools before the model must answer.
+    ``context_placement``, ``cache_prompt``, ``compact_passages`` and ``passage_ratio`` shape
+    the prompt for a small local model (see ``talkie.brain.local.brain``).
     """
 
     base_url: str
