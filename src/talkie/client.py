@@ -222,8 +222,8 @@ class TalkieClient:
     ``httpx.Client``, or Starlette's ``TestClient`` to run an app in-process); a client passed in
     is used as is and not closed by ``close()``.
 
-    Resources: ``characters``, ``sessions``, ``keys``, ``documents``; plus ``health()`` and
-    ``version()``.
+    Resources: ``characters``, ``sessions``, ``keys``, ``documents``, ``chat`` (text chat with a
+    character, ``talkie.client_chat``); plus ``health()`` and ``version()``.
     """
 
     def __init__(
@@ -253,9 +253,11 @@ class TalkieClient:
         self.characters = Characters(self)
         self.sessions = Sessions(self)
         self.keys = Keys(self)
-        from talkie.client_knowledge import Documents  # it builds on this module
+        from talkie.client_chat import Chat  # these build on this module
+        from talkie.client_knowledge import Documents
 
         self.documents = Documents(self)
+        self.chat = Chat(self)
 
     @property
     def key_id(self) -> str | None:

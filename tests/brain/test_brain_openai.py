@@ -8,6 +8,7 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncGenerator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -365,8 +366,10 @@ def test_options_from_env_and_validation() -> None:
         LLMOptions.from_env({"TALKIE_LLM_BASE_URL": "http://x", "TALKIE_LLM_MAX_TOKENS": "lots"})
 
 
-def test_load_brain_selection() -> None:
-    assert isinstance(load_brain(environ={}), BuiltinBrain)
+def test_load_brain_selection(tmp_path: Path) -> None:
+    # Without a local model (none installed in this models folder, or switched off): built-in.
+    assert isinstance(load_brain(environ={"TALKIE_MODELS_DIR": str(tmp_path)}), BuiltinBrain)
+    assert isinstance(load_brain(environ={"TALKIE_LOCAL_LLM": "0"}), BuiltinBrain)
     assert isinstance(
         load_brain("builtin", environ={"TALKIE_LLM_BASE_URL": "http://x"}), BuiltinBrain
     )

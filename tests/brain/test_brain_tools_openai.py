@@ -263,3 +263,42 @@ async def test_no_executor_means_no_tools_offered(fake_openai: FakeOpenAIServer)
     assert ORDER_STATUS not in loaded.tools
     await brain.aclose()
     await loaded.aclose()
+
+
+async def test_a_call_written_as_bare_json_text_is_run_not_spoken(
+    fake_openai: FakeOpenAIServer,
+) -> None:
+    # Small local models (Qwen2.5) write calls as JSON content instead of tool_calls.
+    fake_openai.script(
+        Stream(['{"name": "order_status", ', '"arguments": {"order_id": "A-1"}}']),
+        Stream(["It shipped."]),
+    )
+    executor = FakeExecutor({"order_status": ToolResult(ok=True, content={"status": "shipped"})})
+    brain = tool_brain(fake_openai, executor)
+    heard = [delta async for delta in brain.reply([], "Where is order A-1?")]
+    assert "".join(heard) == "It shipped."
+    assert executor.calls == [("order_status", {"order_id": "A-1"})]
+    # JSON that is not a call of an offered tool is said after all.
+    fake_openai.script(Stream(['{"note": "hi"}']))
+    heard = [delta async for delta in brain.reply([], "Say something")]
+    assert "".join(heard).strip() == '{"note": "hi"}'
+    await brain.aclose()
+
+
+async def test_tool_choice_is_sent_first_then_auto(fake_openai: FakeOpenAIServer) -> None:
+    fake_openai.script(
+        Stream([], tool_calls=[ToolCallScript("order_status", {"order_id": "B-2"}, id="c")]),
+        Stream(["Done."]),
+    )
+    executor = FakeExecutor({"order_status": ToolResult(ok=True, content={"status": "late"})})
+    brain = OpenAICompatibleBrain(
+        options=LLMOptions(base_url=fake_openai.base_url, model="fake"), persona=PERSONA,
+        tools=TOOLS, executor=executor,
+        tool_choice={"type": "function", "function": {"name": "order_status"}},
+    )  # fmt: skip
+    assert "".join([d async for d in brain.reply([], "B-2?")]) == "Done."
+    first, second = fake_openai.requests
+    assert first.body["tool_choice"] == {"type": "function", "function": {"name": "order_status"}}
+    assert [t["function"]["name"] for t in first.body["tools"]] == ["order_status"]
+    assert "tool_choice" not in second.body and len(second.body["tools"]) == len(TOOLS)
+    await brain.aclose()

@@ -242,9 +242,31 @@ def test_embeddings_are_stored_as_float32_blobs(kb: KnowledgeBase, embedder: Emb
         db.close()
     assert mode == "wal"
     for model, blob in rows:
-        vector = np.frombuffer(blob, dtype=np.float32)
-        assert model == embedder.name and vector.shape == (embedder.dim,)
-        assert np.linalg.norm(vector) == pytest.approx(1.0, abs=1e-4)
+        # Three unit vectors per passage: with its headings, its body alone, its heading alone.
+        vectors = np.frombuffer(blob, dtype=np.float32).reshape(3, embedder.dim)
+        assert model == embedder.name
+        assert np.linalg.norm(vectors, axis=1) == pytest.approx([1.0, 1.0, 1.0], abs=1e-4)
+        assert not np.allclose(vectors[0], vectors[1])
+
+
+def test_passages_embedded_before_per_field_vectors_are_still_found(
+    kb: KnowledgeBase, embedder: Embedder
+) -> None:
+    kb.put_document("ada", "travel", source="travel.md", text=POLICY_V1)
+    expected = kb.search("ada", "What is the hotel limit per night?", k=1)[0]
+    db = sqlite3.connect(kb.path)
+    try:  # rewrite the blobs as the old format had them: one vector per passage
+        for chunk_id, blob in db.execute("SELECT id, embedding FROM kb_chunks").fetchall():
+            old = np.frombuffer(blob, dtype=np.float32)[: embedder.dim].tobytes()
+            db.execute("UPDATE kb_chunks SET embedding = ? WHERE id = ?", (old, chunk_id))
+        db.execute("UPDATE kb_revisions SET revision = revision + 1")
+        db.commit()
+    finally:
+        db.close()
+    found = kb.search("ada", "What is the hotel limit per night?", k=1)[0]
+    assert found.text == expected.text and found.similarity == pytest.approx(
+        expected.similarity, abs=1e-5
+    )
 
 
 def test_closed_knowledge_base_refuses_work(tmp_path: Path) -> None:

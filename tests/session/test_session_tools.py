@@ -155,6 +155,17 @@ async def test_llm_webhook_call_speaks_first_then_answers(
     assert json.loads(result["content"]) == {"ok": True, "result": {"slow": True}}
     (entry,) = pulled.of_type("trace")[0]["tools"]
     check_trace_entry(entry, "order_status", "webhook", True, "")
+    # The call and its result stay in the history: the next turn's request shows the model
+    # what was done and found, not only what was said.
+    (turn,) = [t for t in conv.history if t.role == "assistant"]
+    (exchange,) = turn.tools
+    assert (exchange.id, exchange.name) == ("call_1", "order_status")
+    assert json.loads(exchange.result) == {"ok": True, "result": {"slow": True}}
+    assert turn.text == "Let me check that for you. Your order is on its way."
+    messages = conv.brain.build_messages(conv.memory.context(), "When did it leave?")
+    roles = [m["role"] for m in messages]
+    assert roles == ["system", "user", "assistant", "tool", "assistant", "user"], roles
+    assert messages[2]["tool_calls"][0]["id"] == messages[3]["tool_call_id"] == "call_1"
 
 
 def _private_name() -> str | None:

@@ -10,14 +10,28 @@ from talkie.errors import EngineError
 
 
 @dataclass(frozen=True)
+class ToolExchange:
+    """A tool call made while answering, and what came back: ``arguments`` is the JSON text the
+    brain sent, ``result`` what the tool returned, as given to the model (cut to a few KB)."""
+
+    id: str
+    name: str
+    arguments: str
+    result: str
+
+
+@dataclass(frozen=True)
 class Turn:
     """One line of the conversation. For the character, ``text`` is what the user actually
     heard (a reply cut short by barge-in keeps only its spoken part). A ``"context"`` turn is
     not dialogue: it is memory (a summary of older turns, notes from earlier sessions) that a
-    brain may use as background (``talkie.brain.memory``)."""
+    brain may use as background (``talkie.brain.memory``). An assistant turn's ``tools`` are
+    the calls it made before saying ``text`` (kept so the next answer knows what was done and
+    found, not only what was said)."""
 
     role: Literal["user", "assistant", "context"]
     text: str
+    tools: tuple[ToolExchange, ...] = ()
 
 
 @runtime_checkable

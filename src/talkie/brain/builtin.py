@@ -29,9 +29,10 @@ import logging
 import re
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from talkie.brain.base import Turn
-from talkie.brain.builtin_tools import BuiltinToolUse
+from talkie.brain.base import ToolExchange, Turn
+from talkie.brain.builtin_tools import BuiltinToolUse, spoken_outcome
 from talkie.brain.kb.retrieval import Passage, Retriever, spoken_source
 from talkie.brain.knowledge import STOP_WORDS, KnowledgeHit, KnowledgeIndex, normalize, tokenize
 from talkie.brain.persona import DEFAULT_PERSONA, Persona
@@ -71,7 +72,7 @@ _INTENT_PHRASES: dict[str, tuple[str, ...]] = {
         "are you an ai", "are you a person", "who am i talking to", "who is this",
         "what should i call you", "what do i call you", "about yourself", "about you",
         "yourself", "what is yours", "and yours", "and you", "your story", "who made you",
-        "where are you from", "what is your job",
+        "where are you from", "what is your job", "where do you work", "who do you work for",
     ),
     "capabilities": (
         "what can you do", "what do you do", "how can you help", "can you help", "help me",
@@ -110,7 +111,7 @@ _PRIORITY = (
 _FILLER = _wordset(
     """please so well um uh er erm ah oh hm hmm mm and the a an very much lot again there today
     then just really too for everything all your you me my it that this is are i am be there
-    now tonight anyway again right wait sorry hold on excuse actually"""
+    now tonight anyway again right wait sorry hold on excuse actually little"""
 )
 _NOISE = _wordset("um uh er erm ah oh hm hmm mm mhm uhm huh eh")
 # Words that point back at something said before ("how far away is IT?").
@@ -183,11 +184,18 @@ class BuiltinBrain:
         retriever: Retriever | None = None,
         tools: Sequence[Tool] = (),
         executor: ToolExecutor | None = None,
+        tool_choice: str | dict[str, Any] = "auto",
+        continue_after: Sequence[ToolExchange] = (),
     ) -> None:
         self.persona = persona
         self.options = options or BuiltinOptions()
         self.retriever = retriever
-        self.tool_use = BuiltinToolUse(tools, executor) if tools and executor is not None else None
+        self.continue_after = tuple(continue_after)
+        self.tool_use = (
+            BuiltinToolUse(tools, executor, tool_choice=tool_choice)
+            if tools and executor is not None and tool_choice != "none"
+            else None
+        )
         # Built once: indexing is the expensive part, questions are cheap.
         self._index = KnowledgeIndex(persona.knowledge)
         self._phrases = {
@@ -203,7 +211,9 @@ class BuiltinBrain:
     async def reply(self, history: Sequence[Turn], user_text: str) -> AsyncIterator[str]:
         """Stream the reply to ``user_text`` in word chunks; the first chunk comes at once."""
         plan = self.tool_use.plan(user_text) if self.tool_use is not None else None
-        if plan is not None and self.tool_use is not None:
+        if self.continue_after:
+            text = " ".join(spoken_outcome(e.result) for e in self.continue_after)
+        elif plan is not None and self.tool_use is not None:
             if plan.missing:
                 text = self.tool_use.ask(plan)
             else:
@@ -220,6 +230,21 @@ class BuiltinBrain:
             yield chunk
             # Let the session (and a barge-in) run between chunks; cancellation lands here.
             await asyncio.sleep(0)
+
+    def small_talk(self, user_text: str) -> list[str]:
+        """The small-talk intents of ``user_text`` ("greeting", "who", "capabilities", ...,
+        most important first) when that is all it is; ``[]`` when it has content words to
+        look up."""
+        intents, content = self._intents(_WORD.findall(normalize(user_text)))
+        return [] if content else intents
+
+    def knows_about(self, user_text: str) -> bool:
+        """Does the persona's own knowledge text have a sentence that answers ``user_text``?"""
+        return bool(self._search(user_text))
+
+    def dont_know(self) -> str:
+        """The honest "I don't know" (naming what it can answer about)."""
+        return self._dont_know()
 
     def answer(self, history: Sequence[Turn], user_text: str) -> str:
         """The whole reply as one string (``reply`` streams this)."""

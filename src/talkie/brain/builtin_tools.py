@@ -13,18 +13,21 @@ missing, run it, and say the outcome in a short sentence.
 
 from __future__ import annotations
 
+import json
 import logging
 import re
+import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from talkie.brain.tools.executor import ToolExecutor
+from talkie.brain.tools.journal import record_exchange
 from talkie.brain.tools.matcher import DEFAULT_THRESHOLD, extract_arguments, pick_tool
 from talkie.brain.tools.spec import Tool, ToolArgumentError
 from talkie.brain.tools.webhook import ToolResult
 
-__all__ = ["BuiltinToolUse", "ToolPlan", "spoken_result"]
+__all__ = ["BuiltinToolUse", "ToolPlan", "spoken_outcome", "spoken_result"]
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +62,19 @@ class BuiltinToolUse:
         executor: ToolExecutor,
         *,
         threshold: float = DEFAULT_THRESHOLD,
+        tool_choice: str | Mapping[str, Any] = "auto",
     ) -> None:
         self.tools = tuple(tools)
         self.executor = executor
         self.threshold = threshold
+        # OpenAI's tool_choice: "required" takes the best-matching tool however weak the match,
+        # a named function that tool; "none" never reaches here (no tool use at all).
+        self.forced: Tool | None = None
+        if isinstance(tool_choice, Mapping):
+            name = (tool_choice.get("function") or {}).get("name")
+            self.forced = next((t for t in self.tools if t.name == name), None)
+        elif tool_choice == "required":
+            self.threshold = 0.0
         self._asked: ToolPlan | None = None
 
     def plan(self, user_text: str) -> ToolPlan | None:
@@ -77,6 +89,9 @@ class BuiltinToolUse:
                 arguments = {**asked.arguments, **filled}
                 missing = tuple(m for m in asked.missing if m not in arguments)
                 return ToolPlan(asked.tool, arguments, missing)
+        if self.forced is not None and (choice is None or choice.tool != self.forced):
+            arguments, missing = extract_arguments(user_text, self.forced)
+            return ToolPlan(self.forced, arguments, missing)
         if choice is None:
             return None
         log.debug("tool %r picked (score %.2f)", choice.tool.name, choice.score)
@@ -99,7 +114,30 @@ class BuiltinToolUse:
                 tool.name, ToolResult(ok=False, reason="arguments", error=str(exc))
             )
             return UNCLEAR
-        return spoken_result(tool, await self.executor.run(tool, arguments))
+        result = await self.executor.run(tool, arguments)
+        record_exchange(
+            "call_" + secrets.token_hex(6), tool.name, json.dumps(arguments), result.to_message()
+        )
+        return spoken_result(tool, result)
+
+
+def spoken_outcome(result_text: str) -> str:
+    """What to say about a result the caller ran and sent back as text (a chat client's tool):
+    its JSON's message field or facts, else the text itself."""
+    try:
+        value = json.loads(result_text)
+    except ValueError:
+        value = result_text
+    if isinstance(value, Mapping) and "result" in value and len(value) <= 2:
+        value = value["result"]  # the {"ok": true, "result": ...} envelope
+    if isinstance(value, Mapping):
+        message = _message(value)
+        if message:
+            return message
+        facts = _facts(value)
+        return f"Here's what I found. {facts}." if facts else "Done."
+    text = " ".join(str(value).split())
+    return _cut(text) if text else "Done."
 
 
 def spoken_result(tool: Tool, result: ToolResult) -> str:

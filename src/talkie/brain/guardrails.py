@@ -130,6 +130,12 @@ class GuardedBrain:
     def greeting(self) -> str:
         return self.inner.greeting()
 
+    def prepare(self, history: Sequence[Turn], partial_text: str) -> None:
+        """Forwarded to the wrapped brain when it prepares answers early (a local LLM)."""
+        prepare = getattr(self.inner, "prepare", None)
+        if callable(prepare) and not self.policy.violation(partial_text):
+            prepare(history, partial_text)
+
     async def reply(self, history: Sequence[Turn], user_text: str) -> AsyncIterator[str]:
         reason = self.policy.violation(user_text) or await self._moderation_says_no(user_text)
         if reason:

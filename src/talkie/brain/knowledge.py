@@ -78,6 +78,14 @@ _PARAPHRASES: tuple[tuple[re.Pattern[str], str], ...] = tuple(
         (r"\bcall you\b|\bring you\b|\bphone\b|\btelephone\b", " @phone "),
         (r"\be-?mail\b", " @email "),
         (r"\bwho (?:is|are|runs|owns)\b", " @person "),
+        # "who started it", "how old is the business": a founding story, a year.
+        (r"\bwho (?:founded|started|created|set up|established|opened|built)\b",
+         " @person founded "),
+        (r"\bhow old\b|\bsince when\b|\bwhat year\b|\bhow long ago\b", " @year founded "),
+        # "take out / check out a book" is borrowing; "left it on the train" is losing it.
+        (r"\b(?:take|check) (?:\w+ )?out\b", " borrow "),
+        (r"\b(?:left|forgot) (?:my|our|the|a|it)\b", " lost "),
+        (r"\bduring the week\b|\bon weekdays\b", " weekday "),
     )
 )
 # Answer types: a sentence containing a match gets the tag as an extra term.
@@ -104,6 +112,7 @@ _TAG_PATTERNS: dict[str, re.Pattern[str]] = {
         re.IGNORECASE,
     ),
     "@person": re.compile(r"\b(?:owner|owned|founded|manager|run by|team|staff)\b", re.I),
+    "@year": re.compile(r"\b(?:1[6-9]\d\d|20\d\d)\b|\b(?:since|founded|established)\b", re.I),
 }
 # Synonym groups: a question word also matches the other words of its group, at a lower weight.
 # Written as plain words; stemmed with ``stem`` below (see ``_synonyms``).
@@ -137,6 +146,15 @@ _SYNONYM_TEXT = (
     "long lasts duration",
     "fast speed quick quickly",
     "often every frequently frequency",
+    "computer laptop pc notebook",
+    "borrow loan lend",
+    "late overdue fine fines",
+    "found founder start establish",
+    "business shop store company firm",
+    "tell report inform notify",
+    "lose lost missing stolen",
+    "week weekday",
+    "town city village",
     "around orbit orbits circle circles",
 )
 _SYNONYM_WEIGHT = 0.6
@@ -151,6 +169,11 @@ _CONTRACTIONS = (
     (re.compile(r"'d\b"), " would"),
     (re.compile(r"\b(what|who|where|when|how|that|it|there|here|he|she)'s\b"), r"\1 is"),
     (re.compile(r"'s\b"), ""),
+    # "e-bike", "e bike", "electric bike" are one word for one thing (and "e-books" are not
+    # "books"): join the "e-" compounds before the single letter is dropped as noise.
+    (re.compile(r"\be[- ]?(bike|scooter|book|reader|car)s?\b"), r"e\1"),
+    (re.compile(r"\belectric (bike|bicycle|scooter|car)s?\b"), r"e\1"),
+    (re.compile(r"\bebicycle\b"), "ebike"),
     # Typed or transcribed without the apostrophe.
     (re.compile(r"\b(what|where|when|who|how|that|there|it)s\b"), r"\1 is"),
     (re.compile(r"\b(do|does|did|is|are|was|were|could|would|should|have|has)nt\b"), r"\1 not"),

@@ -31,13 +31,13 @@ import logging
 import os
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
 
-from talkie.brain.base import BrainUnavailable, Turn
-from talkie.brain.kb.retrieval import Passage, Retriever, format_passages
+from talkie.brain.base import BrainUnavailable, ToolExchange, Turn
+from talkie.brain.kb.retrieval import PASSAGE_RULES, Passage, Retriever, format_passages
 from talkie.brain.markdown import MarkdownStripper
 from talkie.brain.openai_stream import (
     ThinkFilter,
@@ -47,7 +47,13 @@ from talkie.brain.openai_stream import (
     safe_url,
     sse_events,
 )
-from talkie.brain.openai_tools import ToolCallCollector, reply_with_tools
+from talkie.brain.openai_tools import (
+    BareCallFilter,
+    ToolCallCollector,
+    ToolChoiceValue,
+    exchange_messages,
+    reply_with_tools,
+)
 from talkie.brain.persona import DEFAULT_PERSONA, Persona
 from talkie.brain.tools.executor import ToolExecutor
 from talkie.brain.tools.spec import Tool
@@ -65,6 +71,16 @@ _LANGUAGES = {
     "ar": "Arabic", "hi": "Hindi", "el": "Greek", "hu": "Hungarian", "ro": "Romanian",
 }  # fmt: skip
 _ERROR_BODY_BYTES = 2048
+# Said next to the question (compact passages): answer from the passages or say so.
+GROUNDED = (
+    "Answer from these passages only. If they do not answer the question, say that you don't "
+    "know; never make up facts, numbers or services."
+)
+UNGROUNDED = (
+    "No knowledge-base passage answers this. If the question asks for a fact about the "
+    "business (a service, a price, a place, a time, a contact), say that you don't know it; "
+    "never guess."
+)
 
 
 @dataclass(frozen=True)
@@ -81,6 +97,8 @@ class LLMOptions:
     ``min_passage_score`` (see ``Passage``) are sent, within ``max_context_chars``; the bar is
     lower than the built-in brain's because the model itself judges relevance.
     ``max_tool_rounds``: how many times one reply may run tools before the model must answer.
+    ``context_placement``, ``cache_prompt``, ``compact_passages`` and ``passage_ratio`` shape
+    the prompt for a small local model (see ``talkie.brain.local.brain``).
     """
 
     base_url: str
@@ -99,6 +117,15 @@ class LLMOptions:
     min_passage_score: float = 0.25
     max_context_chars: int = 3000
     max_tool_rounds: int = 3
+    # "system": passages join the system message; "question": a system message just before the
+    # user's question, so the persona and the history before it stay a cached prefix (a local
+    # llama.cpp server then only processes the passages and the question).
+    context_placement: Literal["system", "question"] = "system"
+    cache_prompt: bool = False  # llama.cpp: reuse the KV cache of the previous request's prefix
+    # Passages without their rules (given once in the system prompt) or file names, and only
+    # those scoring at least ``passage_ratio`` of the best one: fewer tokens per question.
+    compact_passages: bool = False
+    passage_ratio: float = 0.0
 
     def __post_init__(self) -> None:
         url = self.base_url.strip().rstrip("/")
@@ -178,7 +205,9 @@ class OpenAICompatibleBrain:
     ``tools`` are offered to the model when an ``executor`` runs them (see
     ``talkie.brain.openai_tools``). ``transport`` is for tests (an ``httpx.MockTransport``);
     normally omitted. Call ``aclose()`` when done to release pooled connections (optional: they
-    are also closed on garbage collection).
+    are also closed on garbage collection). ``tool_choice`` is OpenAI's (see
+    ``talkie.brain.openai_tools``); ``continue_after``: results of calls made by the caller (a
+    chat client ran them) that the model answers from, after the user's words.
     """
 
     name = "openai"
@@ -192,8 +221,12 @@ class OpenAICompatibleBrain:
         retriever: Retriever | None = None,
         tools: Sequence[Tool] = (),
         executor: ToolExecutor | None = None,
+        tool_choice: ToolChoiceValue = "auto",
+        continue_after: Sequence[ToolExchange] = (),
     ) -> None:
         self.options = options
+        self.tool_choice = tool_choice
+        self.continue_after = tuple(continue_after)
         self.persona = persona
         self.retriever = retriever
         self.tools = tuple(tools)
@@ -235,7 +268,10 @@ class OpenAICompatibleBrain:
         user_text = user_text.strip()
         # "context" turns (a rolling summary, notes from earlier sessions) join the system message
         memory = "\n\n".join(t.text.strip() for t in history if t.role == "context")
-        turns = [turn for turn in history if turn.text.strip() and turn.role != "context"]
+        turns = [
+            turn for turn in history
+            if (turn.text.strip() or turn.tools) and turn.role != "context"
+        ]  # fmt: skip
         if turns and turns[-1].role == "user" and turns[-1].text.strip() == user_text:
             turns.pop()  # the caller already appended the current utterance
         picked: list[Turn] = []
@@ -244,22 +280,41 @@ class OpenAICompatibleBrain:
             if len(picked) >= self.options.max_history_turns or len(turn.text) > budget:
                 break
             picked.append(turn)
-            budget -= len(turn.text)
+            budget -= len(turn.text) + sum(len(e.arguments) + len(e.result) for e in turn.tools)
         picked.reverse()
         while picked and picked[0].role != "user":
             picked.pop(0)
         system = self._system_prompt
-        for extra in (memory.strip(), context.strip()):
+        before_question = self.options.context_placement == "question"
+        for extra in (memory.strip(), "" if before_question else context.strip()):
             if extra:
                 system = f"{system}\n\n{extra}"
         messages: list[dict[str, Any]] = [{"role": "system", "content": system}]
-        for turn in [*picked, Turn(role="user", text=user_text)]:
+        for turn in picked:
             text = turn.text.strip()
-            if messages[-1]["role"] == turn.role:
+            if turn.role == "assistant" and turn.tools:
+                messages.extend(exchange_messages(text, turn.tools))
+            elif messages[-1]["role"] == turn.role and "tool_calls" not in messages[-1]:
                 messages[-1]["content"] += "\n" + text
             else:
                 messages.append({"role": turn.role, "content": text})
+        if before_question and context.strip():
+            messages.append({"role": "system", "content": context.strip()})
+        if messages[-1]["role"] == "user":
+            messages[-1]["content"] += "\n" + user_text
+        else:
+            messages.append({"role": "user", "content": user_text})
+        if self.continue_after:
+            messages.extend(exchange_messages("", self.continue_after))
         return messages
+
+    async def request_messages(
+        self, history: Sequence[Turn], user_text: str
+    ) -> list[dict[str, Any]]:
+        """The ``messages`` of the first request for ``user_text``: knowledge-base passages
+        looked up (in a worker thread) and placed as the options say."""
+        context = await self._knowledge_context(user_text)
+        return self.build_messages(history, user_text, context=context)
 
     async def reply(self, history: Sequence[Turn], user_text: str) -> AsyncIterator[str]:
         """Stream the reply as cleaned text deltas (running the tools the model asks for on the
@@ -267,19 +322,21 @@ class OpenAICompatibleBrain:
         ``user_text``."""
         if not user_text.strip():
             raise InvalidInputError("the user's text is empty: nothing to reply to")
-        context = await self._knowledge_context(user_text)
-        messages = self.build_messages(history, user_text, context=context)
+        messages = await self.request_messages(history, user_text)
         loop = asyncio.get_running_loop()
         clock = _ReplyClock(loop.time())
 
         def stream(
-            messages: list[dict[str, Any]], offer_tools: bool, calls: ToolCallCollector
+            messages: list[dict[str, Any]],
+            offer: Sequence[Tool],
+            choice: ToolChoiceValue,
+            calls: ToolCallCollector,
         ) -> AsyncGenerator[str, None]:
-            return self._stream(messages, offer_tools, calls, clock)
+            return self._stream(messages, offer, choice, calls, clock)
 
         replies = reply_with_tools(
             messages, tools=self.tools, executor=self.executor, stream=stream,
-            max_rounds=self.options.max_tool_rounds,
+            max_rounds=self.options.max_tool_rounds, tool_choice=self.tool_choice,
         )  # fmt: skip
         try:
             async with contextlib.aclosing(replies):
@@ -294,7 +351,8 @@ class OpenAICompatibleBrain:
     async def _stream(
         self,
         messages: list[dict[str, Any]],
-        offer_tools: bool,
+        offer: Sequence[Tool],
+        choice: ToolChoiceValue,
         calls: ToolCallCollector,
         clock: _ReplyClock,
     ) -> AsyncGenerator[str, None]:
@@ -308,8 +366,12 @@ class OpenAICompatibleBrain:
             "temperature": options.temperature,
             "max_tokens": options.max_tokens,
         }
-        if offer_tools:
-            body["tools"] = [tool.to_openai() for tool in self.tools]
+        if offer:
+            body["tools"] = [tool.to_openai() for tool in offer]
+            if choice != "auto":
+                body["tool_choice"] = choice
+        if options.cache_prompt:
+            body["cache_prompt"] = True
         headers = {"Accept": "text/event-stream"}
         if options.api_key:
             headers["Authorization"] = f"Bearer {options.api_key}"
@@ -323,6 +385,7 @@ class OpenAICompatibleBrain:
         first_token: float | None = None
         stripper = MarkdownStripper()
         thoughts = ThinkFilter()
+        bare = BareCallFilter(offer)
         request = client.build_request("POST", options.endpoint, json=body, headers=headers)
         events: AsyncGenerator[dict[str, Any], None] | None = None
         try:
@@ -367,14 +430,15 @@ class OpenAICompatibleBrain:
                 if first_token is None and (content or reasoning or called):
                     first_token = received - start
                     clock.token(received)
-                text = stripper.push(thoughts.push(content)) if content else ""
+                text = stripper.push(bare.push(thoughts.push(content))) if content else ""
                 if text:
                     if clock.first_text is None and thoughts.seen:
                         log.warning("the model thinks before answering; disable reasoning "
                                     "for voice latency")  # fmt: skip
                     clock.text(loop.time(), len(text))
                     yield text
-            tail = stripper.push(thoughts.flush()) + stripper.flush()
+            tail = stripper.push(bare.push(thoughts.flush()) + bare.finish(calls))
+            tail += stripper.flush()
             if tail.strip():
                 clock.text(loop.time(), len(tail))
                 yield tail
@@ -415,8 +479,16 @@ class OpenAICompatibleBrain:
             p for p in passages
             if (p.score >= options.min_passage_score if p.similarity is not None
                 else p.coverage > 0.0)
+            and p.score >= options.passage_ratio * passages[0].score
         ]  # fmt: skip
-        return format_passages(self.last_passages, max_chars=options.max_context_chars)
+        context = format_passages(
+            self.last_passages, max_chars=options.max_context_chars,
+            compact=options.compact_passages,
+        )  # fmt: skip
+        if options.compact_passages:
+            # Small models follow the instruction nearest the question: repeat the rule there.
+            context = f"{context}\n\n{GROUNDED}" if context else UNGROUNDED
+        return context
 
     def _get_client(self) -> httpx.AsyncClient:
         loop = asyncio.get_running_loop()
@@ -442,6 +514,13 @@ class OpenAICompatibleBrain:
             "spoken text only: no markdown, lists, headings, emoji, code or links; write numbers "
             "and symbols the way they are said.",
         ]
+        if self.options.compact_passages:
+            parts.append(
+                f"You are {persona.name}, a talking character on a screen, not a human: if "
+                "asked, say so. Never invent facts about the business."
+            )
+            if self.retriever is not None:
+                parts.append(PASSAGE_RULES)
         knowledge = persona.knowledge.strip()
         if knowledge:
             limit = self.options.max_knowledge_chars

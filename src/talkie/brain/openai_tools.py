@@ -17,6 +17,19 @@ One reply may take several requests ("rounds"):
 
 After ``max_rounds`` rounds the next request carries no ``tools``, so the model has to answer in
 words. Leaving the iteration (barge-in) cancels the running tools and closes the open stream.
+
+- ``tool_choice`` (OpenAI's values) is honoured: ``"none"`` offers no tools, ``"required"`` and
+  ``{"type": "function", "function": {"name": ...}}`` are sent with the first request (a named
+  tool is the only one offered then); later rounds are ``"auto"``.
+- Small local models (Qwen2.5) often write a call as bare JSON text (``{"name": ..,
+  "arguments": {..}}``) instead of the protocol's ``tool_calls``: ``BareCallFilter`` holds back
+  a reply that starts like JSON and, if it is a call of an offered tool, treats it as one.
+- A call of a tool that the *caller* runs (``executor.defers(tool)``: a text-chat client's own
+  tools) is not run here: ``DeferredToolCalls`` is raised with the round's calls, and the
+  caller answers with them (``finish_reason: "tool_calls"``).
+- Every call's exchange (call and result) is recorded in the current tool journal
+  (``talkie.brain.tools.journal``), so the caller can keep it in the history; a history's
+  assistant turns with ``tools`` become the protocol's messages again (``history_messages``).
 """
 
 from __future__ import annotations
@@ -30,15 +43,23 @@ from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from talkie.brain.base import ToolExchange
 from talkie.brain.tools.executor import ToolExecutor
+from talkie.brain.tools.journal import record_exchange
 from talkie.brain.tools.spec import Tool, ToolArgumentError
 from talkie.brain.tools.webhook import ToolResult
+from talkie.errors import InvalidInputError
 
 __all__ = [
     "MAX_CALLS_PER_ROUND",
+    "BareCallFilter",
+    "DeferredToolCalls",
     "ToolCall",
     "ToolCallCollector",
+    "ToolChoiceValue",
     "assistant_message",
+    "check_tool_choice",
+    "exchange_messages",
     "reply_with_tools",
     "run_calls",
 ]
@@ -50,11 +71,48 @@ MAX_CALLS_PER_ROUND = 8
 #: Said when the model only ever asked for tools and never answered in words.
 GIVE_UP = "Sorry, I couldn't finish that. Could you ask me again?"
 
-#: ``stream(messages, offer_tools, collector)``: one request, yielding cleaned text deltas and
-#: feeding the tool-call fragments it sees to ``collector``.
+#: OpenAI's ``tool_choice``: "auto", "none", "required" or {"type": "function", "function":
+#: {"name": NAME}}.
+ToolChoiceValue = str | dict[str, Any]
+
+#: ``stream(messages, offer, tool_choice, collector)``: one request offering the tools ``offer``
+#: (none: no ``tools`` field) with this ``tool_choice``, yielding cleaned text deltas and feeding
+#: the tool-call fragments it sees to ``collector``.
 StreamFn = Callable[
-    [list[dict[str, Any]], bool, "ToolCallCollector"], AsyncGenerator[str, None]
+    [list[dict[str, Any]], Sequence[Tool], ToolChoiceValue, "ToolCallCollector"],
+    AsyncGenerator[str, None],
 ]
+
+
+class DeferredToolCalls(Exception):  # noqa: N818 - a signal to the caller, not a failure
+    """The model called tools that the caller runs (a chat client's tools): ``calls`` are the
+    round's calls, ``text`` what the model said before them."""
+
+    def __init__(self, calls: Sequence[ToolCall], text: str) -> None:
+        super().__init__(f"{len(calls)} tool call(s) for the caller to run")
+        self.calls = list(calls)
+        self.text = text
+
+
+def check_tool_choice(value: Any, tools: Sequence[Tool]) -> ToolChoiceValue:
+    """Validate an OpenAI ``tool_choice`` against ``tools``; ``InvalidInputError`` names the
+    problem. ``None`` means ``"auto"``."""
+    if value is None:
+        return "auto"
+    if value in ("auto", "none", "required"):
+        if value == "required" and not tools:
+            raise InvalidInputError('tool_choice "required" needs at least one tool')
+        return str(value)
+    if isinstance(value, Mapping) and value.get("type") == "function":
+        function = value.get("function")
+        name = function.get("name") if isinstance(function, Mapping) else None
+        if not isinstance(name, str) or name not in {t.name for t in tools}:
+            raise InvalidInputError(f"tool_choice names no available tool ({str(name)[:64]!r})")
+        return {"type": "function", "function": {"name": name}}
+    raise InvalidInputError(
+        'tool_choice must be "auto", "none", "required" or '
+        '{"type": "function", "function": {"name": ...}}'
+    )
 
 
 @dataclass(frozen=True)
@@ -160,10 +218,25 @@ async def run_calls(
     results = await asyncio.gather(
         *(_run_one(call, n, tools, executor) for n, call in enumerate(calls))
     )
-    return [
-        {"role": "tool", "tool_call_id": call.id, "content": result.to_message()}
-        for call, result in zip(calls, results, strict=True)
+    messages = []
+    for call, result in zip(calls, results, strict=True):
+        content = result.to_message()
+        record_exchange(call.id, call.name, call.arguments, content)
+        messages.append({"role": "tool", "tool_call_id": call.id, "content": content})
+    return messages
+
+
+def exchange_messages(text: str, exchanges: Sequence[ToolExchange]) -> list[dict[str, Any]]:
+    """An assistant turn that called tools, as protocol messages: the calls, their results, and
+    (if it said anything after them) its words."""
+    calls = [ToolCall(e.id, e.name, e.arguments) for e in exchanges]
+    messages = [assistant_message("", calls)]
+    messages += [
+        {"role": "tool", "tool_call_id": e.id, "content": e.result} for e in exchanges
     ]
+    if text.strip():
+        messages.append({"role": "assistant", "content": text.strip()})
+    return messages
 
 
 async def _run_one(
@@ -203,17 +276,24 @@ async def reply_with_tools(
     executor: ToolExecutor | None,
     stream: StreamFn,
     max_rounds: int,
+    tool_choice: ToolChoiceValue = "auto",
 ) -> AsyncGenerator[str, None]:
     """The whole reply: stream a request, run the calls it asks for, stream the follow-up...
-    (see the module docstring). Without an executor, no tools are offered."""
+    (see the module docstring). Without an executor, or with ``tool_choice="none"``, no tools
+    are offered."""
     by_name = {t.name: t for t in tools} if executor is not None else {}
+    if tool_choice == "none":
+        by_name = {}
     said = False
     for rounds in itertools.count():
-        offer = bool(by_name) and rounds < max_rounds
+        offer: Sequence[Tool] = list(by_name.values()) if rounds < max_rounds else []
+        choice: ToolChoiceValue = tool_choice if rounds == 0 and offer else "auto"
+        if isinstance(choice, dict):
+            offer = [by_name[choice["function"]["name"]]]
         collector = ToolCallCollector()
         text: list[str] = []
         # aclosing: leaving this generator (barge-in) closes the HTTP stream at once.
-        async with contextlib.aclosing(stream(messages, offer, collector)) as deltas:
+        async with contextlib.aclosing(stream(messages, offer, choice, collector)) as deltas:
             async for delta in deltas:
                 text.append(delta)
                 yield delta
@@ -221,6 +301,11 @@ async def reply_with_tools(
         calls = collector.calls()
         if not calls:
             return
+        defers = getattr(executor, "defers", None)
+        if offer and callable(defers) and any(
+            c.name in by_name and defers(by_name[c.name]) for c in calls
+        ):
+            raise DeferredToolCalls(calls, "".join(text).strip())
         if not offer or executor is None:
             log.warning("the model asked for %d tool call(s) when none were offered; ignored",
                         len(calls))  # fmt: skip
@@ -230,3 +315,80 @@ async def reply_with_tools(
         log.debug("tool round %d: %s", rounds + 1, ", ".join(c.name for c in calls))
         results = await run_calls(calls, by_name, executor)
         messages = [*messages, assistant_message("".join(text).strip(), calls), *results]
+
+
+class BareCallFilter:
+    """Recognises a tool call written as plain JSON text (see the module docstring).
+
+    ``push(text)`` returns the text to speak now: everything, unless the reply so far starts
+    like JSON (``{``, ``[`` or a code fence), which is held. ``finish(collector)`` at the end of
+    the stream: held text that parses as calls of ``tools`` (``{"name", "arguments"}``, a list of
+    them, or a ``tool_call`` wrapper) is handed to the collector and ``""`` returned; anything
+    else is returned to be spoken after all.
+    """
+
+    def __init__(self, tools: Sequence[Tool]) -> None:
+        self._names = {t.name for t in tools}
+        self._held = ""
+        self._decided = not self._names
+
+    def push(self, text: str) -> str:
+        if self._decided:
+            return text
+        self._held += text
+        start = self._held.lstrip()
+        if not start:
+            return ""
+        if start[0] in "{[" or start.startswith(("```", "<tool_call>")):
+            return ""
+        self._decided = True
+        held, self._held = self._held, ""
+        return held
+
+    def finish(self, collector: ToolCallCollector) -> str:
+        held, self._held = self._held, ""
+        self._decided = True
+        if not held.strip():
+            return ""
+        calls = _bare_calls(held, self._names)
+        if not calls:
+            return held
+        collector.push(
+            [{"id": f"call_{n}", "function": {"name": name, "arguments": arguments}}
+             for n, (name, arguments) in enumerate(calls)]
+        )  # fmt: skip
+        return ""
+
+
+def _bare_calls(text: str, names: set[str]) -> list[tuple[str, str]]:
+    body = text.strip()
+    body = body.removeprefix("<tool_call>").removesuffix("</tool_call>").strip()
+    if body.startswith("```"):
+        body = body.strip("`").strip()
+        body = body.removeprefix("json").strip()
+    decoder = json.JSONDecoder()
+    found: list[Any] = []
+    index = 0
+    while index < len(body):
+        while index < len(body) and body[index] in " \t\r\n,":
+            index += 1
+        if index >= len(body):
+            break
+        try:
+            value, index = decoder.raw_decode(body, index)
+        except json.JSONDecodeError:
+            return []
+        found.extend(value if isinstance(value, list) else [value])
+    calls = []
+    for item in found:
+        if not isinstance(item, dict):
+            return []
+        item = item.get("function", item) if isinstance(item.get("function"), dict) else item
+        name = item.get("name")
+        arguments = item.get("arguments", item.get("parameters", {}))
+        if name not in names or not isinstance(arguments, dict | str):
+            return []
+        calls.append(
+            (name, arguments if isinstance(arguments, str) else json.dumps(arguments))
+        )
+    return calls

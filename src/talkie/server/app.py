@@ -33,6 +33,7 @@ from talkie.errors import InvalidInputError, NoFaceFoundError, TalkieError
 from talkie.server import (
     routes_admin,
     routes_characters,
+    routes_chat,
     routes_documents,
     routes_memory,
     routes_rig,
@@ -147,6 +148,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        _start_local_llm()
         sweeper = asyncio.create_task(_expire_pending(svc), name="talkie-pending-sweep")
         try:
             yield
@@ -183,6 +185,7 @@ def create_app(
     app.include_router(routes_memory.router)
     app.include_router(routes_voices.router)
     app.include_router(routes_voices.character_router)
+    app.include_router(routes_chat.router)
     _mount_docs(app)
     _document_errors_as_served(app)
 
@@ -206,6 +209,21 @@ def create_app(
     else:
         log.warning("web client folder %s not found; serving the API only", web_dir)
     return app
+
+
+def _start_local_llm() -> None:
+    """Start loading the local LLM now, in the background, when it will be the brain: the first
+    visitors should not get the built-in brain only because the model was still loading."""
+    from talkie.brain import local_llm_available
+
+    if os.environ.get("TALKIE_LLM_BASE_URL", "").strip() or not local_llm_available():
+        return
+    from talkie.brain.local.brain import shared_engine
+
+    try:
+        shared_engine()
+    except TalkieError as exc:
+        log.warning("the local LLM will not be used: %s", exc)
 
 
 def _conversation_factory(opts: ServerOptions) -> ConversationFactory:

@@ -37,6 +37,7 @@ from talkie.server.uploads import SAMPLE_BODY_LIMIT, upload_body_limit
 KIB = 1024
 MIB = 1024 * KIB
 JSON_BODY_LIMIT = 64 * KIB  # every JSON body not listed below (sessions, keys, rigs...)
+CHAT_BODY_LIMIT = 1024 * KIB  # a text chat's history (the server folds long ones anyway)
 CHARACTER_UPDATE_LIMIT = 8 * MIB  # knowledge text (1M characters), persona, 32 tools
 OFFER_BODY_LIMIT = 512 * KIB  # an SDP offer of up to 100,000 characters, JSON-escaped
 MIN_BODY_RATE = 64 * KIB  # bytes per second a body must keep up after the grace time
@@ -60,6 +61,7 @@ class BodyTooSlow(HTTPException):
 
 
 _SAMPLE_TOO_LARGE = "sample: at most 20 MB (30 s of speech is plenty)"
+_CHAT_TOO_LARGE = "the chat is larger than 1 MiB: send only the recent messages"
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,7 @@ def body_rules(*, max_upload_bytes: int) -> tuple[BodyRule, ...]:
         rule("PATCH", "/v1/characters/{id}", CHARACTER_UPDATE_LIMIT),
         rule("PUT", "/v1/characters/{id}/documents/{id}", MAX_DOCUMENT_BYTES),
         rule("POST", "/v1/sessions/{id}/offer", OFFER_BODY_LIMIT),
+        rule("POST", "/v1/chat/completions", CHAT_BODY_LIMIT, _CHAT_TOO_LARGE),
         rule("POST", "/v1/voices/match", SAMPLE_BODY_LIMIT, _SAMPLE_TOO_LARGE),
         rule("POST", "/v1/voices/clone", SAMPLE_BODY_LIMIT, _SAMPLE_TOO_LARGE),
     )

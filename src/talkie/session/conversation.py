@@ -344,6 +344,11 @@ class Conversation:
                 self.turns.on_pause(event.text, event.speech_end)
             elif isinstance(event, Transcript):
                 self.emit(UserTranscript(t=now, text=event.text, final=False))
+                # A brain that can start on the question while it is being asked (a local
+                # LLM filling its KV cache) gets the words so far.
+                prepare = getattr(self.brain, "prepare", None)
+                if callable(prepare) and event.text.strip():
+                    prepare(self.memory.context(), event.text)
 
     def _learn_names(self, text: str) -> None:
         for name in introduced_names(text):
@@ -464,8 +469,8 @@ class Conversation:
             trace.user_text = turn.text
             self.memory.add(Turn("user", turn.text))
         said = reply.heard_text()
-        if said:
-            self.memory.add(Turn("assistant", said))
+        if said or reply.tool_exchanges:
+            self.memory.add(Turn("assistant", said, tuple(reply.tool_exchanges)))
         self.emit(trace.as_event(now))
         self.emit(trace.turn_event(now, said, tuple(reply.backchannels)))
         self._trace_log.write(self.id, trace)

@@ -24,8 +24,9 @@ from typing import Any, Literal, Protocol
 
 import numpy as np
 
-from talkie.brain.base import Brain, Turn
+from talkie.brain.base import Brain, ToolExchange, Turn
 from talkie.brain.streaming import ClauseChunker
+from talkie.brain.tools.journal import tool_journal
 from talkie.errors import TalkieError
 from talkie.messages import PhonemeTiming, SpeechClip
 from talkie.session.timeline import MediaClock, ScheduledSpeech
@@ -77,6 +78,8 @@ class Reply:
         self.brain = brain
         self.user_text = user_text
         self.history = list(history)
+        # The tool calls the brain made for this reply (kept with the assistant's turn).
+        self.tool_exchanges: list[ToolExchange] = []
         self.fixed_text = text
         self.state: State = "held"
         self.backchannels: list[str] = []
@@ -221,11 +224,12 @@ class Reply:
         clock, trace = self.speaker.clock, self.trace
         try:
             # aclosing: a cancelled reply closes the brain's HTTP stream at once.
-            async with contextlib.aclosing(brain.reply(self.history, self.user_text)) as deltas:  # type: ignore[type-var]
-                async for delta in deltas:
-                    trace.mark("brain_first_token", clock.now())
-                    for clause in self._chunker.push(delta):
-                        await self._say_next(clause)
+            with tool_journal() as self.tool_exchanges:
+                async with contextlib.aclosing(brain.reply(self.history, self.user_text)) as deltas:  # type: ignore[type-var]
+                    async for delta in deltas:
+                        trace.mark("brain_first_token", clock.now())
+                        for clause in self._chunker.push(delta):
+                            await self._say_next(clause)
             for clause in self._chunker.flush():
                 await self._say_next(clause)
             await self._say_next("")  # what a tool call left to say

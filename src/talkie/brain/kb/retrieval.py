@@ -16,8 +16,9 @@ from pathlib import PurePath
 from typing import Protocol, runtime_checkable
 
 from talkie.brain.kb.chunking import HEADING_SEPARATOR
+from talkie.brain.markdown import strip_markdown
 
-__all__ = ["Passage", "Retriever", "format_passages", "spoken_source"]
+__all__ = ["PASSAGE_RULES", "Passage", "Retriever", "format_passages", "spoken_source"]
 
 # Budget of the context message for an LLM: a CPU-served model spends seconds on a long prompt.
 DEFAULT_CONTEXT_CHARS = 3000
@@ -96,24 +97,36 @@ def spoken_source(source: str, title: str | None = None) -> str:
     return "the " + " ".join(words)
 
 
-def format_passages(passages: Sequence[Passage], *, max_chars: int = DEFAULT_CONTEXT_CHARS) -> str:
+#: What an LLM is told about the passages; in the system prompt when they come ``compact``.
+PASSAGE_RULES = (
+    "Passages from the knowledge base that may help with the user's question. Use them only "
+    "if they are relevant; when you use one, say where it comes from (for example "
+    '"according to the employee handbook"). If they do not contain the answer, say you '
+    "do not know rather than guess."
+)
+
+
+def format_passages(
+    passages: Sequence[Passage], *, max_chars: int = DEFAULT_CONTEXT_CHARS, compact: bool = False
+) -> str:
     """Passages as context for an LLM: numbered, each with its source and section, within
-    ``max_chars``. Returns ``""`` when there is nothing to say."""
+    ``max_chars``. Returns ``""`` when there is nothing to say. ``compact`` leaves out the
+    rules (``PASSAGE_RULES``, then given once in the system prompt) and the file names: on a
+    CPU every token of a per-question prompt is time before the first word."""
     if not passages:
         return ""
-    lines = [
-        "Passages from the knowledge base that may help with the user's question. Use them only "
-        "if they are relevant; when you use one, say where it comes from (for example "
-        '"according to the employee handbook"). If they do not contain the answer, say you '
-        "do not know rather than guess."
-    ]
+    lines = ["Knowledge base passages:" if compact else PASSAGE_RULES]
     budget = max_chars - len(lines[0])
     for number, passage in enumerate(passages, 1):
         where = spoken_source(passage.source, passage.title)
-        label = f"[{number}] Source: {passage.source} ({where})"
-        if passage.heading:
-            label += f", section: {passage.heading}"
-        body = passage.text.strip()
+        if compact:
+            section = f", {passage.headings[-1]}" if passage.headings else ""
+            label = f"[{number}] {where}{section}"
+        else:
+            label = f"[{number}] Source: {passage.source} ({where})"
+            if passage.heading:
+                label += f", section: {passage.heading}"
+        body = strip_markdown(passage.text) if compact else passage.text.strip()
         # Each entry costs its label, a newline, the body and the blank line before it.
         room = budget - len(label) - 3
         if room < 80:

@@ -5,12 +5,16 @@ a source name (the file name, spoken when the character cites it). A document is
 passages (``talkie.brain.kb.chunking``); each passage is indexed twice:
 
 - in an FTS5 table for BM25 keyword ranking (with words normalised as in ``lexical``);
-- as an embedding (float32 blob) for semantic ranking by cosine similarity.
+- as three embeddings (float32 blob): the passage with its heading path, its body alone, and its
+  section heading alone (``passage_vectors``).
 
-``search`` fuses both rankings with reciprocal rank fusion: a passage that either ranker puts
-near the top comes up, one that both like comes first. Keyword search finds exact terms (names,
-numbers, jargon) that embeddings blur; embeddings find paraphrases ("time off when I have a
-baby" -> "parental leave") that share no word with the text.
+Hybrid ``search`` scores every passage that either ranker puts near the top with ``fuse``: the
+weighted cosines of its three fields, plus a bonus for the question's words it contains
+(normalised BM25, and the IDF-weighted share of the question's words present), minus a little
+for passages too short to state much. Embeddings find paraphrases ("time off when I have a
+baby" -> "parental leave") that share no word with the text; words find names, numbers and
+jargon that embeddings blur, and keep a one-line intro that shares one common word with the
+question from beating the section that answers it. Word statistics are the character's own.
 
 Thread safety: every thread gets its own SQLite connection (WAL mode: readers never wait for
 the writer); writes are serialised by a lock and ``BEGIN IMMEDIATE``, so replacing a document is
@@ -62,6 +66,15 @@ _KEYWORD_CANDIDATES = 100
 # keeps the embeddings' lead on paraphrases and breaks their ties with exact words; 0.3 and
 # above lets shared common words override meaning.
 _KEYWORD_WEIGHT = 0.15
+_COVERAGE_WEIGHT = 0.3
+_SHORT_PENALTY = 0.1
+_SHORT_WORDS = 12
+# Dense similarity = these weights . (cosine of the passage with headings, of its body alone,
+# of its section heading alone). Measured on three generated handbooks (tests/kb): the passage
+# with its headings carries most; the body alone rescues long sections whose heading path
+# misleads, the heading alone short FAQ-style sections.
+_FIELD_WEIGHTS = np.array([1.0, 0.3, 0.15], dtype=np.float32)
+_SCALE = float(_FIELD_WEIGHTS.sum())
 _FTS5_K1 = 1.2
 # Column weights for BM25: a heading describes its whole section, so a question word in the
 # heading counts twice as much as the same word in the body.
@@ -127,7 +140,9 @@ class DocumentInfo:
 class _Vectors:
     revision: int
     ids: np.ndarray  # chunk ids, int64
-    matrix: np.ndarray  # (n, dim) float32, unit rows
+    # (n, 3, dim) float32 unit rows: the passage with its headings, its body alone, its
+    # section heading alone (see ``passage_vectors``)
+    matrix: np.ndarray
 
 
 class KnowledgeBase:
@@ -198,9 +213,7 @@ class KnowledgeBase:
         model: str | None = None
         started = time.perf_counter()
         if self.embedder is not None:
-            vectors = self.embedder.embed_documents(
-                [_embedding_text(c.headings, c.text) for c in chunks]
-            )
+            vectors = passage_vectors(self.embedder, [(c.headings, c.text) for c in chunks])
             model = self.embedder.name
         embed_seconds = time.perf_counter() - started
         digest = hashlib.sha256(body.encode("utf-8")).hexdigest()
@@ -319,32 +332,41 @@ class KnowledgeBase:
         self, db: sqlite3.Connection, character_id: str, query: str, k: int, mode: SearchMode
     ) -> list[Passage]:
         terms = query_terms(query)
-        total = self._fts_rows(db)
+        # Word statistics of this character's passages only: each character's documents are
+        # a corpus of their own (a word common in one character's handbook is rare in another's).
+        total = self._fts_rows(db, character_id)
+        frequency = self._frequencies(
+            db, character_id, sorted({w for words in terms.alternatives.values() for w in words})
+        )
         keyword: dict[int, float] = {}
         if mode != "embedding" and terms.terms:
-            keyword = self._keyword_scores(db, character_id, terms, total)
+            keyword = self._keyword_scores(db, character_id, terms, total, frequency)
         similarities: dict[int, float] = {}
+        dense: dict[int, float] = {}
         if self.embedder is not None and mode != "bm25":
             vectors = self._character_vectors(db, character_id)
             if vectors is not None and len(vectors.ids):
-                scores = vectors.matrix @ self.embedder.embed_query(query)
-                similarities = dict(zip(vectors.ids.tolist(), scores.tolist(), strict=True))
+                fields = vectors.matrix @ self.embedder.embed_query(query)  # (n, 3)
+                ids = vectors.ids.tolist()
+                similarities = dict(zip(ids, fields[:, 0].tolist(), strict=True))
+                dense = dict(zip(ids, (fields @ _FIELD_WEIGHTS).tolist(), strict=True))
         if mode == "bm25" or not similarities:
             fused = keyword
         elif mode == "embedding":
             fused = similarities
         else:
-            # Cosine plus a keyword bonus (BM25 as a share of its maximum for this query). Rank
-            # fusion (RRF) was tried first: it treats a weak keyword match at rank 1 like a
-            # strong one and lost to embeddings alone on paraphrased questions.
-            top_semantic = sorted(similarities, key=lambda i: -similarities[i])[:_CANDIDATES]
+            top_semantic = sorted(dense, key=lambda i: -dense[i])[:_CANDIDATES]
+            candidates = {*top_semantic, *keyword}
+            covered = self._coverages(db, list(candidates), terms, total, frequency)
             fused = {
-                chunk_id: similarities.get(chunk_id, 0.0)
-                + _KEYWORD_WEIGHT * keyword.get(chunk_id, 0.0)
-                for chunk_id in {*top_semantic, *keyword}
-            }
+                chunk_id: fuse(
+                    dense.get(chunk_id, 0.0), keyword.get(chunk_id, 0.0),
+                    covered.get(chunk_id, (0.0, 0))
+                )
+                for chunk_id in candidates
+            }  # fmt: skip
         best = sorted(fused, key=lambda chunk_id: (-fused[chunk_id], chunk_id))[:k]
-        return self._passages(db, best, fused, similarities, terms, total)
+        return self._passages(db, best, fused, similarities, terms, total, frequency)
 
     def retriever(
         self, character_id: str, *, mode: SearchMode = "hybrid"
@@ -366,7 +388,7 @@ class KnowledgeBase:
         pending = [(cid, tuple(json.loads(h)), text) for cid, h, text in rows.fetchall()]
         if not pending:
             return 0
-        vectors = self.embedder.embed_documents([_embedding_text(h, t) for _, h, t in pending])
+        vectors = passage_vectors(self.embedder, [(h, t) for _, h, t in pending])
         with self._write() as db:
             characters = set()
             for (chunk_id, _, _), vector in zip(pending, vectors, strict=True):
@@ -448,7 +470,12 @@ class KnowledgeBase:
         )
 
     def _keyword_scores(
-        self, db: sqlite3.Connection, character_id: str, terms: QueryTerms, total: int
+        self,
+        db: sqlite3.Connection,
+        character_id: str,
+        terms: QueryTerms,
+        total: int,
+        frequency: dict[str, int],
     ) -> dict[int, float]:
         """BM25 (FTS5) of the best matching passages, divided by the most BM25 can give for
         this query (each word's IDF x (k1 + 1), FTS5's k1 being 1.2), so 1.0 means "every word
@@ -462,7 +489,6 @@ class KnowledgeBase:
         ).fetchall()
         if not rows:
             return {}
-        frequency = self._frequencies(db, list(terms.terms))
         ceiling = sum(
             max(1e-6, math.log((total - frequency.get(t, 0) + 0.5) / (frequency.get(t, 0) + 0.5)))
             for t in terms.terms
@@ -470,15 +496,25 @@ class KnowledgeBase:
         return {int(rowid): min(1.0, float(score) / ceiling) for rowid, score in rows}
 
     @staticmethod
-    def _frequencies(db: sqlite3.Connection, words: list[str]) -> dict[str, int]:
-        if not words:
-            return {}
-        marks = ",".join("?" * len(words))
-        return dict(db.execute(f"SELECT term, doc FROM kb_vocab WHERE term IN ({marks})", words))
+    def _frequencies(db: sqlite3.Connection, character_id: str, words: list[str]) -> dict[str, int]:
+        """In how many of the character's passages each word occurs."""
+        counts = {}
+        for word in words:  # [a-z0-9]+ words (see ``lexical``): quoting is all they need
+            (count,) = db.execute(
+                "SELECT count(*) FROM kb_fts WHERE kb_fts MATCH ? AND character_id = ?",
+                (f'{{heading_terms body_terms}}: "{word}"', character_id),
+            ).fetchone()
+            if count:
+                counts[word] = int(count)
+        return counts
 
     @staticmethod
-    def _fts_rows(db: sqlite3.Connection) -> int:
-        return int(db.execute("SELECT count(*) FROM kb_fts").fetchone()[0])
+    def _fts_rows(db: sqlite3.Connection, character_id: str) -> int:
+        return int(
+            db.execute(
+                "SELECT count(*) FROM kb_chunks WHERE character_id = ?", (character_id,)
+            ).fetchone()[0]
+        )
 
     def _character_vectors(self, db: sqlite3.Connection, character_id: str) -> _Vectors | None:
         """The character's embedding matrix, cached until its revision changes (also by
@@ -499,11 +535,18 @@ class KnowledgeBase:
             (character_id, self.embedder.name),
         ).fetchall()
         dim = self.embedder.dim
-        rows = [(cid, blob) for cid, blob in rows if len(blob) == 4 * dim]
+        # One vector per passage was the format before the per-field vectors: it stands in
+        # for all three fields until the passage is uploaded again or re-embedded.
+        rows = [
+            (cid, blob if len(blob) == 12 * dim else blob * 3)
+            for cid, blob in rows if len(blob) in (4 * dim, 12 * dim)
+        ]  # fmt: skip
         vectors = _Vectors(
             revision,
             np.array([cid for cid, _ in rows], dtype=np.int64),
-            np.frombuffer(b"".join(blob for _, blob in rows), dtype=np.float32).reshape(-1, dim),
+            np.frombuffer(b"".join(blob for _, blob in rows), dtype=np.float32).reshape(
+                -1, 3, dim
+            ),
         )
         with self._cache_lock:
             self._vectors[character_id] = vectors
@@ -511,6 +554,30 @@ class KnowledgeBase:
             while len(self._vectors) > _CACHED_CHARACTERS:
                 self._vectors.popitem(last=False)
         return vectors
+
+    def _coverages(
+        self,
+        db: sqlite3.Connection,
+        chunk_ids: list[int],
+        terms: QueryTerms,
+        total: int,
+        frequency: dict[str, int],
+    ) -> dict[int, tuple[float, int]]:
+        """(coverage of the question's words, number of body words) of each passage."""
+        if not chunk_ids or not terms.terms:
+            return {}
+        marks = ",".join("?" * len(chunk_ids))
+        rows = db.execute(
+            f"SELECT rowid, heading_terms, body_terms FROM kb_fts WHERE rowid IN ({marks})",
+            chunk_ids,
+        ).fetchall()
+        return {
+            int(rowid): (
+                coverage(terms, set(f"{heading} {body}".split()), frequency, total),
+                len(body.split()),
+            )
+            for rowid, heading, body in rows
+        }
 
     def _passages(
         self,
@@ -520,6 +587,7 @@ class KnowledgeBase:
         similarities: dict[int, float],
         terms: QueryTerms,
         total: int,
+        frequency: dict[str, int],
     ) -> list[Passage]:
         if not chunk_ids:
             return []
@@ -531,9 +599,6 @@ class KnowledgeBase:
             f"ON f.rowid = c.id WHERE c.id IN ({marks})",
             chunk_ids,
         ).fetchall()
-        frequency = self._frequencies(
-            db, sorted({w for alternatives in terms.alternatives.values() for w in alternatives})
-        )
         by_id = {row[0]: row for row in rows}
         passages = []
         for chunk_id in chunk_ids:
@@ -575,3 +640,32 @@ def _embedding_text(headings: tuple[str, ...], text: str) -> str:
     without markup ("Leave policy, Parental leave. You get 20 weeks ...")."""
     plain = strip_markdown(text)
     return f"{', '.join(headings)}. {plain}" if headings else plain
+
+
+def fuse(dense: float, keyword: float, covered: tuple[float, int]) -> float:
+    """The hybrid score of a passage (see the module docstring): its dense similarity (the
+    weighted cosines of its fields), plus a bonus for the question's words it contains
+    (normalised BM25, and the IDF-weighted share of the question's words present, which a long
+    passage cannot inflate by repetition), minus a little for a passage too short to state much
+    (a one-line intro sharing a common word with the question must not beat the section that
+    answers it). Scaled so that a perfect match of every signal is about 1."""
+    share, words = covered
+    short = max(0.0, 1.0 - words / _SHORT_WORDS) if words else 1.0
+    raw = dense + _KEYWORD_WEIGHT * keyword + _COVERAGE_WEIGHT * share - _SHORT_PENALTY * short
+    return raw / _SCALE
+
+
+def passage_vectors(
+    embedder: Embedder, passages: list[tuple[tuple[str, ...], str]]
+) -> np.ndarray:
+    """Three unit vectors per passage, shape ``(n, 3, dim)``: the passage with its heading path
+    (``_embedding_text``), its body alone, and its section heading alone. A question can match a
+    section by what it says, by what it is about (FAQ headings are often the question itself),
+    or both; a long body dilutes its heading and the heading path dilutes a short body, so each
+    field is scored on its own."""
+    texts = [_embedding_text(h, t) for h, t in passages]
+    texts += [strip_markdown(t) for _, t in passages]
+    texts += [(h[-1] if h else strip_markdown(t)[:200]) for h, t in passages]
+    vectors = embedder.embed_documents(texts)
+    n = len(passages)
+    return np.stack([vectors[:n], vectors[n : 2 * n], vectors[2 * n :]], axis=1)
