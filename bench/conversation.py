@@ -439,7 +439,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="a few items of each kind (a smoke run)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "conversation.json")
     ap.add_argument("--reanalyse", type=Path, default=None, help="a saved *-raw.json: analyse it")
+    ap.add_argument(
+        "--brain", choices=("builtin", "local"), default="builtin",
+        help="the character's brain: the built-in one (the answers the gaps were planned for) or "
+        "the local LLM installed by make setup (what a default install answers with)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
+    os.environ["TALKIE_LOCAL_LLM"] = "1" if args.brain == "local" else "0"
+    if args.brain == "local":
+        from talkie.brain import local_llm_available
+
+        if not local_llm_available():
+            ap.error("--brain local: the local model is not installed (run make setup)")
     if args.reanalyse is not None:
         run = json.loads(args.reanalyse.read_text())
         saved = [Item(**{**i, "question": Question(**i["question"])}) for i in run["items"]]
@@ -468,6 +479,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{name}] " + json.dumps(result["summary"]), flush=True)
     report = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "brain": args.brain,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "items": [asdict(i) for i in items],
         "conditions": results,
