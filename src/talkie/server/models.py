@@ -290,6 +290,10 @@ class SessionCreated(BaseModel):
     token: str = Field(description="short-lived session token for the browser (Bearer)")
     token_expires_at: datetime
     offer_url: str
+    ice_servers: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="STUN/TURN servers for the browser's RTCPeerConnection (empty on a LAN)",
+    )
 
 
 class SessionList(BaseModel):
