@@ -56,7 +56,7 @@ SIZE_PROPS = ("height", "block-size", "perspective-origin", "transform-origin")
 _STYLES_JS = """([selectors, skip]) => Object.fromEntries(selectors.map((sel) => {
   const cs = getComputedStyle(document.querySelector(sel));
   const out = {};
-  for (let i = 0; i < cs.length; i++) if (!skip.includes(cs[i])) out[cs[i]] = cs.getPropertyValue(cs[i]);
+  for (const name of cs) if (!skip.includes(name)) out[name] = cs.getPropertyValue(name);
   return [sel, out];
 }))"""
 _GLOBALS_JS = "() => Object.getOwnPropertyNames(window).filter((n) => !n.startsWith('__test'))"
@@ -69,7 +69,8 @@ _INJECT_JS = """([server, attrs]) => {
   for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, v);
   document.getElementById("slot").append(el);
   window.__testEvents = [];
-  for (const type of ["state", "transcript", "reply", "toolcall", "error", "latency", "live", "ended"]) {
+  const types = ["state", "transcript", "reply", "toolcall", "error", "latency", "live", "ended"];
+  for (const type of types) {
     el.addEventListener(type, (e) => window.__testEvents.push({ type, detail: e.detail }));
   }
   return customElements.whenDefined("talkie-character").then(() => true);
@@ -78,6 +79,10 @@ _PLAYING_JS = """(n) => { const el = document.querySelector("talkie-character");
   const v = el && el.shadowRoot.querySelector("video");
   return v && v.readyState >= 2 && !v.paused && v.videoWidth > 0 &&
          v.getVideoPlaybackQuality().totalVideoFrames >= n; }"""
+
+
+def _widget(page: Any) -> Any:
+    return page.locator("talkie-character")
 
 
 def _shadow(page: Any, selector: str) -> Any:
@@ -170,12 +175,12 @@ def test_widget_on_another_origin_connects_talks_runs_a_tool_and_leaves_the_page
     live = _event(page, "e.type === 'live'", timeout=30)
     page.wait_for_function(_PLAYING_JS, arg=10, timeout=30_000)
     assert live["detail"]["firstFrameMs"] > 0
-    session_id = page.evaluate("() => document.querySelector('talkie-character').sessionId")
+    session_id = _widget(page).evaluate("el => el.sessionId")
     assert session_id and session_id.startswith("se_")
     conv = FakeConversation.instances[-1]
 
     # Typed text goes out; the answer comes back as an event and as a caption (text).
-    assert page.evaluate("() => document.querySelector('talkie-character').say('hello there')")
+    assert _widget(page).evaluate("el => el.say('hello there')")
     reply = _event(page, "e.type === 'reply'")
     assert reply["detail"]["text"] == "You said: hello there"
     _shadow(page, ".captions .line.character").wait_for(timeout=5000)
@@ -185,9 +190,7 @@ def test_widget_on_another_origin_connects_talks_runs_a_tool_and_leaves_the_page
 
     # The character calls a UI tool: the handler the host page registered runs, the result
     # goes back to the conversation.
-    page.evaluate(
-        """() => document.querySelector('talkie-character').say('tool:pick_color {"color": "teal"}')"""
-    )
+    _widget(page).evaluate("""el => el.say('tool:pick_color {"color": "teal"}')""")
     call = _event(page, "e.type === 'toolcall'")
     assert call["detail"]["name"] == "pick_color"
     page.wait_for_function("() => window.__testToolArgs", timeout=5000)
@@ -205,13 +208,11 @@ def test_widget_on_another_origin_connects_talks_runs_a_tool_and_leaves_the_page
 
     # The fake microphone (a spoken question) reached the server through the widget.
     _wait(lambda: conv.mic_peak > 0.02, "the spoken question from the microphone", timeout=20)
-    muted = page.evaluate("() => document.querySelector('talkie-character').mute()")
+    muted = _widget(page).evaluate("el => el.mute()")
     assert muted is True
     assert _shadow(page, "button.mute").get_attribute("aria-pressed") == "true"
     # a muted microphone sends silence: its track is off
-    assert page.evaluate(
-        "() => document.querySelector('talkie-character').mic.getAudioTracks()[0].enabled"
-    ) is False
+    assert _widget(page).evaluate("el => el.mic.getAudioTracks()[0].enabled") is False
 
     # The widget's insides ignore the host's CSS aimed at them.
     video_border = _shadow(page, "video").evaluate("v => getComputedStyle(v).borderTopWidth")
@@ -223,12 +224,12 @@ def test_widget_on_another_origin_connects_talks_runs_a_tool_and_leaves_the_page
     # Controls are labelled for screen readers.
     for selector in ("button.call", "button.mute", "input"):
         name = _shadow(page, selector).evaluate(
-            "n => n.getAttribute('aria-label') || n.textContent || (n.labels && n.labels[0] && n.labels[0].textContent)"
+            "n => n.getAttribute('aria-label') || n.textContent || n.labels?.[0]?.textContent"
         )
         assert name and name.strip(), selector
     assert _shadow(page, ".captions").get_attribute("role") == "log"
 
-    page.evaluate("() => document.querySelector('talkie-character').end()")
+    _widget(page).evaluate("el => el.end()")
     _event(page, "e.type === 'ended'")
     _wait(lambda: len(fake_server.registry) == 0, "the session to end on the server")
     with fake_server.admin() as admin:
@@ -237,7 +238,7 @@ def test_widget_on_another_origin_connects_talks_runs_a_tool_and_leaves_the_page
     # The host page is as it was: computed styles of its elements, and no new globals.
     styles_after = page.evaluate(_STYLES_JS, [list(HOST_ELEMENTS), skip])
     changed = {
-        sel: {k: (v, styles_after[sel].get(k)) for k, v in props.items() if styles_after[sel].get(k) != v}
+        sel: {k: (v, after) for k, v in props.items() if (after := styles_after[sel].get(k)) != v}
         for sel, props in styles_before.items()
     }
     assert not any(changed.values()), changed
@@ -269,7 +270,7 @@ def test_widget_says_clearly_what_is_wrong(
     sent: list[str] = []
     page.on("request", lambda r: sent.append(r.headers.get("authorization") or ""))
     page.evaluate(_INJECT_JS, [fake_server.url, {"character": "astronaut", "key": key}])
-    started = page.evaluate("() => document.querySelector('talkie-character').start()")
+    started = _widget(page).evaluate("el => el.start()")
     assert started is False
     error = _event(page, "e.type === 'error' && e.detail.fatal")
     assert error["detail"]["code"] == code
@@ -291,23 +292,20 @@ def test_widget_with_the_microphone_denied_still_talks_by_text(
         page = browser.new_context(viewport={"width": 900, "height": 800}).new_page()
         page.goto(host.url + "/")
         page.evaluate(_INJECT_JS, [fake_server.url, {"character": "astronaut", "key": site_key}])
-        assert page.evaluate("() => document.querySelector('talkie-character').start()") is True
+        assert _widget(page).evaluate("el => el.start()") is True
         error = _event(page, "e.type === 'error'")
         assert error["detail"]["code"] == "microphone_denied" and error["detail"]["fatal"] is False
         assert "Microphone access was denied" in _shadow(page, ".note").inner_text()
         page.wait_for_function(_PLAYING_JS, arg=3, timeout=30_000)
         assert _shadow(page, "button.mute").is_disabled()
         _shadow(page, "input").wait_for(state="visible")
-        page.wait_for_function(
-            "() => !document.querySelector('talkie-character').shadowRoot.querySelector('input').disabled",
-            timeout=10_000,
-        )
+        _shadow(page, "input:not([disabled])").wait_for(timeout=10_000)
         _shadow(page, "input").fill("typing works")
         _shadow(page, "input").press("Enter")
         reply = _event(page, "e.type === 'reply'")
         assert reply["detail"]["text"] == "You said: typing works"
         page.screenshot(path=str(SHOTS / "widget-mic-denied.png"))
-        page.evaluate("() => document.querySelector('talkie-character').end()")
+        _widget(page).evaluate("el => el.end()")
     finally:
         browser.close()
 
@@ -346,7 +344,9 @@ def test_launcher_bubble_from_one_script_tag(
     page.evaluate(
         """() => { window.__testEvents = [];
              const el = document.querySelector('talkie-character');
-             for (const t of ['live', 'error']) el.addEventListener(t, (e) => window.__testEvents.push({type: t, detail: e.detail})); }"""
+             for (const type of ['live', 'error']) {
+               el.addEventListener(type, (e) => window.__testEvents.push({type, detail: e.detail}));
+             } }"""
     )
     if options.get("has_touch"):
         bubble.tap()
@@ -368,7 +368,7 @@ def test_launcher_bubble_from_one_script_tag(
     _shadow(page, "input").focus()
     page.keyboard.press("Escape")
     _wait(lambda: len(fake_server.registry) == 0, "the session to end")
-    assert page.evaluate("() => document.querySelector('talkie-character').hasAttribute('open')") is False
+    assert _widget(page).evaluate("el => el.hasAttribute('open')") is False
 
 
 def test_embed_snippet_and_widget_files(fake_server: LiveServer, host: HostSite) -> None:
@@ -384,7 +384,8 @@ def test_embed_snippet_and_widget_files(fake_server: LiveServer, host: HostSite)
         f'<script src="{widget_url}" data-character="astronaut" '
         'data-key="pk_YOUR_PUBLISHABLE_KEY" async></script>'
     )
-    assert '<talkie-character character="astronaut" key="pk_YOUR_PUBLISHABLE_KEY">' in embed["element"]
+    tag = '<talkie-character character="astronaut" key="pk_YOUR_PUBLISHABLE_KEY">'
+    assert tag in embed["element"]
     assert "--publishable --origin https://shop.example --tenant admin --character astronaut" in (
         embed["create_key"]
     )

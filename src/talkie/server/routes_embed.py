@@ -62,7 +62,8 @@ async def embed_snippet(
     )
     element = (
         f'<script src="{attr(widget)}" async></script>\n'
-        f'<talkie-character character="{attr(record.id)}" key="{KEY_PLACEHOLDER}"></talkie-character>'
+        f'<talkie-character character="{attr(record.id)}" key="{KEY_PLACEHOLDER}">'
+        "</talkie-character>"
     )
     command = [
         "talkie", "keys", "create", "--name", f"site {record.name}"[:60], "--scope", "sessions",
