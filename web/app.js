@@ -16,6 +16,7 @@
 // id, ok, result}. The character hears the result and can talk about it.
 
 import { Captions } from "./captions.js";
+import { EmbedPanel } from "./embed-panel.js";
 import { LatencyTimeline } from "./latency.js";
 import { LiveSession, makeApi, openMicrophone, readJson, errorMessage } from "./live-session.js";
 import { VoiceMeter } from "./meter.js";
@@ -100,6 +101,8 @@ const rigEditor = new RigEditor({
   },
   onClose: () => setUploadStatus(""),
 });
+
+const embedPanel = new EmbedPanel({ root: $("embed"), api: (path, opts) => api(path, opts) });
 
 const voicePanel = new VoicePanel({
   root: $("voices"),
@@ -300,6 +303,7 @@ function pickById(id) {
 async function pick(character) {
   app.character = character;
   voicePanel.setCharacter(character);
+  embedPanel.setCharacter(character);
   app.reconnects = 0;
   markPicked();
   el.video.poster = character.preview;

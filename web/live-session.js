@@ -93,6 +93,8 @@ export class LiveSession {
     this.remote = new MediaStream();
     this.heartbeat = null;
     this.closed = false;
+    // ms after start() at which each step finished: where the time to the first frame goes.
+    this.timings = {};
   }
 
   get id() { return this.session?.id || null; }
@@ -100,7 +102,10 @@ export class LiveSession {
   get connectionState() { return this.pc ? this.pc.connectionState : "none"; }
 
   async start() {
+    const t0 = performance.now();
+    const mark = (name) => { this.timings[name] = Math.round(performance.now() - t0); };
     const created = await this.api("/v1/sessions", { method: "POST", json: { character_id: this.characterId } });
+    mark("session");
     this.session = { id: created.session.id, token: created.token };
     if (this.closed) { this.deleteSession(); return false; }
     const pc = new RTCPeerConnection({ iceServers: created.ice_servers || [] });
@@ -132,12 +137,14 @@ export class LiveSession {
 
     await pc.setLocalDescription(await pc.createOffer());
     await iceGatheringComplete(pc);
+    mark("ice_gathered");
     if (this.closed) return false;
     const body = await this.api(created.offer_url, {
       method: "POST", token: this.session.token,
       json: { sdp: pc.localDescription.sdp, type: pc.localDescription.type },
     });
     if (this.closed) return false;
+    mark("answer");
     await pc.setRemoteDescription({ type: body.type, sdp: body.sdp });
     return true;
   }

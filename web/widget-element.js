@@ -79,6 +79,7 @@ export class TalkieCharacter extends HTMLElement {
     this.isMuted = false;
     this.convState = "offline";
     this.connectSeq = 0;
+    this.calling = false;
     this.startedAt = 0;
     this.meter = new VoiceMeter({ onAnswer: (m) => { if (this.replyTurn !== null) this.felt.set(this.replyTurn, m.felt); } });
     this.felt = new Map();
@@ -101,13 +102,15 @@ export class TalkieCharacter extends HTMLElement {
   /** Connect (asks for the microphone). Resolves true once the call is set up. */
   async start() {
     const seq = ++this.connectSeq;
+    this.startedAt = performance.now(); // the first frame's wait counts from here
     this.closeLive();
+    this.calling = true; // from now until end() or a failure: the call button hangs up
     this.setOpen(true);
     this.setState("connecting");
     const problem = this.configProblem();
     if (problem) return this.fail(problem.code, problem.message);
     this.showOverlay(this.t("connecting"));
-    this.setCallButton(true);
+    this.setCallButton();
     try {
       await this.loadCharacter();
     } catch (err) {
@@ -125,7 +128,6 @@ export class TalkieCharacter extends HTMLElement {
     }
     if (seq !== this.connectSeq) return false;
     this.applyMute();
-    this.startedAt = performance.now();
     const live = new LiveSession({
       api: this.api, characterId: this.info.id, mic: this.mic,
       handlers: {
@@ -245,7 +247,7 @@ export class TalkieCharacter extends HTMLElement {
     this.tools = new UiTools({ stage: el.stage, mark: outline });
     el.bubble.addEventListener("click", () => (this.hasAttribute("open") ? this.collapse() : this.start()));
     el.close.addEventListener("click", () => this.collapse());
-    el.call.addEventListener("click", () => (this.live ? this.end() : this.start()));
+    el.call.addEventListener("click", () => (this.calling ? this.end() : this.start()));
     el.mute.addEventListener("click", () => this.mute());
     el.overlayButton.addEventListener("click", () => {
       if (this.live && el.overlayButton.dataset.action === "play") this.el.video.play().then(() => this.hideOverlay(), () => {});
@@ -281,7 +283,7 @@ export class TalkieCharacter extends HTMLElement {
     el.panel.setAttribute("aria-label", this.t("video"));
     this.captions.labels = { you: this.t("you"), problem: this.t("problem"), empty: this.t("empty") };
     if (!el.captions.querySelector(".line")) this.captions.clear();
-    this.setCallButton(Boolean(this.live));
+    this.setCallButton();
     el.pill.textContent = this.t(this.convState === "connecting" ? "offline" : this.convState) || this.convState;
     if (this.connectSeq === 0) { // nothing started yet: invite to start
       this.showOverlay(this.t("ready"), { button: this.t("start") });
@@ -325,7 +327,7 @@ export class TalkieCharacter extends HTMLElement {
     this.el.video.addEventListener("playing", () => {
       if (seq !== this.connectSeq) return;
       const firstFrameMs = Math.round(performance.now() - this.startedAt);
-      this.emit("live", { firstFrameMs, sessionId: this.sessionId });
+      this.emit("live", { firstFrameMs, sessionId: this.sessionId, steps: { ...this.live?.timings } });
     }, { once: true });
     this.el.video.play().catch(() => {
       // Autoplay with sound needs a click on some browsers: ask for one.
@@ -348,6 +350,7 @@ export class TalkieCharacter extends HTMLElement {
       case "backchannel": this.captions.backchannel(ev.text); break;
       case "interrupted": this.captions.interrupted(); break;
       case "trace":
+        if (!ev.relative || !Object.keys(ev.relative).length) break; // a turn without an answer
         this.emit("latency", {
           turn: ev.turn, server: ev.latency ?? null, felt: this.felt.get(ev.turn) ?? null, stages: ev.relative || {},
         });
@@ -388,7 +391,8 @@ export class TalkieCharacter extends HTMLElement {
     this.live = null;
     this.tools.clear();
     this.setEnabled(false);
-    this.setCallButton(false);
+    this.calling = false;
+    this.setCallButton();
   }
 
   collapse() {
@@ -450,9 +454,9 @@ export class TalkieCharacter extends HTMLElement {
     this.el.mute.disabled = !on || !this.mic;
   }
 
-  setCallButton(inCall) {
-    this.el.call.textContent = inCall ? this.t("end") : this.t("start");
-    this.el.call.classList.toggle("secondary", inCall);
+  setCallButton() {
+    this.el.call.textContent = this.calling ? this.t("end") : this.t("start");
+    this.el.call.classList.toggle("secondary", Boolean(this.calling));
   }
 
   applyMute() {

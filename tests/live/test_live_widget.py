@@ -245,7 +245,8 @@ def test_widget_on_another_origin_connects_talks_runs_a_tool_and_leaves_the_page
     assert set(page.evaluate(_GLOBALS_JS)) - globals_before == set()
     errors = [c for c in page.console_lines if c.startswith("pageerror")]
     assert not errors, errors
-    print(f"\nwidget: first frame {live['detail']['firstFrameMs']} ms after start()")
+    print(f"\nwidget: first frame {live['detail']['firstFrameMs']} ms after start() "
+          f"(steps {live['detail']['steps']})")
 
 
 @pytest.mark.parametrize(
@@ -422,3 +423,44 @@ def _wait(cond: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
 @pytest.fixture(autouse=True, scope="module")
 def _shots() -> None:
     SHOTS.mkdir(parents=True, exist_ok=True)
+
+
+def test_page_shows_the_snippet_and_the_demo_page_works(
+    fake_server: LiveServer, open_page: Callable[[LiveServer], Any], tab: Callable[..., Any]
+) -> None:
+    page = open_page(fake_server)
+    page.pick("astronaut")
+    page.page.wait_for_function(
+        "() => document.querySelector('#embed .embed-script').textContent.includes('widget.js')",
+        timeout=10_000,
+    )
+    page.page.fill("#embed-origin", "https://shop.example")
+    page.page.dispatch_event("#embed-origin", "change")
+    page.page.wait_for_function(
+        "() => document.querySelector('#embed .embed-key').textContent.includes('shop.example')",
+        timeout=10_000,
+    )
+    script = page.page.inner_text("#embed .embed-script")
+    assert f'src="{fake_server.url}/widget.js" data-character="astronaut"' in script
+    page_key = page.page.evaluate("async () => (await (await fetch('/api/config')).json()).api_key")
+    shown = page.page.inner_text("#embed")
+    assert page_key not in shown and "tk_" not in shown  # a placeholder, never a real key
+    page.page.locator("#embed").screenshot(path=str(SHOTS / "page-embed-panel.png"))
+
+    # The demo page (served by Talkie itself) starts its inline widget.
+    demo = tab(fake_server.url + "/widget-demo.html")
+    widget = demo.locator("talkie-character")
+    demo.wait_for_function(
+        "() => customElements.get('talkie-character') && "
+        "document.querySelector('talkie-character').getAttribute('key')",
+        timeout=10_000,
+    )
+    assert widget.evaluate("el => el.start()") is True
+    demo.wait_for_function(_PLAYING_JS, arg=5, timeout=30_000)
+    assert widget.locator("button.call").inner_text() == "End"  # started from script
+    demo.click("#demo-say")
+    widget.locator(".captions .line.character").wait_for(timeout=10_000)
+    demo.wait_for_timeout(300)
+    demo.screenshot(path=str(SHOTS / "widget-demo-page.png"))
+    widget.evaluate("el => el.end()")
+    assert not [c for c in demo.console_lines if c.startswith("pageerror")], demo.console_lines
