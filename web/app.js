@@ -60,7 +60,7 @@ const app = {
   characters: [],
   character: null, // the picked character {id, name, preview}
   live: null, // the LiveSession (live-session.js) while connecting or connected
-  config: null, // /api/config: ICE servers, upload limit, the page's publishable key
+  config: null, // /api/config: the page's publishable key, upload limit (ICE servers: per session)
   micStream: null,
   micDenied: false,
   wantConnected: false,

@@ -185,12 +185,17 @@ export class TalkieCharacter extends HTMLElement {
   // -------------------------------------------------------------- element lifecycle
 
   connectedCallback() {
+    // A closed tab ends its session at once (keepalive request), not after the heartbeat.
+    this.onPageHide ||= () => this.live?.deleteSession();
+    window.addEventListener("pagehide", this.onPageHide);
+    if (this.hasAttribute("launcher")) this.el.panel.setAttribute("role", "dialog");
     this.relabel();
     this.loadCharacter().then(() => this.relabel(), () => { /* reported on start() */ });
     if (this.hasAttribute("autostart")) this.start();
   }
 
   disconnectedCallback() {
+    window.removeEventListener("pagehide", this.onPageHide);
     this.connectSeq += 1;
     this.closeLive();
   }

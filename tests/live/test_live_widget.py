@@ -157,8 +157,13 @@ def test_widget_on_another_origin_connects_talks_runs_a_tool_and_leaves_the_page
     styles_before = page.evaluate(_STYLES_JS, [list(HOST_ELEMENTS), skip])
     globals_before = set(page.evaluate(_GLOBALS_JS))
 
-    page.evaluate(_INJECT_JS, [fake_server.url, {"character": "astronaut", "key": site_key}])
+    attrs = {"character": "astronaut", "key": site_key, "style": "--talkie-accent: rgb(1, 2, 3)"}
+    page.evaluate(_INJECT_JS, [fake_server.url, attrs])
     _shadow(page, ".overlay button").wait_for(state="visible", timeout=10_000)
+    # themed by a custom property, from outside the shadow root
+    accent = _shadow(page, "button.call").evaluate("b => getComputedStyle(b).backgroundColor")
+    assert accent == "rgb(1, 2, 3)"
+    assert _shadow(page, ".panel").get_attribute("role") is None  # inline: no dialog
     page.wait_for_function(  # the character's name and picture came through the key
         "() => document.querySelector('talkie-character').shadowRoot"
         ".querySelector('.name').textContent === 'Nova'", timeout=10_000,
@@ -255,6 +260,7 @@ def test_widget_on_another_origin_connects_talks_runs_a_tool_and_leaves_the_page
         ("wrong_origin", "origin_not_allowed", "not allowed on this website"),
         ("wrong_key", "invalid_key", "key is not valid"),
         ("secret_key", "secret_key", "only publishable keys"),
+        ("wrong_character", "unknown_character", "was not found for this key"),
     ],
 )
 def test_widget_says_clearly_what_is_wrong(
@@ -265,12 +271,14 @@ def test_widget_says_clearly_what_is_wrong(
         "wrong_origin": lambda: _publishable_key(fake_server, ["https://elsewhere.example"]),
         "wrong_key": lambda: "pk_0123456789ab_" + "x" * 43,
         "secret_key": lambda: fake_server.admin_key,
+        "wrong_character": lambda: _publishable_key(fake_server, [host.url]),
     }
     key = keys[case]()
+    character = "ch_nobody" if case == "wrong_character" else "astronaut"
     page = tab(host.url + "/")
     sent: list[str] = []
     page.on("request", lambda r: sent.append(r.headers.get("authorization") or ""))
-    page.evaluate(_INJECT_JS, [fake_server.url, {"character": "astronaut", "key": key}])
+    page.evaluate(_INJECT_JS, [fake_server.url, {"character": character, "key": key}])
     started = _widget(page).evaluate("el => el.start()")
     assert started is False
     error = _event(page, "e.type === 'error' && e.detail.fatal")
@@ -356,6 +364,7 @@ def test_launcher_bubble_from_one_script_tag(
     _event(page, "e.type === 'live'", timeout=30)
     page.wait_for_function(_PLAYING_JS, arg=5, timeout=30_000)
     assert bubble.get_attribute("aria-expanded") == "true"
+    assert _shadow(page, ".panel").get_attribute("role") == "dialog"
     panel = _shadow(page, ".panel").bounding_box()
     viewport = options["viewport"]
     if layout == "mobile":  # the whole screen
