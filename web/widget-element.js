@@ -116,6 +116,7 @@ export class TalkieCharacter extends HTMLElement {
     } catch (err) {
       return seq === this.connectSeq ? this.failFromApi(err) : false;
     }
+    this.relabel(); // its name, now that it is known (attributes may have come after connecting)
     if (!this.mic && !this.micProblem) {
       const { stream, problem: micProblem, detail } = await openMicrophone();
       this.mic = stream;

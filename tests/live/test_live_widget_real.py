@@ -112,6 +112,7 @@ def test_spoken_request_runs_the_sites_ui_tool(
         return found
 
     live = event("e.type === 'live'", 60)
+    assert widget.locator(".name").inner_text() == "Ada"  # attributes set after the tag loaded
     heard = event("e.type === 'transcript' && e.detail.final && /hours/i.test(e.detail.text)", 60)
     call = event("e.type === 'toolcall'", 30)
     assert call["detail"]["name"] == "show_opening_hours"
