@@ -106,9 +106,9 @@ async def test_spoken_question_is_heard_and_answered(nova) -> None:  # type: ign
         "answer_start",
     ):
         assert stage in trace["marks"], trace
-    # A question is answered as soon as its words are known (no end-of-turn wait); how soon
-    # that is, is measured by bench/turn_latency.py and bench/conversation.py.
-    assert trace["marks"]["endpoint"] - trace["marks"]["asr_final"] < 0.05, trace
+    # A question is answered as soon as its words are known: no end-of-turn wait (the shortest
+    # is 1.35 s, for a statement); how soon that is, is measured by bench/conversation.py.
+    assert trace["marks"]["endpoint"] - trace["marks"]["asr_final"] < 0.5, trace
 
 
 async def test_push_to_talk_hears_only_while_held_and_answers_on_release(nova) -> None:  # type: ignore[no-untyped-def]
