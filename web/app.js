@@ -23,6 +23,7 @@ import { VoiceMeter } from "./meter.js";
 import { RigEditor } from "./rig-editor.js";
 import { UiTools } from "./tools.js";
 import { VoicePanel } from "./voices.js";
+import { Eyes } from "./vision.js";
 
 const MAX_RECONNECTS = 3;
 const ICE_GATHER_TIMEOUT_MS = 3000;
@@ -55,6 +56,11 @@ const el = {
   captions: $("captions"),
   timeline: $("timeline"),
   legend: document.querySelector(".legend"),
+  camera: $("camera"),
+  shareScreen: $("share-screen"),
+  cameraBadge: $("camera-badge"),
+  screenBadge: $("screen-badge"),
+  selfView: $("self-view"),
 };
 
 const events = [];
@@ -100,6 +106,10 @@ function feltFor(turn) {
   return first ? first.felt : null;
 }
 const tools = new UiTools({ stage: el.video.parentElement });
+const eyes = new Eyes({
+  cameraButton: el.camera, screenButton: el.shareScreen, cameraBadge: el.cameraBadge,
+  screenBadge: el.screenBadge, preview: el.selfView, send: (ev) => send(ev), note: (t) => showNote(t),
+});
 const rigEditor = new RigEditor({
   root: $("rig-editor"),
   api: (path, opts) => api(path, opts),
@@ -389,6 +399,7 @@ async function connect() {
   } else {
     pc.addTransceiver("audio", { direction: "recvonly" });
   }
+  eyes.attach(pc); // the camera and screen m-lines, off until switched on
   const dc = pc.createDataChannel("events");
   app.dc = dc;
   const remote = new MediaStream();
@@ -400,6 +411,7 @@ async function connect() {
   dc.onopen = () => {
     if (seq !== app.connectSeq) return;
     send({ type: "mode", hands_free: el.handsFree.checked });
+    eyes.announce();
     setEnabled(true);
     const ping = () => send({ type: "ping", t: performance.now() });
     ping();
@@ -497,6 +509,7 @@ function lost(why) {
 function ended() {
   const why = app.endMessage;
   app.endMessage = null;
+  eyes.stopAll();
   app.connectSeq += 1;
   closePeer();
   el.video.srcObject = null;
@@ -515,6 +528,7 @@ function closePeer() {
   if (app.session) deleteSession(app.session);
   app.pc = null;
   app.dc = null;
+  eyes.detach();
   app.session = null;
   app.sessionId = null;
   el.hangup.disabled = true;
@@ -527,6 +541,7 @@ function deleteSession(session) {
 
 function hangup() {
   app.wantConnected = false;
+  eyes.stopAll(); // hanging up turns the camera and screen share off
   app.connectSeq += 1;
   closePeer();
   el.video.srcObject = null;
@@ -562,6 +577,7 @@ function onServerMessage(data) {
     case "trace": timeline.add(ev, feltFor(ev.turn)); break;
     case "error": captions.error(ev.message || "Something went wrong."); break;
     case "interrupted": captions.interrupted(); break;
+    case "vision": eyes.observed(ev); break;
     case "session_end":
       // The goodbye is still playing: hang up when the server closes the line, not before.
       app.wantConnected = false;
@@ -657,6 +673,7 @@ function setEnabled(on) {
   el.sayButton.disabled = !on;
   el.ptt.disabled = !on || !app.micStream;
   el.interrupt.disabled = !on;
+  eyes.enable(on);
 }
 
 // ---------------------------------------------------------------- helpers
