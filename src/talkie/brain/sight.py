@@ -23,18 +23,22 @@ _ORDINALS = {
     "3rd": 3,
 }  # fmt: skip
 _SPOKEN = {v: k for k, v in reversed(list(_ORDINALS.items())) if not k[0].isdigit()}
-_LINE = re.compile(
-    r"\b(?:(?P<before>\w+)\s+line|line\s+(?:number\s+)?(?P<after>\w+))\b", re.IGNORECASE
-)
-_SCREEN = re.compile(
-    r"\b(?:screen|monitor|display|shared|sharing|error|message|window|code|page|document)\b"
-)
+# "the second line", "line 3", "line number two" (looked for separately: "on line 3" holds both)
+_LINE_BEFORE = re.compile(r"\b(\w+)\s+line\b")
+_LINE_AFTER = re.compile(r"\bline\s+(?:number\s+)?(\w+)\b")
+# Words that are about the screen whatever is shared; and those that are only while it is
+# ("what does this say?" with nothing shared is about something else).
+_SCREEN_NAMED = re.compile(r"\b(?:screen|monitor|display)\b")
+_SCREEN_SHARED = re.compile(r"\b(?:error|message|window|code|page|document|shared|sharing)\b")
 _READ = re.compile(r"\b(?:read|say|says|saying|written|write|text|wording)\b")
-_CAMERA = re.compile(
-    r"\b(?:see me|see us|seeing me|see anyone|see anybody|see somebody|see someone|"
-    r"see who|who do you see|who is there|who's there|anyone there|anybody there|"
-    r"am i there|am i in|in view|in the picture|can you see|do you see|what do you see|"
-    r"looking at you|look at you|how many people|my hand|camera)\b"
+_POINTING = re.compile(r"\b(?:this|that|it|here)\b")
+_CAMERA_NAMED = re.compile(
+    r"\b(?:see me|see us|seeing me|see anyone|see anybody|see somebody|see someone|who do you "
+    r"see|am i there|am i in view|in view|how many people|looking at you|look at you|camera)\b"
+)
+_CAMERA_ON = re.compile(
+    r"\b(?:can you see|do you see|what do you see|who is there|who's there|anyone there|"
+    r"anybody there|my hand|in the picture)\b"
 )
 _DETAILS = re.compile(
     r"\b(?:wearing|wear|colou?r|holding|hold|shirt|hair|glasses|hat|object|thing|"
@@ -46,25 +50,33 @@ _MAX_READ = 8  # lines read aloud at once: more is a monologue
 def sight_answer(sight: Sight | None, user_text: str) -> str | None:
     """The answer when ``user_text`` asks about what the character sees, else None."""
     text = user_text.lower()
-    about_screen = bool(_SCREEN.search(text)) or (
-        bool(_READ.search(text)) and bool(re.search(r"\b(?:this|that|it|here)\b", text))
-    )
+    screen_on = sight is not None and sight.screen
+    camera_on = sight is not None and sight.camera
     line = _line_number(text)
-    if line is not None or (about_screen and (_READ.search(text) or "what" in text)):
+    named = bool(_SCREEN_NAMED.search(text))
+    reading = bool(_READ.search(text)) or "what" in text
+    if named and reading:
         return _screen_answer(sight, text, line)
-    if _DETAILS.search(text) and (sight is not None and sight.camera):
+    if screen_on and (
+        line is not None
+        or (reading and _SCREEN_SHARED.search(text))
+        or (_READ.search(text) and _POINTING.search(text))
+    ):
+        return _screen_answer(sight, text, line)
+    if camera_on and _DETAILS.search(text):
         return (
             "I can tell whether you're there, where you are and where you're looking, and I "
             "can read text on a shared screen, but I can't make out details like that."
         )
-    if _CAMERA.search(text):
+    if _CAMERA_NAMED.search(text) or (camera_on and _CAMERA_ON.search(text)):
         return _camera_answer(sight)
     return None
 
 
 def _line_number(text: str) -> int | None:
-    for match in _LINE.finditer(text):
-        word = (match.group("before") or match.group("after") or "").lower()
+    matches = [*_LINE_BEFORE.finditer(text), *_LINE_AFTER.finditer(text)]
+    for match in matches:
+        word = match.group(1)
         if word == "last":
             return -1
         if word in _ORDINALS:

@@ -103,7 +103,8 @@ def read_lines(engine: Any, image: np.ndarray) -> tuple[str, ...]:
     items = []
     for box, text, score in zip(result.boxes, result.txts, result.scores, strict=False):
         text = str(text).strip()
-        if not text or float(score) < _MIN_SCORE:
+        if not any(c.isalnum() for c in text) or float(score) < _MIN_SCORE:
+            # window buttons, bullets and icons come out as lone symbols
             continue
         ys = [float(p[1]) for p in box]
         items.append((min(ys), max(ys), min(float(p[0]) for p in box), text))
