@@ -3,8 +3,8 @@
 PP-OCR (detection + recognition ONNX models shipped inside ``rapidocr``, Apache-2.0) takes
 1.5-2 s of one core per 720p frame, so it runs only when the screen has changed and then held
 still (a scrolling page is read once it stops), on one thread, and its result is kept until
-the next change. A change is judged on a 96x54 grey thumbnail: cheap enough for every sampled
-frame.
+the next change. A change is judged on a 256x144 grey thumbnail (pixels that moved by more than a coding
+noise would): cheap enough for every sampled frame.
 """
 
 from __future__ import annotations
@@ -22,8 +22,11 @@ from talkie.messages import ScreenText
 
 log = logging.getLogger(__name__)
 
-_THUMB = (96, 54)
-_CHANGED = 2.0  # mean absolute grey difference (0..255) that counts as a new picture
+_THUMB = (256, 144)  # each thumbnail pixel averages a 5x5 block of a 720p screen
+# A new picture: at least this many thumbnail pixels changed by more than _STEP grey levels.
+# One changed word of 16 px text is ~30 such pixels; video coding noise moves a few by 2-6.
+_STEP = 20.0
+_CHANGED_PIXELS = 12
 _MIN_SCORE = 0.5  # recognitions less sure than this are noise (icons, textures)
 _MAX_SIDE = 1920  # bigger screens are read at this size (text stays legible, time bounded)
 
@@ -51,7 +54,7 @@ def thumbnail(image: np.ndarray) -> np.ndarray:
 
 
 def changed(a: np.ndarray | None, b: np.ndarray) -> bool:
-    return a is None or float(np.mean(np.abs(a - b))) > _CHANGED
+    return a is None or int(np.count_nonzero(np.abs(a - b) > _STEP)) >= _CHANGED_PIXELS
 
 
 class ScreenReader:
