@@ -3,8 +3,8 @@
 PP-OCR (detection + recognition ONNX models shipped inside ``rapidocr``, Apache-2.0) takes
 1.5-2 s of one core per 720p frame, so it runs only when the screen has changed and then held
 still (a scrolling page is read once it stops), on one thread, and its result is kept until
-the next change. A change is judged on a 256x144 grey thumbnail (pixels that moved by more than a coding
-noise would): cheap enough for every sampled frame.
+the next change. A change is judged on a 256x144 grey thumbnail (pixels that moved by more
+than coding noise would): cheap enough for every sampled frame.
 """
 
 from __future__ import annotations
