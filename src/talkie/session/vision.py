@@ -135,14 +135,14 @@ class SessionVision:
         """Whether a frame of ``source`` arriving now would be looked at."""
         if not self.options.enabled or source not in SOURCES or self._busy[source]:
             return False
+        if not self._on[source]:
+            return False  # the page said it is off: frames still in flight are not looked at
         return self.host.now() - self._last[source] >= 1.0 / self.options.fps
 
     def push(self, frame: SeenFrame) -> None:
         """Look at ``frame`` (one the transport was told it ``wants``); returns at once."""
         if not self.wants(frame.source):
             return
-        if not self._on[frame.source]:
-            self._on[frame.source] = True  # frames arriving mean the page turned it on
         self._busy[frame.source] = True
         self._last[frame.source] = self.host.now()
         self.frames_seen[frame.source] += 1
