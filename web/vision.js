@@ -112,7 +112,7 @@ export class Eyes {
     button.textContent = on ? (source === "camera" ? "Camera off" : "Stop sharing") : label;
     const badge = this.badges[source];
     badge.hidden = !on;
-    badge.textContent = source === "camera" ? "● camera on" : "● sharing screen";
+    badge.textContent = source === "camera" ? "camera on" : "sharing screen";
     if (source === "camera") {
       this.preview.hidden = !on;
       this.preview.srcObject = on ? new MediaStream([this.tracks.camera]) : null;
@@ -125,9 +125,9 @@ export class Eyes {
     if (!badge || badge.hidden) return;
     if (ev.source === "camera") {
       const seen = { appeared: "sees you", looking: "sees you", looked_away: "sees you look away", left: "nobody in view", hand_raised: "sees your hand" }[ev.what];
-      if (seen) badge.textContent = `● camera on · ${seen}`;
+      if (seen) badge.textContent = `camera on · ${seen}`;
     } else if (ev.what === "screen_text") {
-      badge.textContent = `● sharing screen · ${ev.lines ? `reads ${ev.lines} line${ev.lines > 1 ? "s" : ""}` : "no text"}`;
+      badge.textContent = `sharing screen · ${ev.lines ? `reads ${ev.lines} line${ev.lines > 1 ? "s" : ""}` : "no text"}`;
     }
   }
 }
