@@ -167,3 +167,40 @@ def test_bad_client_events_are_refused() -> None:
         eyes.handle_event({"type": "vision"})
     eyes.handle_event({"type": "vision", "screen": True})
     assert eyes.sight().screen
+
+
+class _Scripted:
+    """Stands in for the hand model (no picture of a raised hand ships with any package): the
+    session logic under test is what a raised hand makes the conversation do."""
+
+    def __init__(self) -> None:
+        self.hand = False
+
+    def detect(self, image: np.ndarray, pts: float = 0.0) -> Any:
+        from talkie.messages import Presence
+
+        return Presence(pts=pts, faces=1, x=0.5, y=0.4, size=0.3, looking=True,
+                        hand_raised=self.hand)  # fmt: skip
+
+
+@pytest.mark.asyncio
+async def test_a_raised_hand_is_a_wish_to_speak_once_per_raise() -> None:
+    host = Host()
+    scripted = _Scripted()
+    eyes = SessionVision(host, options=VisionOptions(fps=10), presence=lambda: scripted)  # type: ignore[arg-type,return-value]
+    eyes.set_inputs(camera=True)
+    frame = empty_room()
+    await feed(eyes, host, "camera", frame, 0.4)
+    await settle(eyes)
+    assert host.wishes == []
+    scripted.hand = True
+    await feed(eyes, host, "camera", frame, 0.5)
+    await settle(eyes)
+    assert host.wishes == ["hand raised"] and len(host.seen("hand_raised")) == 1
+    scripted.hand = False
+    await feed(eyes, host, "camera", frame, 0.3)
+    scripted.hand = True
+    await feed(eyes, host, "camera", frame, 0.3)
+    await settle(eyes)
+    assert host.wishes == ["hand raised", "hand raised"]
+    await eyes.close()

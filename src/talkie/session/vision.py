@@ -175,7 +175,7 @@ class SessionVision:
                     self._presence, self._present, self._absent_since = None, False, None
                     self.host.look_at(None)
                 else:
-                    self._screen = None
+                    self._screen, self._screen_pending = None, None
                     self.host.screen_words(())
 
     async def close(self) -> None:
@@ -187,9 +187,11 @@ class SessionVision:
 
     # -- what the brain gets --
 
-    def sight(self) -> Sight:
-        """What the character can see now (a copy: later frames do not change it)."""
-        image_source = "screen" if "screen" in self._jpeg else "camera"
+    def sight(self, prefer: str = "screen") -> Sight:
+        """What the character can see now (a copy: later frames do not change it); its picture
+        is the ``prefer``red input's when both are on."""
+        other = "camera" if prefer == "screen" else "screen"
+        image_source = prefer if prefer in self._jpeg else other
         return Sight(
             pts=self.host.now(), camera=self._on["camera"], screen=self._on["screen"],
             presence=self._presence if self._on["camera"] else None,
@@ -201,7 +203,8 @@ class SessionVision:
         """What the character sees, as a context turn for one answer to ``user_text`` (None
         when camera and screen are off). The picture goes along only when the words are about
         what the user shows."""
-        sight = self.sight()
+        about_camera = _ABOUT_CAMERA.search(user_text) and not _ABOUT_SCREEN.search(user_text)
+        sight = self.sight(prefer="camera" if about_camera else "screen")
         if not (sight.camera or sight.screen):
             return None
         if sight.jpeg is not None and not refers_to_view(user_text):
@@ -286,6 +289,8 @@ class SessionVision:
             frame.image
         ):
             self._screen_pending = None
+            if self._screen is None:  # shared again, the same picture: the reading holds
+                self._publish(reader.cached, frame.pts)
             return
         if self._screen_pending is None or changed(self._screen_pending, thumb):
             self._screen_pending = thumb
@@ -293,13 +298,16 @@ class SessionVision:
                 return  # wait for it to settle
         self._screen_pending = None
         text = await loop.run_in_executor(_READ, self._ocr, frame)
+        self._publish(text, frame.pts)
+
+    def _publish(self, text: ScreenText, arrived: float) -> None:
         if not self._on["screen"]:
             return
         old = self._screen.lines if self._screen is not None else None
         self._screen = text
         if text.lines != old:
             now = self.host.now()
-            delay = round(now - frame.pts, 3)
+            delay = round(now - arrived, 3)
             self.host.emit(VisionObserved(t=now, source="screen", what="screen_text",
                                           lines=len(text.lines), delay=delay))  # fmt: skip
             self.host.screen_words(text.lines)
@@ -351,6 +359,12 @@ _SHOWN = re.compile(
     r"picture|image|camera|wearing|holding|hold|read|say|says|line|window|page|code|error)\b",
     re.IGNORECASE,
 )
+
+
+_ABOUT_CAMERA = re.compile(
+    r"\b(?:me|my face|camera|wearing|holding|hold|hand|i look|behind me)\b", re.IGNORECASE
+)
+_ABOUT_SCREEN = re.compile(r"\b(?:screen|line|error|code|page|window|says?|read)\b", re.IGNORECASE)
 
 
 def refers_to_view(text: str) -> bool:
