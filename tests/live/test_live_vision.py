@@ -186,7 +186,8 @@ def test_the_character_reads_the_shared_screen(
         started = time.monotonic()
         read = page.wait_event("e.type === 'vision' && e.what === 'screen_text'", timeout=40)
         assert read["lines"] >= len(SCREEN.lines) - 1
-        print(f"screen read {time.monotonic() - started:.1f} s after sharing started")
+        print(f"screen read {time.monotonic() - started:.1f} s after sharing started, "
+              f"{read['delay']} s after its frame arrived")
         page.screenshot(artifacts / "vision-live-screen-page.png")
 
         whole = _said_after(page, "What does my screen say?")
