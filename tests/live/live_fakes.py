@@ -138,8 +138,17 @@ class FakeConversation:
                 raise ValueError('"text" needs a non-empty "text"')
             self._last_activity = self.now()
             self._reply(text.strip())
+        elif kind == "vision":
+            if not all(isinstance(event.get(k), bool) for k in ("camera", "screen") if k in event):
+                raise ValueError('"vision" needs boolean "camera" and/or "screen"')
         else:
             raise ValueError(f"unknown client event type {kind!r}")
+
+    def wants_frame(self, source: str) -> bool:
+        return False  # this fake has no eyes: camera and screen frames are dropped
+
+    def push_frame(self, frame: Any) -> None:
+        pass
 
     @property
     def last_user_activity(self) -> float:
