@@ -199,8 +199,15 @@ def run_condition(name: str, items: list[Item], folder: Path) -> dict[str, Any]:
                 INSTRUMENT_JS, arg={"worklet": WORKLET_JS, "box": [0, 0, 8, 8], "width": 1280},
                 timeout=20_000,
             )  # fmt: skip
+            video_start, t_video = page.video_info(), time.monotonic()
             while time.monotonic() < t_click + wav_s + 10:
                 time.sleep(2.0)
+            video_end = page.video_info()
+            video = {
+                "fps": round((video_end["frames"] - video_start["frames"])
+                             / (time.monotonic() - t_video), 2),
+                "dropped": video_end["dropped"] - video_start["dropped"],
+            }  # fmt: skip
             data = page.page.evaluate(COLLECT_JS)
             events = page.events()
             felt = page.page.evaluate("() => window.talkie.latencies")
@@ -212,7 +219,7 @@ def run_condition(name: str, items: list[Item], folder: Path) -> dict[str, Any]:
             load.kill()
         server.stop()
     return {"data": data, "events": events, "felt": felt, "cpu_percent": cpu_pct,
-            "machine": machine, "wav_s": wav_s}  # fmt: skip
+            "machine": machine, "wav_s": wav_s, "video": video}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------ analysis
@@ -388,7 +395,28 @@ def analyse(items: list[Item], run: dict[str, Any]) -> dict[str, Any]:
             row["backchannel_turns"] = sum(1 for x in mine if _is(item.after, x["user_text"]))
         rows.append(row)
     drift = round(offsets[-1] - offsets[0], 2) if offsets else None
-    return {"clock_drift_s": drift, "items": rows, "summary": summarise(rows)}
+    summary = summarise(rows)
+    summary["answer_gaps"] = answer_gaps(run["events"])
+    return {"clock_drift_s": drift, "items": rows, "summary": summary}
+
+
+def answer_gaps(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Silences inside answers: a clause placed after the one before it had ended (its voice
+    was not ready in time). From the server's ``reply`` events (start, duration)."""
+    by_turn: dict[int, list[dict[str, Any]]] = {}
+    for e in events:
+        if e.get("type") == "reply" and e.get("duration"):
+            by_turn.setdefault(int(e["turn"]), []).append(e)
+    gaps = []
+    for clauses in by_turn.values():
+        clauses.sort(key=lambda e: e["start"])
+        pairs = zip(clauses, clauses[1:], strict=False)
+        gaps += [b["start"] - (a["start"] + a["duration"]) for a, b in pairs]
+    if not gaps:
+        return None
+    late = [g for g in gaps if g > 0.05]
+    return {"boundaries": len(gaps), "late": len(late),
+            "late_ms_max": round(1000 * max(late)) if late else 0}  # fmt: skip
 
 
 def _is(said: str, text: str) -> bool:
@@ -439,7 +467,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quick", action="store_true", help="a few items of each kind (a smoke run)")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "conversation.json")
     ap.add_argument("--reanalyse", type=Path, default=None, help="a saved *-raw.json: analyse it")
+    ap.add_argument(
+        "--brain", choices=("builtin", "local"), default="builtin",
+        help="the character's brain: the built-in one (the answers the gaps were planned for) or "
+        "the local LLM installed by make setup (what a default install answers with)",
+    )  # fmt: skip
     args = ap.parse_args(argv)
+    os.environ["TALKIE_LOCAL_LLM"] = "1" if args.brain == "local" else "0"
+    if args.brain == "local":
+        from talkie.brain import local_llm_available
+
+        if not local_llm_available():
+            ap.error("--brain local: the local model is not installed (run make setup)")
     if args.reanalyse is not None:
         run = json.loads(args.reanalyse.read_text())
         saved = [Item(**{**i, "question": Question(**i["question"])}) for i in run["items"]]
@@ -464,10 +503,12 @@ def main(argv: list[str] | None = None) -> int:
         (folder / f"{name}-raw.json").write_text(json.dumps(run))
         result = analyse(items, run)
         result.update(cpu_percent=run["cpu_percent"], machine=run["machine"])
+        result["summary"]["video_at_browser"] = run["video"]  # frames the page showed per second
         results[name] = result
         print(f"[{name}] " + json.dumps(result["summary"]), flush=True)
     report = {
         "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "brain": args.brain,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "items": [asdict(i) for i in items],
         "conditions": results,

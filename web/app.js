@@ -1,10 +1,8 @@
 // Talkie web client: pick a character, connect over WebRTC, talk.
 //
 // The page talks to the /v1 API with its publishable key (from /api/config; it only works from
-// this origin). Signalling: POST /v1/sessions gives a short-lived session token; the page waits
-// for ICE gathering to finish (no trickle) and sends the complete offer with that token to the
-// session's offer URL; the answer comes back complete. Media: the character's video
-// and voice come in, the microphone goes out. The data channel "events" carries JSON both ways.
+// this origin). The connection itself (signalling, media, data channel, heartbeat) is
+// live-session.js, which the embeddable widget uses too.
 //
 // For tests and tinkering: window.talkieEvents holds every event received from the server, and
 // window.talkie exposes the current state and a few actions.
@@ -18,7 +16,9 @@
 // id, ok, result}. The character hears the result and can talk about it.
 
 import { Captions } from "./captions.js";
+import { EmbedPanel } from "./embed-panel.js";
 import { LatencyTimeline } from "./latency.js";
+import { LiveSession, makeApi, openMicrophone, readJson, errorMessage } from "./live-session.js";
 import { VoiceMeter } from "./meter.js";
 import { RigEditor } from "./rig-editor.js";
 import { UiTools } from "./tools.js";
@@ -26,10 +26,6 @@ import { VoicePanel } from "./voices.js";
 import { Eyes } from "./vision.js";
 
 const MAX_RECONNECTS = 3;
-const ICE_GATHER_TIMEOUT_MS = 3000;
-// The heartbeat: a ping on the data channel every second. The server takes a few seconds of
-// silence from a page that pings as a crash (closed tab, killed browser) and frees the slot.
-const HEARTBEAT_MS = 1000;
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -69,11 +65,8 @@ window.talkieEvents = events;
 const app = {
   characters: [],
   character: null, // the picked character {id, name, preview}
-  pc: null,
-  dc: null,
-  sessionId: null,
-  session: null, // {id, token}: the live session and its short-lived token
-  config: null, // /api/config: ICE servers, upload limit, the page's publishable key
+  live: null, // the LiveSession (live-session.js) while connecting or connected
+  config: null, // /api/config: the page's publishable key, upload limit (ICE servers: per session)
   micStream: null,
   micDenied: false,
   wantConnected: false,
@@ -82,8 +75,6 @@ const app = {
   pttDown: false,
   convState: "offline",
   recoverTimer: null,
-  iceServers: null,
-  heartbeat: null, // the ping interval while the data channel is open
   endMessage: null, // set when the server ends the session on its own (idle, maximum length)
 };
 
@@ -121,6 +112,8 @@ const rigEditor = new RigEditor({
   onClose: () => setUploadStatus(""),
 });
 
+const embedPanel = new EmbedPanel({ root: $("embed"), api: (path, opts) => api(path, opts) });
+
 const voicePanel = new VoicePanel({
   root: $("voices"),
   api: (path, opts) => api(path, opts),
@@ -132,8 +125,8 @@ const voicePanel = new VoicePanel({
 
 window.talkie = {
   get state() { return app.convState; },
-  get sessionId() { return app.sessionId; },
-  get connection() { return app.pc ? app.pc.connectionState : "none"; },
+  get sessionId() { return app.live?.id || null; },
+  get connection() { return app.live ? app.live.connectionState : "none"; },
   get character() { return app.character; },
   get micStream() { return app.micStream; },
   // Browser-measured response times: {turn, felt (s), from: "voice"|"typed", overlapped}.
@@ -165,22 +158,7 @@ async function serverConfig() {
 }
 
 // Every /v1 call carries a credential: the page's publishable key, or a session's token.
-async function api(path, { method = "GET", json, token, keepalive = false, raw = false } = {}) {
-  const headers = { Authorization: `Bearer ${token || (await serverConfig()).api_key}` };
-  if (json !== undefined) headers["Content-Type"] = "application/json";
-  const res = await fetch(path, {
-    method, headers, keepalive, body: json === undefined ? undefined : JSON.stringify(json),
-  });
-  if (raw && res.ok) return res;
-  const body = await readJson(res);
-  if (!res.ok) {
-    const err = new Error(errorMessage(body, res));
-    err.status = res.status;
-    err.body = body;
-    throw err;
-  }
-  return body;
-}
+const api = makeApi("", async () => (await serverConfig()).api_key);
 
 async function previewUrl(c) {
   // <img> cannot send an Authorization header: fetch the preview and show it as a blob.
@@ -335,6 +313,7 @@ function pickById(id) {
 async function pick(character) {
   app.character = character;
   voicePanel.setCharacter(character);
+  embedPanel.setCharacter(character);
   app.reconnects = 0;
   markPicked();
   el.video.poster = character.preview;
@@ -345,36 +324,17 @@ async function pick(character) {
 
 // ---------------------------------------------------------------- connection
 
-async function iceServers() {
-  // None on loopback/LAN; the server lists STUN/TURN servers when it was given some.
-  if (app.iceServers) return app.iceServers;
-  try {
-    app.iceServers = (await serverConfig()).ice_servers || [];
-  } catch {
-    return [];
-  }
-  return app.iceServers;
-}
-
 async function getMicrophone() {
   if (app.micStream || app.micDenied) return app.micStream;
-  if (!navigator.mediaDevices?.getUserMedia) {
+  const { stream, problem, detail } = await openMicrophone();
+  if (!stream) {
     app.micDenied = true;
-    showNote("This browser gives no microphone access here (it needs https or localhost). You can type instead.");
-    return null;
+    showNote(problem === "unavailable"
+      ? "This browser gives no microphone access here (it needs https or localhost). You can type instead."
+      : `Microphone ${problem === "denied" ? "access was denied" : detail || "unavailable"}: you can still watch and type your messages.`);
   }
-  try {
-    app.micStream = await navigator.mediaDevices.getUserMedia({
-      audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
-      video: false,
-    });
-  } catch (err) {
-    app.micDenied = true;
-    const why = err?.name === "NotAllowedError" ? "access was denied" : (err?.message || err?.name || "unavailable");
-    showNote(`Microphone ${why}: you can still watch and type your messages.`);
-    return null;
-  }
-  return app.micStream;
+  app.micStream = stream;
+  return stream;
 }
 
 async function connect() {
@@ -388,70 +348,28 @@ async function connect() {
   const mic = await getMicrophone();
   if (seq !== app.connectSeq) return;
 
-  const pc = new RTCPeerConnection({ iceServers: await iceServers() });
-  if (seq !== app.connectSeq) { pc.close(); return; }
-  app.pc = pc;
-  pc.addTransceiver("video", { direction: "recvonly" });
-  if (mic) {
-    const track = mic.getAudioTracks()[0];
-    pc.addTransceiver(track, { direction: "sendrecv", streams: [mic] });
-    applyMicGate();
-  } else {
-    pc.addTransceiver("audio", { direction: "recvonly" });
-  }
-  eyes.attach(pc); // the camera and screen m-lines, off until switched on
-  const dc = pc.createDataChannel("events");
-  app.dc = dc;
-  const remote = new MediaStream();
-  pc.ontrack = (e) => {
-    remote.addTrack(e.track);
-    if (el.video.srcObject !== remote) el.video.srcObject = remote;
-    if (e.track.kind === "audio") meter.start(mic, remote).catch(() => { /* no Web Audio: no meter */ });
-  };
-  dc.onopen = () => {
-    if (seq !== app.connectSeq) return;
-    send({ type: "mode", hands_free: el.handsFree.checked });
-    eyes.announce();
-    setEnabled(true);
-    const ping = () => send({ type: "ping", t: performance.now() });
-    ping();
-    clearInterval(app.heartbeat);
-    app.heartbeat = setInterval(ping, HEARTBEAT_MS);
-  };
-  dc.onmessage = (e) => onServerMessage(e.data);
-  dc.onclose = () => { if (seq === app.connectSeq) lost("The connection closed."); };
-  pc.onconnectionstatechange = () => {
-    if (seq !== app.connectSeq) return;
-    const s = pc.connectionState;
-    if (s === "connected") {
-      app.reconnects = 0;
-      clearTimeout(app.recoverTimer);
-    } else if (s === "disconnected") {
-      showOverlay("The connection is unstable… trying to recover.");
-      clearTimeout(app.recoverTimer);
-      app.recoverTimer = setTimeout(() => {
-        if (seq === app.connectSeq && pc.connectionState !== "connected") lost("The connection was lost.");
-      }, 5000);
-    } else if (s === "failed") {
-      lost("The connection failed.");
-    }
-  };
-
+  const live = new LiveSession({
+    api, characterId: character.id, mic,
+    handlers: {
+      track: (track, remote) => {
+        if (el.video.srcObject !== remote) el.video.srcObject = remote;
+        if (track.kind === "audio") meter.start(mic, remote).catch(() => { /* no Web Audio: no meter */ });
+      },
+      peer: (pc) => eyes.attach(pc), // the camera and screen m-lines, off until switched on
+      open: () => {
+        send({ type: "mode", hands_free: el.handsFree.checked });
+        eyes.announce();
+        setEnabled(true);
+      },
+      message: onServerMessage,
+      closed: () => lost("The connection closed."),
+      connection: (s) => connectionChanged(live, s),
+    },
+  });
+  app.live = live;
+  if (mic) applyMicGate();
   try {
-    await pc.setLocalDescription(await pc.createOffer());
-    await iceGatheringComplete(pc);
-    if (seq !== app.connectSeq) return;
-    const created = await api("/v1/sessions", { method: "POST", json: { character_id: character.id } });
-    const session = { id: created.session.id, token: created.token };
-    if (seq !== app.connectSeq) { deleteSession(session); return; }
-    app.session = session;
-    app.sessionId = session.id;
-    const body = await api(created.offer_url, {
-      method: "POST", token: session.token,
-      json: { sdp: pc.localDescription.sdp, type: pc.localDescription.type },
-    });
-    if (seq !== app.connectSeq) { deleteSession(session); return; }
-    await pc.setRemoteDescription({ type: body.type, sdp: body.sdp });
+    if (!(await live.start())) return;
   } catch (err) {
     if (seq !== app.connectSeq) return;
     closePeer();
@@ -464,6 +382,21 @@ async function connect() {
   playVideo(seq);
 }
 
+function connectionChanged(live, s) {
+  if (s === "connected") {
+    app.reconnects = 0;
+    clearTimeout(app.recoverTimer);
+  } else if (s === "disconnected") {
+    showOverlay("The connection is unstable… trying to recover.");
+    clearTimeout(app.recoverTimer);
+    app.recoverTimer = setTimeout(() => {
+      if (app.live === live && live.connectionState !== "connected") lost("The connection was lost.");
+    }, 5000);
+  } else if (s === "failed") {
+    lost("The connection failed.");
+  }
+}
+
 function playVideo(seq) {
   const onPlaying = () => {
     if (seq === app.connectSeq) hideOverlay();
@@ -472,20 +405,6 @@ function playVideo(seq) {
   el.video.play().catch(() => {
     // Autoplay with sound needs a click on some browsers: ask for one.
     if (seq === app.connectSeq) showOverlay(`${app.character.name} is ready.`, { button: "Start" });
-  });
-}
-
-function iceGatheringComplete(pc) {
-  if (pc.iceGatheringState === "complete") return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(finish, ICE_GATHER_TIMEOUT_MS); // use what we have by then
-    function finish() {
-      clearTimeout(timer);
-      pc.removeEventListener("icegatheringstatechange", check);
-      resolve();
-    }
-    function check() { if (pc.iceGatheringState === "complete") finish(); }
-    pc.addEventListener("icegatheringstatechange", check);
   });
 }
 
@@ -521,22 +440,11 @@ function ended() {
 function closePeer() {
   clearTimeout(app.recoverTimer);
   meter.stop();
-  clearInterval(app.heartbeat);
   setEnabled(false);
-  if (app.dc) { app.dc.onclose = null; app.dc.onmessage = null; try { app.dc.close(); } catch { /* closed */ } }
-  if (app.pc) { app.pc.onconnectionstatechange = null; app.pc.ontrack = null; try { app.pc.close(); } catch { /* closed */ } }
-  if (app.session) deleteSession(app.session);
-  app.pc = null;
-  app.dc = null;
+  app.live?.close(); // ends the session on the server too
+  app.live = null;
   eyes.detach();
-  app.session = null;
-  app.sessionId = null;
   el.hangup.disabled = true;
-}
-
-function deleteSession(session) {
-  api(`/v1/sessions/${encodeURIComponent(session.id)}`, { method: "DELETE", token: session.token, keepalive: true })
-    .catch(() => {});
 }
 
 function hangup() {
@@ -550,7 +458,7 @@ function hangup() {
 }
 
 el.overlayButton.addEventListener("click", () => {
-  if (app.pc && el.overlayButton.textContent === "Start") {
+  if (app.live && el.overlayButton.textContent === "Start") {
     el.video.play().then(hideOverlay).catch(() => {});
   } else if (app.character) {
     app.reconnects = 0;
@@ -558,14 +466,11 @@ el.overlayButton.addEventListener("click", () => {
   }
 });
 el.hangup.addEventListener("click", hangup);
-window.addEventListener("pagehide", () => { if (app.session) deleteSession(app.session); });
+window.addEventListener("pagehide", () => app.live?.deleteSession());
 
 // ---------------------------------------------------------------- events from the server
 
-function onServerMessage(data) {
-  let ev;
-  try { ev = JSON.parse(data); } catch { return; }
-  if (ev.type === "pong") return; // heartbeat answers: nothing to show or keep
+function onServerMessage(ev) {
   ev.received_at = performance.now();
   events.push(ev);
   if (events.length > 5000) events.splice(0, 1000);
@@ -601,9 +506,7 @@ function setState(state) {
 // ---------------------------------------------------------------- talking
 
 function send(event) {
-  if (!app.dc || app.dc.readyState !== "open") return false;
-  app.dc.send(JSON.stringify(event));
-  return true;
+  return app.live ? app.live.send(event) : false;
 }
 
 function applyMicGate() {
@@ -640,7 +543,7 @@ function typingTarget(t) {
   return t instanceof HTMLElement && (t.isContentEditable || ["INPUT", "TEXTAREA", "SELECT", "BUTTON"].includes(t.tagName));
 }
 document.addEventListener("keydown", (e) => {
-  if (e.code !== "Space" || e.repeat || typingTarget(e.target) || !app.dc) return;
+  if (e.code !== "Space" || e.repeat || typingTarget(e.target) || !app.live) return;
   e.preventDefault();
   setPtt(true);
 });
@@ -694,14 +597,6 @@ function hideOverlay() {
 function showNote(text) {
   el.note.textContent = text;
   el.note.hidden = !text;
-}
-
-async function readJson(res) {
-  try { return await res.json(); } catch { return null; }
-}
-
-function errorMessage(body, res) {
-  return body?.error?.message || `the server answered ${res.status} ${res.statusText}`;
 }
 
 setEnabled(false);

@@ -4,10 +4,13 @@
 // final transcript, a typed message, or an interruption starts a new one.
 
 export class Captions {
-  constructor(container, { maxLines = 60, characterName = () => "Character" } = {}) {
+  // `labels` (the words the captions add: who spoke, the empty log) may be changed later, for
+  // another language: {you, problem, empty}.
+  constructor(container, { maxLines = 60, characterName = () => "Character", labels = {} } = {}) {
     this.container = container;
     this.maxLines = maxLines;
     this.characterName = characterName;
+    this.labels = { you: "You", problem: "Problem", empty: "What you say and what the character answers appears here.", ...labels };
     this.userLine = null;
     this.replyLine = null;
     this.replyGen = null;
@@ -17,7 +20,7 @@ export class Captions {
   clear() {
     const empty = document.createElement("p");
     empty.className = "empty";
-    empty.textContent = "What you say and what the character answers appears here.";
+    empty.textContent = this.labels.empty;
     this.container.replaceChildren(empty);
     this.userLine = null;
     this.replyLine = null;
@@ -84,7 +87,7 @@ export class Captions {
     p.className = `line ${kind}`;
     const who = document.createElement("span");
     who.className = "who";
-    who.textContent = kind === "user" ? "You" : kind === "character" ? this.characterName() : "Problem";
+    who.textContent = kind === "user" ? this.labels.you : kind === "character" ? this.characterName() : this.labels.problem;
     const body = document.createElement("span");
     body.className = "text";
     p.append(who, body);

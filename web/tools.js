@@ -1,9 +1,9 @@
 // UI tools: what a character can do in the page besides talking.
 //
 // The server sends {type: "tool_call", id, name, arguments} when the character calls a UI tool;
-// `UiTools.run` finds the handler (one the embedding page registered with
-// window.talkie.registerTool, else a built-in: open_url, show_card, highlight), runs it and
-// resolves to {ok, result}, which app.js sends back as {type: "tool_result", id, ok, result}.
+// `UiTools.run` finds the handler (one registered with registerTool: window.talkie's on the
+// page, the element's in the widget; else a built-in: open_url, show_card, highlight), runs it and
+// resolves to {ok, result}, which the client sends back as {type: "tool_result", id, ok, result}.
 // It never rejects: an unknown tool is {ok: false, result: "no handler"}, a handler that throws
 // is {ok: false, result: its message}.
 //
@@ -13,8 +13,11 @@
 const HIGHLIGHT_MS = 4000;
 
 export class UiTools {
-  constructor({ stage }) {
+  // `mark(target, on)` shows a highlighted element: the page styles a class; the widget, which
+  // must not depend on (or add to) the host page's CSS, sets an outline on the element itself.
+  constructor({ stage, mark = (target, on) => target.classList.toggle("talkie-highlight", on) }) {
     this.stage = stage; // where cards are shown (the video's frame)
+    this.mark = mark;
     this.handlers = new Map(); // registered by the embedding page: name -> async (args) => result
     this.builtins = {
       open_url: (args) => this.openUrl(args),
@@ -110,11 +113,11 @@ export class UiTools {
     if (!target) throw new Error(`nothing on the page matches "${selector.slice(0, 80)}"`);
     if (this.highlighted) {
       clearTimeout(this.highlighted.timer);
-      this.highlighted.target.classList.remove("talkie-highlight");
+      this.mark(this.highlighted.target, false);
     }
-    target.classList.add("talkie-highlight");
+    this.mark(target, true);
     target.scrollIntoView({ behavior: "smooth", block: "center" });
-    const timer = setTimeout(() => target.classList.remove("talkie-highlight"), HIGHLIGHT_MS);
+    const timer = setTimeout(() => this.mark(target, false), HIGHLIGHT_MS);
     this.highlighted = { target, timer };
     return { highlighted: selector, text: (target.textContent || "").trim().slice(0, 80) };
   }

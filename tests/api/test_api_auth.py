@@ -3,6 +3,7 @@ tokens (one session, short-lived), revocation, hashing at rest, and no secrets i
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sqlite3
@@ -75,6 +76,44 @@ def test_revoked_keys_stop_working_at_once(admin: TestClient, api: TestClient) -
     listed = {k["id"]: k for k in admin.get("/v1/keys").json()["keys"]}
     assert listed[key_id]["revoked"] is True and "secret" not in listed[key_id]
     error_of(admin.delete("/v1/keys/nokey"), 404, "unknown_key")
+
+
+def test_publishable_keys_read_no_persona_knowledge_or_wiring(
+    admin: TestClient, api: TestClient, face_png: bytes
+) -> None:
+    """A publishable key sits in a web page for anyone to copy: what it reads of a character is
+    what the widget shows (name, picture, greeting...), never the persona, the knowledge, the
+    guardrails or how its tools are wired."""
+    tools = [{
+        "name": "check_stock", "kind": "webhook", "description": "Check the stock",
+        "webhook": {"url": "https://hooks.invalid/stock", "secret_env": "SHOP_TOKEN"},
+    }]  # fmt: skip
+    r = admin.post(
+        "/v1/characters", files={"image": ("shop.png", face_png, "image/png")},
+        data={"name": "Shop", "system_prompt": "Secret persona", "knowledge": "Internal prices",
+              "tools": json.dumps(tools),
+              "guardrails": json.dumps({"blocked_topics": ["competitors"]})},
+    )  # fmt: skip
+    assert r.status_code == 201, r.text
+    character_id = r.json()["id"]
+    key = _key(
+        admin, scopes=["sessions"], publishable=True, origins=["https://shop.example"],
+        tenant="admin",
+    )  # fmt: skip
+    ok = _as(api, key, Origin="https://shop.example")
+    seen = api.get(f"/v1/characters/{character_id}", headers=ok).json()
+    listed = api.get("/v1/characters?limit=100", headers=ok).json()["characters"]
+    (in_list,) = [c for c in listed if c["id"] == character_id]
+    for character in (seen, in_list):
+        assert character["name"] and character["preview_url"]
+        assert character["system_prompt"] == "" and character["knowledge"] == ""
+        assert character["guardrails"] == {}
+        assert character["tools"] == [
+            {"name": "check_stock", "kind": "webhook", "description": "Check the stock"}
+        ]
+    # a secret key still reads everything
+    full = admin.get(f"/v1/characters/{character_id}").json()
+    assert full["system_prompt"] == "Secret persona" and full["tools"][0]["webhook"]
 
 
 def test_publishable_keys_work_only_from_their_origins(admin: TestClient, api: TestClient) -> None:

@@ -141,3 +141,44 @@ def test_no_words_lost_on_random_text(seed: int) -> None:
 def test_rejects_bad_options() -> None:
     with pytest.raises(ValueError):
         ClauseChunker(max_words=1)
+
+
+def _first_short() -> ClauseChunker:
+    return ClauseChunker(first_max_words=8, first_min_comma_words=3)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_a_short_first_clause_comes_at_a_natural_break(seed: int) -> None:
+    def clauses(text: str) -> list[str]:
+        return [c for piece in stream(text, seed, _first_short()) for c in piece]
+
+    # a comma after three words ends the first clause (later clauses need four)
+    assert clauses("I am Nova, the guide, and I love the stars, the planets too.") == [
+        "I am Nova,", "the guide, and I love the stars,", "the planets too.",
+    ]  # fmt: skip
+    # a conjunction within the first eight words
+    assert clauses("You can upload a photo and I will talk with its face.") == [
+        "You can upload a photo", "and I will talk with its face.",
+    ]  # fmt: skip
+    # never in the middle of a phrase: without a break the ordinary limit decides, and then
+    # the cut does not end on a word that leads into the next ("from the | Earth")
+    moon = "The Moon is about three hundred eighty four thousand kilometres from the Earth."
+    assert clauses(moon) == [
+        "The Moon is about three hundred eighty four thousand kilometres", "from the Earth.",
+    ]  # fmt: skip
+    # the same text, said in full, is the same words
+    for text in ("I am Nova, the guide, and I love the stars, the planets too.", moon):
+        assert word_tokens(" ".join(clauses(text))) == word_tokens(text)
+
+
+def test_the_first_clause_limits_start_again_after_clear() -> None:
+    chunker = _first_short()
+    assert chunker.push("Well, I think ") == []
+    chunker.clear()
+    assert chunker.push("Yes, I can, of course. ") == ["Yes, I can,"]
+
+
+def test_a_pronoun_is_not_a_break_for_the_first_clause() -> None:
+    chunker = _first_short()
+    assert chunker.push("Let me check that for you") == []
+    assert chunker.push(". Your order") == ["Let me check that for you."]

@@ -3,11 +3,15 @@
 It follows ``talkie.session.contract.LiveConversation``: self-paced 24 fps 1280x720 frames (a
 moving test pattern with the frame number written on it), 20 ms audio frames (silence, with a
 440 Hz beep while "speaking"), scripted events, and it records the microphone audio it gets.
+A typed ``tool:NAME {json arguments}`` asks the page to run that UI tool (a ``tool_call``
+event, as the real conversation sends); the page's ``tool_result`` answers are kept.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import secrets
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,6 +25,7 @@ from talkie.session.events import (
     ReplySpoken,
     SessionEvent,
     StateChanged,
+    ToolCallRequested,
     TurnFinished,
     TurnTraced,
     UserTranscript,
@@ -65,6 +70,7 @@ class FakeConversation:
         self._heard_reported = 0
         self._last_activity = 0.0  # a loud microphone chunk or a typed message
         self.farewells: list[str] = []
+        self.tool_results: list[dict[str, Any]] = []
         FakeConversation.instances.append(self)
 
     # -- LiveConversation ----------------------------------------------------------------------
@@ -137,7 +143,17 @@ class FakeConversation:
             if not isinstance(text, str) or not text.strip():
                 raise ValueError('"text" needs a non-empty "text"')
             self._last_activity = self.now()
-            self._reply(text.strip())
+            if text.startswith("tool:"):
+                name, _, args = text[5:].partition(" ")
+                call = ToolCallRequested(
+                    t=self.now(), id="call_" + secrets.token_hex(4), name=name,
+                    arguments=json.loads(args or "{}"),
+                )  # fmt: skip
+                self._emit(call)
+            else:
+                self._reply(text.strip())
+        elif kind == "tool_result":
+            self.tool_results.append(event)
         elif kind == "vision":
             if not all(isinstance(event.get(k), bool) for k in ("camera", "screen") if k in event):
                 raise ValueError('"vision" needs boolean "camera" and/or "screen"')

@@ -93,6 +93,7 @@ def load_brain(
     executor: ToolExecutor | None = None,
     tool_choice: Any = "auto",
     continue_after: Sequence[ToolExchange] = (),
+    live: bool = False,
 ) -> Brain:
     """Create a brain from ``spec`` (see the module docstring) for ``persona``.
 
@@ -100,8 +101,10 @@ def load_brain(
     (``KnowledgeBase.retriever(character_id)``). ``tools`` are the character's tools, used when
     an ``executor`` runs them (the live session's). ``environ`` replaces ``os.environ`` (for
     tests). ``tool_choice`` (OpenAI's values) and ``continue_after`` (results of tool calls the
-    caller ran) are for one text-chat request. Raises ``InvalidInputError`` for an unknown spec,
-    for ``"openai"`` without ``TALKIE_LLM_BASE_URL``, and for ``"local"`` without the model.
+    caller ran) are for one text-chat request. ``live``: for a spoken conversation (the local
+    model gets the live first-token budget; a text chat can wait longer for a better answer).
+    Raises ``InvalidInputError`` for an unknown spec, for ``"openai"`` without
+    ``TALKIE_LLM_BASE_URL``, and for ``"local"`` without the model.
     """
     extra: dict[str, Any] = dict(
         retriever=retriever, tools=tools, executor=executor, tool_choice=tool_choice,
@@ -123,11 +126,11 @@ def load_brain(
     if kind in ("openai", "llm"):
         return OpenAICompatibleBrain(options=LLMOptions.from_env(env), persona=persona, **extra)
     if kind == "local":
-        from talkie.brain.local.brain import LocalBrain, shared_engine
+        from talkie.brain.local.brain import LIVE_OPTIONS, LocalBrain, shared_engine
 
         brain = LocalBrain(
             engine=shared_engine(env.get("TALKIE_LOCAL_MODEL", "").strip() or None),
-            persona=persona, **extra,
+            persona=persona, options=LIVE_OPTIONS if live else None, **extra,
         )  # fmt: skip
         brain.warm()
         return brain

@@ -8,7 +8,11 @@ abbreviations, decimals, times, list items) to a growing buffer, and adds two st
 - ``!``, ``?`` and ``;`` end a clause at once, without waiting for the next token (they never
   occur inside a word or number, unlike ``.``/``:``/``,``, which need the next characters);
 - a long run without punctuation is cut after ``max_words`` words, preferably before a
-  conjunction, so a run-on LLM sentence does not hold back speech.
+  conjunction, so a run-on LLM sentence does not hold back speech;
+- optionally the *first* clause is kept short (``first_max_words``, a comma after
+  ``first_min_comma_words``): a voice synthesises a whole clause before its first sound, so the
+  first clause's length is added to the wait the user feels, while later clauses are made as
+  earlier ones play.
 """
 
 from __future__ import annotations
@@ -31,6 +35,17 @@ _CUT_BEFORE = frozenset(
 )  # fmt: skip
 
 
+# Where a short first clause may end: before a conjunction that starts a new clause ("that",
+# "which", "who" and "where" are left out: "Let me check | that for you" is a wrong break).
+_FIRST_CUT_BEFORE = _CUT_BEFORE - {"that", "which", "who", "where"}
+# Words that lead into what follows (prepositions, articles, possessives): never the last word.
+_LEADS_IN = frozenset(
+    {"the", "a", "an", "of", "to", "from", "in", "on", "at", "for", "with", "by", "about",
+     "into", "my", "your", "our", "their", "his", "her", "its", "this", "these", "those", "is",
+     "are", "was", "were", "very", "more", "most", "not"}
+)  # fmt: skip
+
+
 class ClauseChunker:
     """Incremental clause splitter.
 
@@ -39,11 +54,23 @@ class ClauseChunker:
     Returned clauses are whitespace-normalised, non-empty and contain a word.
     """
 
-    def __init__(self, *, min_comma_words: int = 4, max_words: int = 12) -> None:
+    def __init__(
+        self,
+        *,
+        min_comma_words: int = 4,
+        max_words: int = 12,
+        first_max_words: int | None = None,
+        first_min_comma_words: int | None = None,
+    ) -> None:
         if min_comma_words < 1 or max_words < 2:
             raise ValueError("min_comma_words must be >= 1 and max_words >= 2")
+        if first_max_words is not None and not 2 <= first_max_words <= max_words:
+            raise ValueError("first_max_words must be 2..max_words")
         self._min_comma_words = min_comma_words
         self._max_words = max_words
+        self._first_max_words = first_max_words or max_words
+        self._first_min_comma_words = first_min_comma_words or min_comma_words
+        self._started = False  # a clause was returned (the first-clause limits no longer apply)
         # Never cut a run-on sentence into a fragment shorter than this before a conjunction.
         self._min_cut_words = max(2, max_words // 2)
         self._pending = ""
@@ -82,10 +109,52 @@ class ClauseChunker:
         """Forget all pending text (the reply was interrupted)."""
         self._pending = ""
         self._cut_early = False
+        self._started = False
 
     # -- internals -------------------------------------------------------------------------
 
     def _drain(self) -> list[str]:
+        if not self._started:
+            first = self._first_clause()
+            if first is None:
+                return []
+            if first:
+                self._started = True
+                return [first, *(self._drain() if self._pending.strip() else [])]
+        done = self._drain_clauses()
+        self._started = self._started or bool(done)
+        return done
+
+    def _first_clause(self) -> str | None:
+        """The first clause under the first-clause limits: ``None`` while it is incomplete,
+        ``""`` when the ordinary rules should decide (the limits are not stricter)."""
+        if (self._first_max_words, self._first_min_comma_words) == (
+            self._max_words, self._min_comma_words,
+        ):  # fmt: skip
+            return ""
+        clauses = split_clauses(self._pending, min_comma_words=self._first_min_comma_words)
+        if len(clauses) >= 2:
+            head = clauses[0]
+            pattern = r"\A\s*" + r"\s+".join(re.escape(t) for t in head.split()) + r"\s*"
+            match = re.match(pattern, self._pending)
+            if match is None:
+                return ""  # layout was dropped before it: let the ordinary rules cut
+            self._pending = self._pending[match.end() :]
+            return head
+        if not clauses or _ENDS_NOW.search(self._pending):
+            return ""
+        # Only at a natural break: before a conjunction after three words ("I can help you |
+        # and then..."); a cut in the middle of a phrase ("three hundred eighty | four
+        # thousand") would be heard as a wrong full stop.
+        words = [m for m in _COMPLETE_WORD.finditer(self._pending) if _HAS_WORD.search(m[0])]
+        for word in words[3 : self._first_max_words]:
+            if word[0].lower() in _FIRST_CUT_BEFORE:
+                head = " ".join(self._pending[: word.start()].split())
+                self._pending = self._pending[word.start() :]
+                return head
+        return None if len(words) < self._first_max_words else ""
+
+    def _drain_clauses(self) -> list[str]:
         clauses = split_clauses(self._pending, min_comma_words=self._min_comma_words)
         if not clauses:
             return []
@@ -109,17 +178,28 @@ class ClauseChunker:
         # is found; if not, its normalised text is an equivalent stand-in.
         return self._pending[match.start() :] if match else clause
 
+    def _cut_point(self, max_words: int, min_cut_words: int) -> int | None:
+        """Where a run of ``max_words`` complete words is cut (before a conjunction if there
+        is one after ``min_cut_words``); ``None`` while the run is shorter."""
+        words = [m for m in _COMPLETE_WORD.finditer(self._pending) if _HAS_WORD.search(m[0])]
+        if len(words) < max_words:
+            return None
+        for index in range(max_words - 1, min_cut_words - 1, -1):
+            if words[index][0].lower() in _CUT_BEFORE:
+                return words[index].start()
+        # No conjunction: cut after the last content word ("... kilometres | from the Earth",
+        # not "... from the | Earth").
+        last = max_words - 1
+        while last > min_cut_words and words[last][0].lower() in _LEADS_IN:
+            last -= 1
+        return words[last].end()
+
     def _cut_long_run(self) -> list[str]:
         out: list[str] = []
         while True:
-            words = [m for m in _COMPLETE_WORD.finditer(self._pending) if _HAS_WORD.search(m[0])]
-            if len(words) < self._max_words:
+            cut = self._cut_point(self._max_words, self._min_cut_words)
+            if cut is None:
                 return out
-            cut = words[self._max_words - 1].end()
-            for index in range(self._max_words - 1, self._min_cut_words - 1, -1):
-                if words[index][0].lower() in _CUT_BEFORE:
-                    cut = words[index].start()
-                    break
             head = " ".join(self._pending[:cut].split())
             self._pending = self._pending[cut:].lstrip()
             if head:

@@ -21,12 +21,13 @@ class ProcessRecognizer:
     """``SpeechRecognizer`` backed by a worker process running ``WhisperAsr``. Requests from
     several sessions are served one at a time (a final takes ~60-120 ms)."""
 
-    def __init__(self, *, options: WhisperOptions | None = None) -> None:
+    def __init__(self, *, options: WhisperOptions | None = None, niceness: int = 5) -> None:
         opts = options or WhisperOptions()
         self.name = "process:whisper"
         self._worker = WorkerProcess(
-            factory=functools.partial(_make_recognizer, opts), name="speech recognizer"
-        )
+            factory=functools.partial(_make_recognizer, opts), name="speech recognizer",
+            niceness=niceness,
+        )  # fmt: skip
 
     def load(self) -> None:
         self._worker.start()

@@ -35,6 +35,7 @@ from talkie.server import (
     routes_characters,
     routes_chat,
     routes_documents,
+    routes_embed,
     routes_memory,
     routes_rig,
     routes_sessions,
@@ -179,6 +180,7 @@ def create_app(
     _install_error_handlers(app)
     app.include_router(routes_admin.router)
     app.include_router(routes_characters.router)
+    app.include_router(routes_embed.router)
     app.include_router(routes_rig.router)
     app.include_router(routes_sessions.router)
     app.include_router(routes_documents.router)
@@ -192,12 +194,8 @@ def create_app(
     @app.get("/api/config", include_in_schema=False)
     async def client_config() -> dict[str, Any]:
         """What the bundled web client needs (its key is publishable: bound to this origin)."""
-        servers = [
-            {k: v for k, v in vars(server).items() if v is not None}
-            for server in opts.webrtc.ice_servers
-        ]
         return {
-            "ice_servers": servers,
+            "ice_servers": routes_sessions.ice_servers(svc),
             "max_upload_bytes": opts.max_upload_bytes,
             "api_key": svc.web_client_key,
             "uploads": "characters" in opts.web_client_scopes,

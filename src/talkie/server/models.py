@@ -187,6 +187,15 @@ class Character(BaseModel):
             created_at=utc(r.created_at), updated_at=utc(r.updated_at),
         )  # fmt: skip
 
+    def for_public(self) -> Character:
+        """What a publishable key may read: the key sits in a web page for anyone to copy, so
+        the persona, knowledge, guardrails and how tools are wired (webhook URLs, secret names)
+        stay private; a tool shows only its name, kind and description."""
+        tools = [{k: t[k] for k in ("name", "kind", "description") if k in t} for t in self.tools]
+        return self.model_copy(
+            update={"system_prompt": "", "knowledge": "", "guardrails": {}, "tools": tools}
+        )
+
 
 class CharacterList(BaseModel):
     characters: list[Character]
@@ -290,6 +299,10 @@ class SessionCreated(BaseModel):
     token: str = Field(description="short-lived session token for the browser (Bearer)")
     token_expires_at: datetime
     offer_url: str
+    ice_servers: list[dict[str, Any]] = Field(
+        default_factory=list,
+        description="STUN/TURN servers for the browser's RTCPeerConnection (empty on a LAN)",
+    )
 
 
 class SessionList(BaseModel):

@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from pydantic import ValidationError
 
 from talkie.brain.tools import WebhookCaller
+from talkie.server.auth import Principal
 from talkie.server.context import Caller, Services, Svc, character_for
 from talkie.server.errors import ApiError, describe_validation, errors
 from talkie.server.models import (
@@ -112,7 +113,8 @@ async def list_characters(
         lambda: svc.characters.list(limit=limit, cursor=cursor, tenant=tenant, ids=ids or None)
     )
     return CharacterList(
-        characters=[Character.of(r) for r in page.items], next_cursor=page.next_cursor
+        characters=[_shown(who, Character.of(r)) for r in page.items],
+        next_cursor=page.next_cursor,
     )
 
 
@@ -124,7 +126,12 @@ async def list_characters(
 )
 async def get_character(character_id: str, who: Caller, svc: Svc) -> Character:
     who.require("characters:read")
-    return Character.of(await character_for(svc, who, character_id))
+    return _shown(who, Character.of(await character_for(svc, who, character_id)))
+
+
+def _shown(who: Principal, character: Character) -> Character:
+    publishable = who.key is not None and who.key.kind == "publishable"
+    return character.for_public() if publishable else character
 
 
 @router.patch(

@@ -14,7 +14,7 @@ import dataclasses
 import logging
 import secrets
 import time
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
@@ -76,6 +76,7 @@ async def create_session(body: SessionCreate, who: Caller, svc: Svc) -> SessionC
         session=Session.of(record), token=token,
         token_expires_at=utc(expires),
         offer_url=f"/v1/sessions/{record.id}/offer",
+        ice_servers=ice_servers(svc),
     )  # fmt: skip
 
 
@@ -199,6 +200,14 @@ async def get_traces(session_id: str, who: Caller, svc: Svc) -> Traces:
     await session_for(svc, who, session_id)
     traces = await svc.run(svc.store.traces, session_id)
     return Traces(session_id=session_id, turns=[TurnTrace.of(t) for t in traces])
+
+
+def ice_servers(svc: Services) -> list[dict[str, Any]]:
+    """The STUN/TURN servers browsers should use, as RTCPeerConnection takes them."""
+    return [
+        {k: v for k, v in vars(server).items() if v is not None}
+        for server in svc.options.webrtc.ice_servers
+    ]
 
 
 async def end_character_sessions(svc: Services, character_id: str, reason: str) -> list[str]:

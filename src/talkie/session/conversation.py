@@ -551,7 +551,10 @@ class Conversation:
             # produce them again so sound and mouth start together.
             self._rewind_unseen()
         self._set_state("speaking")
-        self.emit(ReplySpoken(t=now, text=clip.text, start=round(start, 3), turn=reply.trace.turn))
+        self.emit(ReplySpoken(
+            t=now, text=clip.text, start=round(start, 3), turn=reply.trace.turn,
+            duration=round(clip.duration, 3),
+        ))  # fmt: skip
         return item
 
     def cut(self, at: float) -> list[ScheduledSpeech]:

@@ -71,12 +71,13 @@ class Backchannel(SessionEvent):
 @dataclass(frozen=True)
 class ReplySpoken(SessionEvent):
     """A clause of the character's reply (to turn ``turn``), placed to start playing at media
-    time ``start``."""
+    time ``start`` for ``duration`` seconds."""
 
     type: ClassVar[str] = "reply"
     text: str = ""
     start: float = 0.0
     turn: int = 0
+    duration: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -148,7 +148,7 @@ def build_parts(character: Character, options: SessionOptions | None = None) -> 
     )  # fmt: skip
     brain = load_brain(
         opts.brain, persona=character.persona, retriever=character.knowledge,
-        tools=character.tools, executor=tools,
+        tools=character.tools, executor=tools, live=True,
     )  # fmt: skip
     if character.guardrails is not None and character.guardrails.active:
         brain = GuardedBrain(

@@ -88,7 +88,8 @@ class Reply:
         self._rewind_s = rewind_s
         self._cuts: dict[int, float] = {}  # id(placed item) -> where it was cut
         self._ready: deque[Clip] = deque()
-        self._chunker = ClauseChunker()
+        # A short first clause at a natural break: its synthesis is the first sound's wait.
+        self._chunker = ClauseChunker(first_max_words=8, first_min_comma_words=3)
         self._speech: asyncio.Task[None] | None = None  # clauses said ahead of a tool call
         self._produced = asyncio.Event()
         self._changed = asyncio.Event()

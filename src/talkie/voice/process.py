@@ -27,10 +27,12 @@ def _make_tts(spec: str) -> TextToSpeech:
 class ProcessTTS:
     """``TextToSpeech`` backed by a worker process running ``load_tts(spec)``."""
 
-    def __init__(self, *, spec: str = "piper") -> None:
+    def __init__(self, *, spec: str = "piper", niceness: int = 5) -> None:
         self.spec = spec
         self.name = f"process:{spec}"
-        self._worker = WorkerProcess(factory=functools.partial(_make_tts, spec), name="voice")
+        self._worker = WorkerProcess(
+            factory=functools.partial(_make_tts, spec), name="voice", niceness=niceness
+        )
         self._sample_rate = 0
 
     @property

@@ -107,6 +107,14 @@ class LocalBrainOptions:
     max_history_turns: int = 8
 
 
+# A spoken answer must start within the live latency goals (0.9 s from the end of speech to
+# the first sound at the browser): the request starts at the speculative final (~0.1-0.5 s
+# after the user stops), and the model, prepared from the partial transcripts, needs 0.17 s
+# median on a quiet machine (bench/brain.py); when it is not that quick, the built-in brain's
+# answer on time is better than the model's late one.
+LIVE_OPTIONS = LocalBrainOptions(first_text_budget_s=0.5)
+
+
 class LocalBrain:
     """The default brain when the local model is installed (see the module docstring)."""
 

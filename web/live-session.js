@@ -1,0 +1,194 @@
+// One live session with a character, shared by the bundled page (app.js) and the embeddable
+// widget (widget-element.js): the /v1 calls, the microphone, and the WebRTC connection.
+//
+// Signalling: POST /v1/sessions (with a publishable key) gives a short-lived session token and
+// the ICE servers to use; the browser waits for ICE gathering to finish (no trickle) and sends
+// the complete offer with that token to the session's offer URL; the answer comes back complete.
+// Media: the character's video and voice come in, the microphone goes out. The data channel
+// "events" carries JSON both ways, with a ping every second: the server takes a few seconds of
+// silence from a client that pings as a crash (closed tab, killed browser) and frees the slot.
+
+const ICE_GATHER_TIMEOUT_MS = 3000;
+const HEARTBEAT_MS = 1000;
+
+/** A refused /v1 call: `status` (HTTP), `code` (the server's error code), the server's words. */
+export class ApiError extends Error {
+  constructor(message, { status = 0, code = "", body = null } = {}) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.body = body;
+  }
+}
+
+/**
+ * A /v1 caller: `api(path, {method, json, token, keepalive, raw})`. `base` is the server's
+ * address ("" for this origin); `key()` gives the publishable key (may be async). Every call
+ * carries a credential: that key, or a session's `token`.
+ */
+export function makeApi(base, key) {
+  return async (path, { method = "GET", json, token, keepalive = false, raw = false } = {}) => {
+    const headers = { Authorization: `Bearer ${token || (await key())}` };
+    if (json !== undefined) headers["Content-Type"] = "application/json";
+    let res;
+    try {
+      res = await fetch(base + path, {
+        method, headers, keepalive, body: json === undefined ? undefined : JSON.stringify(json),
+      });
+    } catch (err) {
+      // fetch rejects only when nothing came back (server down, blocked, offline).
+      throw new ApiError(`the server could not be reached (${err?.message || err})`, { code: "network" });
+    }
+    if (raw && res.ok) return res;
+    const body = await readJson(res);
+    if (!res.ok) {
+      throw new ApiError(errorMessage(body, res), { status: res.status, code: body?.error?.code || "", body });
+    }
+    return body;
+  };
+}
+
+export async function readJson(res) {
+  try { return await res.json(); } catch { return null; }
+}
+
+export function errorMessage(body, res) {
+  return body?.error?.message || `the server answered ${res.status} ${res.statusText}`;
+}
+
+/**
+ * The microphone, with echo cancellation: `{stream}` or `{stream: null, problem}` where
+ * `problem` is "unavailable" (no API here: it needs https or localhost), "denied" or "failed".
+ */
+export async function openMicrophone() {
+  if (!navigator.mediaDevices?.getUserMedia) return { stream: null, problem: "unavailable", detail: "" };
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({
+      audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
+      video: false,
+    });
+    return { stream, problem: "" };
+  } catch (err) {
+    const denied = err?.name === "NotAllowedError" || err?.name === "SecurityError";
+    return { stream: null, problem: denied ? "denied" : "failed", detail: err?.message || err?.name || "" };
+  }
+}
+
+/**
+ * One WebRTC session. `start()` resolves true once the answer is applied (false if `close()`
+ * came first) and rejects with an ApiError when the server refuses. Handlers (all optional):
+ * `track(track, remoteStream)`, `message(event)` (parsed JSON, pongs dropped), `open()` (data
+ * channel), `connection(state)` (the peer connection's state), `closed()` (the data channel
+ * closed by the other side), `peer(pc)` (the RTCPeerConnection before the offer: more tracks).
+ */
+export class LiveSession {
+  constructor({ api, characterId, mic = null, handlers = {} }) {
+    this.api = api;
+    this.characterId = characterId;
+    this.mic = mic;
+    this.handlers = handlers;
+    this.pc = null;
+    this.dc = null;
+    this.session = null; // {id, token}
+    this.remote = new MediaStream();
+    this.heartbeat = null;
+    this.closed = false;
+    // ms after start() at which each step finished: where the time to the first frame goes.
+    this.timings = {};
+  }
+
+  get id() { return this.session?.id || null; }
+
+  get connectionState() { return this.pc ? this.pc.connectionState : "none"; }
+
+  async start() {
+    const t0 = performance.now();
+    const mark = (name) => { this.timings[name] = Math.round(performance.now() - t0); };
+    const created = await this.api("/v1/sessions", { method: "POST", json: { character_id: this.characterId } });
+    mark("session");
+    this.session = { id: created.session.id, token: created.token };
+    if (this.closed) { this.deleteSession(); return false; }
+    const pc = new RTCPeerConnection({ iceServers: created.ice_servers || [] });
+    this.pc = pc;
+    pc.addTransceiver("video", { direction: "recvonly" });
+    const track = this.mic?.getAudioTracks()[0];
+    if (track) pc.addTransceiver(track, { direction: "sendrecv", streams: [this.mic] });
+    else pc.addTransceiver("audio", { direction: "recvonly" });
+    const dc = pc.createDataChannel("events");
+    this.dc = dc;
+    pc.ontrack = (e) => {
+      this.remote.addTrack(e.track);
+      this.handlers.track?.(e.track, this.remote);
+    };
+    dc.onopen = () => {
+      const ping = () => this.send({ type: "ping", t: performance.now() });
+      ping();
+      clearInterval(this.heartbeat);
+      this.heartbeat = setInterval(ping, HEARTBEAT_MS);
+      this.handlers.open?.();
+    };
+    dc.onmessage = (e) => {
+      let ev;
+      try { ev = JSON.parse(e.data); } catch { return; }
+      if (ev.type !== "pong") this.handlers.message?.(ev); // heartbeat answers: nothing to show
+    };
+    dc.onclose = () => this.handlers.closed?.();
+    pc.onconnectionstatechange = () => this.handlers.connection?.(pc.connectionState);
+    this.handlers.peer?.(pc);
+
+    await pc.setLocalDescription(await pc.createOffer());
+    await iceGatheringComplete(pc);
+    mark("ice_gathered");
+    if (this.closed) return false;
+    const body = await this.api(created.offer_url, {
+      method: "POST", token: this.session.token,
+      json: { sdp: pc.localDescription.sdp, type: pc.localDescription.type },
+    });
+    if (this.closed) return false;
+    mark("answer");
+    await pc.setRemoteDescription({ type: body.type, sdp: body.sdp });
+    return true;
+  }
+
+  /** Send a JSON event on the data channel; false when it is not open. */
+  send(event) {
+    if (!this.dc || this.dc.readyState !== "open") return false;
+    this.dc.send(JSON.stringify(event));
+    return true;
+  }
+
+  /** Hang up: close the connection and end the session on the server (idempotent). */
+  close() {
+    this.closed = true;
+    this.handlers = {};
+    clearInterval(this.heartbeat);
+    if (this.dc) { this.dc.onclose = null; this.dc.onmessage = null; try { this.dc.close(); } catch { /* closed */ } }
+    if (this.pc) { this.pc.onconnectionstatechange = null; this.pc.ontrack = null; try { this.pc.close(); } catch { /* closed */ } }
+    this.deleteSession();
+    this.dc = null;
+    this.pc = null;
+  }
+
+  deleteSession() {
+    const session = this.session;
+    if (!session) return;
+    this.session = null;
+    // keepalive: the request outlives a page that is being closed.
+    this.api(`/v1/sessions/${encodeURIComponent(session.id)}`, { method: "DELETE", token: session.token, keepalive: true })
+      .catch(() => {});
+  }
+}
+
+function iceGatheringComplete(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(finish, ICE_GATHER_TIMEOUT_MS); // use what we have by then
+    function finish() {
+      clearTimeout(timer);
+      pc.removeEventListener("icegatheringstatechange", check);
+      resolve();
+    }
+    function check() { if (pc.iceGatheringState === "complete") finish(); }
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
