@@ -23,6 +23,7 @@ import { VoiceMeter } from "./meter.js";
 import { RigEditor } from "./rig-editor.js";
 import { UiTools } from "./tools.js";
 import { VoicePanel } from "./voices.js";
+import { Eyes } from "./vision.js";
 
 const MAX_RECONNECTS = 3;
 
@@ -51,6 +52,11 @@ const el = {
   captions: $("captions"),
   timeline: $("timeline"),
   legend: document.querySelector(".legend"),
+  camera: $("camera"),
+  shareScreen: $("share-screen"),
+  cameraBadge: $("camera-badge"),
+  screenBadge: $("screen-badge"),
+  selfView: $("self-view"),
 };
 
 const events = [];
@@ -91,6 +97,10 @@ function feltFor(turn) {
   return first ? first.felt : null;
 }
 const tools = new UiTools({ stage: el.video.parentElement });
+const eyes = new Eyes({
+  cameraButton: el.camera, screenButton: el.shareScreen, cameraBadge: el.cameraBadge,
+  screenBadge: el.screenBadge, preview: el.selfView, send: (ev) => send(ev), note: (t) => showNote(t),
+});
 const rigEditor = new RigEditor({
   root: $("rig-editor"),
   api: (path, opts) => api(path, opts),
@@ -345,8 +355,10 @@ async function connect() {
         if (el.video.srcObject !== remote) el.video.srcObject = remote;
         if (track.kind === "audio") meter.start(mic, remote).catch(() => { /* no Web Audio: no meter */ });
       },
+      peer: (pc) => eyes.attach(pc), // the camera and screen m-lines, off until switched on
       open: () => {
         send({ type: "mode", hands_free: el.handsFree.checked });
+        eyes.announce();
         setEnabled(true);
       },
       message: onServerMessage,
@@ -416,6 +428,7 @@ function lost(why) {
 function ended() {
   const why = app.endMessage;
   app.endMessage = null;
+  eyes.stopAll();
   app.connectSeq += 1;
   closePeer();
   el.video.srcObject = null;
@@ -430,11 +443,13 @@ function closePeer() {
   setEnabled(false);
   app.live?.close(); // ends the session on the server too
   app.live = null;
+  eyes.detach();
   el.hangup.disabled = true;
 }
 
 function hangup() {
   app.wantConnected = false;
+  eyes.stopAll(); // hanging up turns the camera and screen share off
   app.connectSeq += 1;
   closePeer();
   el.video.srcObject = null;
@@ -467,6 +482,7 @@ function onServerMessage(ev) {
     case "trace": timeline.add(ev, feltFor(ev.turn)); break;
     case "error": captions.error(ev.message || "Something went wrong."); break;
     case "interrupted": captions.interrupted(); break;
+    case "vision": eyes.observed(ev); break;
     case "session_end":
       // The goodbye is still playing: hang up when the server closes the line, not before.
       app.wantConnected = false;
@@ -560,6 +576,7 @@ function setEnabled(on) {
   el.sayButton.disabled = !on;
   el.ptt.disabled = !on || !app.micStream;
   el.interrupt.disabled = !on;
+  eyes.enable(on);
 }
 
 // ---------------------------------------------------------------- helpers

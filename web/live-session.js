@@ -79,7 +79,7 @@ export async function openMicrophone() {
  * came first) and rejects with an ApiError when the server refuses. Handlers (all optional):
  * `track(track, remoteStream)`, `message(event)` (parsed JSON, pongs dropped), `open()` (data
  * channel), `connection(state)` (the peer connection's state), `closed()` (the data channel
- * closed by the other side).
+ * closed by the other side), `peer(pc)` (the RTCPeerConnection before the offer: more tracks).
  */
 export class LiveSession {
   constructor({ api, characterId, mic = null, handlers = {} }) {
@@ -134,6 +134,7 @@ export class LiveSession {
     };
     dc.onclose = () => this.handlers.closed?.();
     pc.onconnectionstatechange = () => this.handlers.connection?.(pc.connectionState);
+    this.handlers.peer?.(pc);
 
     await pc.setLocalDescription(await pc.createOffer());
     await iceGatheringComplete(pc);

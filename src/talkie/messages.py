@@ -158,3 +158,96 @@ class Interrupt:
     generation: int
     reason: str = ""
     pts: float = 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class SeenFrame:
+    """One frame of the user's camera or shared screen (``source``), RGB uint8 (H x W x 3),
+    arrived at media time ``pts``. Held only while it is analysed: frames are never stored."""
+
+    source: str  # "camera" | "screen"
+    image: np.ndarray
+    pts: float
+
+
+@dataclass(frozen=True)
+class Presence:
+    """What the camera shows of the user at media time ``pts`` (no pixels).
+
+    ``x``/``y``: the face's centre in the camera picture (0..1, as the camera sees it, not
+    mirrored); ``size``: its width over the picture's; ``looking``: the eyes are on the screen
+    (None when the face is too small to tell); ``hand_raised``: a hand above the shoulders.
+    """
+
+    pts: float
+    faces: int = 0
+    x: float = 0.5
+    y: float = 0.5
+    size: float = 0.0
+    looking: bool | None = None
+    hand_raised: bool = False
+
+    @property
+    def present(self) -> bool:
+        return self.faces > 0
+
+
+@dataclass(frozen=True)
+class ScreenText:
+    """The text read on the user's shared screen, top to bottom, and when it last changed."""
+
+    pts: float
+    lines: tuple[str, ...] = ()
+    ocr_ms: float = 0.0
+
+
+@dataclass(frozen=True, eq=False)
+class Sight:
+    """Everything the character can see at media time ``pts``: which inputs are on, the
+    latest presence and screen text, and (only for a brain that takes images) the latest
+    picture as JPEG bytes, kept in memory for the next answer and never written anywhere."""
+
+    pts: float
+    camera: bool = False
+    screen: bool = False
+    presence: Presence | None = None
+    screen_text: ScreenText | None = None
+    jpeg: bytes | None = None
+    jpeg_source: str = ""
+
+    def describe(self) -> str:
+        """A short plain-text account for a brain's context."""
+        parts: list[str] = []
+        p = self.presence
+        if not self.camera:
+            parts.append("The user's camera is off.")
+        elif p is None:
+            parts.append("The camera is on; nothing has been seen yet.")
+        elif not p.present:
+            parts.append("The camera is on but nobody is in view.")
+        else:
+            who = "one person" if p.faces == 1 else f"{p.faces} people"
+            look = {True: ", looking at you", False: ", looking away", None: ""}[p.looking]
+            extra = ", a hand raised" if p.hand_raised else ""
+            parts.append(f"The camera shows {who}{look}{extra}.")
+        if self.screen:
+            lines = self.screen_text.lines if self.screen_text else ()
+            if lines:
+                numbered = "\n".join(f"{i}. {line}" for i, line in enumerate(lines, 1))
+                parts.append(f"The user's shared screen shows these lines of text:\n{numbered}")
+            else:
+                parts.append("The user shares their screen; no text can be read on it.")
+        return "\n".join(parts)
+
+    def reference(self) -> dict[str, object]:
+        """Which observation an answer used, for the turn's trace (no text, no pixels)."""
+        out: dict[str, object] = {"camera": self.camera, "screen": self.screen}
+        if self.presence is not None:
+            out["faces"] = self.presence.faces
+            out["presence_at"] = round(self.presence.pts, 3)
+        if self.screen_text is not None:
+            out["screen_lines"] = len(self.screen_text.lines)
+            out["screen_at"] = round(self.screen_text.pts, 3)
+        if self.jpeg is not None:
+            out["image"] = self.jpeg_source
+        return out

@@ -48,6 +48,12 @@ class TinyConversation:
     def push_audio(self, chunk: AudioChunk) -> None:
         pass
 
+    def wants_frame(self, source: str) -> bool:
+        return False  # this fake has no eyes
+
+    def push_frame(self, frame: Any) -> None:
+        pass
+
     async def next_video_frame(self) -> VideoFrame:
         await asyncio.sleep(1 / 24)
         return VideoFrame(np.zeros((720, 1280, 3), np.uint8), pts=time.monotonic() - self._t0)

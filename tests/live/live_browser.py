@@ -33,10 +33,19 @@ BASE_ARGS = [
 ]
 
 
-def launch_chromium(playwright: Any, *, fake_audio: Path | None = None, mic: bool = True) -> Any:
+def launch_chromium(
+    playwright: Any,
+    *,
+    fake_audio: Path | None = None,
+    mic: bool = True,
+    fake_video: Path | None = None,
+) -> Any:
     """Headless Chromium. ``fake_audio``: a WAV the fake microphone plays once (then silence);
-    ``mic=False``: getUserMedia is refused (no fake UI), as when a user denies the microphone."""
+    ``mic=False``: getUserMedia is refused (no fake UI), as when a user denies the microphone;
+    ``fake_video``: a Y4M file the fake camera plays (looping; ``write_y4m``)."""
     args = list(BASE_ARGS)
+    if fake_video is not None:
+        args.append(f"--use-file-for-fake-video-capture={fake_video}")
     if not mic:
         args.remove("--use-fake-ui-for-media-stream")
         args.append("--deny-permission-prompts")
@@ -69,6 +78,19 @@ def make_question_wav(
         w.setsampwidth(2)
         w.setframerate(rate)
         w.writeframes(np.clip(out, -32768, 32767).astype(np.int16).tobytes())
+    return path
+
+
+def write_y4m(path: Path, frames: list[np.ndarray], fps: int = 5) -> Path:
+    """RGB frames (all one size, even sides) -> an uncompressed Y4M clip for the fake camera."""
+    import cv2
+
+    h, w = frames[0].shape[:2]
+    with path.open("wb") as f:
+        f.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for frame in frames:
+            f.write(b"FRAME\n")
+            f.write(cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes())
     return path
 
 

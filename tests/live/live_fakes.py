@@ -154,8 +154,17 @@ class FakeConversation:
                 self._reply(text.strip())
         elif kind == "tool_result":
             self.tool_results.append(event)
+        elif kind == "vision":
+            if not all(isinstance(event.get(k), bool) for k in ("camera", "screen") if k in event):
+                raise ValueError('"vision" needs boolean "camera" and/or "screen"')
         else:
             raise ValueError(f"unknown client event type {kind!r}")
+
+    def wants_frame(self, source: str) -> bool:
+        return False  # this fake has no eyes: camera and screen frames are dropped
+
+    def push_frame(self, frame: Any) -> None:
+        pass
 
     @property
     def last_user_activity(self) -> float:

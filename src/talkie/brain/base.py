@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
 from talkie.errors import EngineError
+from talkie.messages import Sight
 
 
 @dataclass(frozen=True)
@@ -27,11 +28,23 @@ class Turn:
     not dialogue: it is memory (a summary of older turns, notes from earlier sessions) that a
     brain may use as background (``talkie.brain.memory``). An assistant turn's ``tools`` are
     the calls it made before saying ``text`` (kept so the next answer knows what was done and
-    found, not only what was said)."""
+    found, not only what was said). A ``"context"`` turn may carry ``sight``: what the
+    character sees on the user's camera and screen as this answer starts (its ``text`` is the
+    sight's description; a brain may read the structure, and one that takes images the
+    picture). Such a turn is given to one answer and never kept in the history."""
 
     role: Literal["user", "assistant", "context"]
     text: str
     tools: tuple[ToolExchange, ...] = ()
+    sight: Sight | None = None
+
+
+def latest_sight(history: Sequence[Turn]) -> Sight | None:
+    """The newest sight given with ``history`` (None: nothing is seen, no camera or screen)."""
+    for turn in reversed(history):
+        if turn.sight is not None:
+            return turn.sight
+    return None
 
 
 @runtime_checkable

@@ -31,7 +31,7 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from talkie.brain.base import ToolExchange, Turn
+from talkie.brain.base import ToolExchange, Turn, latest_sight
 from talkie.brain.builtin_tools import BuiltinToolUse, spoken_outcome
 from talkie.brain.kb.retrieval import Passage, Retriever, spoken_source
 from talkie.brain.knowledge import STOP_WORDS, KnowledgeHit, KnowledgeIndex, normalize, tokenize
@@ -43,6 +43,7 @@ from talkie.brain.rapport import (
     user_name,
     without_intro,
 )
+from talkie.brain.sight import sight_answer
 from talkie.brain.tools.executor import ToolExecutor
 from talkie.brain.tools.spec import Tool
 
@@ -242,12 +243,20 @@ class BuiltinBrain:
         """Does the persona's own knowledge text have a sentence that answers ``user_text``?"""
         return bool(self._search(user_text))
 
+    def sees(self, history: Sequence[Turn], user_text: str) -> str | None:
+        """The answer when ``user_text`` asks what the character sees (its camera, the shared
+        screen; ``talkie.brain.sight``), else None."""
+        return sight_answer(latest_sight(history), user_text)
+
     def dont_know(self) -> str:
         """The honest "I don't know" (naming what it can answer about)."""
         return self._dont_know()
 
     def answer(self, history: Sequence[Turn], user_text: str) -> str:
         """The whole reply as one string (``reply`` streams this)."""
+        seen = self.sees(history, user_text)
+        if seen is not None:
+            return seen
         name = user_name((), user_text)
         text = without_intro(user_text) if name else user_text
         greet = f"Nice to meet you, {name}! " if name else ""

@@ -26,6 +26,7 @@ logs and error messages.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import os
@@ -36,7 +37,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from talkie.brain.base import BrainUnavailable, ToolExchange, Turn
+from talkie.brain.base import BrainUnavailable, ToolExchange, Turn, latest_sight
 from talkie.brain.kb.retrieval import PASSAGE_RULES, Passage, Retriever, format_passages
 from talkie.brain.markdown import MarkdownStripper
 from talkie.brain.openai_stream import (
@@ -126,6 +127,9 @@ class LLMOptions:
     # those scoring at least ``passage_ratio`` of the best one: fewer tokens per question.
     compact_passages: bool = False
     passage_ratio: float = 0.0
+    # The model takes pictures (OpenAI-style ``image_url`` content): when the user's words are
+    # about what they show, the latest camera or screen frame is sent with the question.
+    vision: bool = False
 
     def __post_init__(self) -> None:
         url = self.base_url.strip().rstrip("/")
@@ -169,6 +173,8 @@ class LLMOptions:
             values["api_key"] = env["TALKIE_LLM_API_KEY"].strip()
         if env.get("TALKIE_LLM_MODEL", "").strip():
             values["model"] = env["TALKIE_LLM_MODEL"].strip()
+        if env.get("TALKIE_LLM_VISION", "").strip().lower() in ("1", "true", "yes", "on"):
+            values["vision"] = True
         for key, name, kind in (
             ("TALKIE_LLM_TEMPERATURE", "temperature", float),
             ("TALKIE_LLM_MAX_TOKENS", "max_tokens", int),
@@ -304,9 +310,23 @@ class OpenAICompatibleBrain:
             messages[-1]["content"] += "\n" + user_text
         else:
             messages.append({"role": "user", "content": user_text})
+        sight = latest_sight(history)
+        if self.options.vision and sight is not None and sight.jpeg is not None:
+            # The picture goes with the question it is about (the last user message), in the
+            # standard content-parts form every image-capable OpenAI-compatible server reads.
+            picture = base64.b64encode(sight.jpeg).decode("ascii")
+            messages[-1]["content"] = [
+                {"type": "text", "text": messages[-1]["content"]},
+                {"type": "image_url", "image_url": {"url": f"data:image/jpeg;base64,{picture}"}},
+            ]
         if self.continue_after:
             messages.extend(exchange_messages("", self.continue_after))
         return messages
+
+    @property
+    def accepts_images(self) -> bool:
+        """The model takes pictures with the question (``LLMOptions.vision``)."""
+        return self.options.vision
 
     async def request_messages(
         self, history: Sequence[Turn], user_text: str

@@ -120,6 +120,7 @@ class MotionGenerator:
         self._release_step = 0
         self._generation = 0
         self._mode: Mode = "idle"
+        self._attention: tuple[float, float] | None = None
         self._snapshots: collections.deque[_Snapshot] = collections.deque(maxlen=8)
 
     # ------------------------------------------------------------------ control
@@ -137,6 +138,12 @@ class MotionGenerator:
         """Choose idle behaviour: ``"idle"`` or ``"listening"`` (attentive). Eased, never a jump."""
         self._mode = mode
         self._idle.set_mode(mode, self._index / self.fps)
+
+    def look_at(self, target: tuple[float, float] | None) -> None:
+        """Keep the eyes (and, a little, the head) on ``target`` = (gaze_x, gaze_y), e.g. the
+        user's face seen by their camera; None: the gaze roams as usual."""
+        self._attention = target
+        self._idle.attend(target)
 
     def push(self, clip: SpeechClip, *, start: float, generation: int = 0) -> None:
         """Schedule ``clip`` to play from media time ``start`` (seconds) and precompute its tracks.
@@ -222,6 +229,7 @@ class MotionGenerator:
         self._idle = copy.deepcopy(snap.idle)
         # A mode chosen since that step still holds (the snapshot knows only the old one).
         self._idle.set_mode(self._mode, snap.index / self.fps)
+        self._idle.attend(self._attention)
         self._last_speech = snap.last_speech.copy()
         self._release = None if snap.release is None else snap.release.copy()
         self._release_step = snap.release_step

@@ -148,6 +148,7 @@ class IdleMotion:
         self._gaze_target = [0.0, 0.0]
         self._next_saccade = float(self._gaze_rng.uniform(0.3, opts.gaze_fixation))
         self._follow = [0.0, 0.0]
+        self._attention: tuple[float, float] | None = None
 
     @property
     def mode(self) -> Mode:
@@ -166,6 +167,18 @@ class IdleMotion:
             self._next_saccade = min(self._next_saccade, now + 0.2)  # look back at the user
         else:
             self._next_nod = math.inf
+
+    def attend(self, target: tuple[float, float] | None) -> None:
+        """Look at ``target`` (gaze_x, gaze_y: where the user's face is) instead of roaming;
+        None lets the gaze roam again. A target that moves is followed at once (smooth pursuit),
+        with small fixational saccades around it."""
+        if target is not None and self._attention is not None:
+            moved = math.hypot(target[0] - self._attention[0], target[1] - self._attention[1])
+            if moved > 0.03:
+                self._gaze_target = [target[0], target[1]]
+        elif target is not None:
+            self._gaze_target = [target[0], target[1]]
+        self._attention = target
 
     def hint_blink(self, t: float) -> None:
         """Suggest a blink at media time ``t`` (a phrase end, a big gaze shift).
@@ -284,6 +297,15 @@ class IdleMotion:
                 rng.gamma(2.0, opts.gaze_fixation / 2.0),
             )
             # Speakers and listeners keep coming back to the viewer's face; idle gaze roams.
+            # A user seen by the camera is where the viewer's face is: eye contact, mostly.
+            if self._attention is not None and u < 0.85:
+                ax, ay = self._attention
+                tx, ty = ax + 0.015 * nx, ay + 0.015 * ny
+                self._gaze_target = [tx, ty]
+                self._next_saccade = t + max(float(fix), 0.25)
+                for i in (0, 1):
+                    self._gaze[i] += (self._gaze_target[i] - self._gaze[i]) * 0.75
+                return self._gaze[0], self._gaze[1]
             if self._mode == "listening" and talk < 0.5:
                 rx = ry = opts.listening_gaze_range
                 fix *= 1.3

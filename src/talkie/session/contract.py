@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, Protocol, runtime_checkable
 
-from talkie.messages import AudioChunk, VideoFrame
+from talkie.messages import AudioChunk, SeenFrame, VideoFrame
 from talkie.session.events import SessionEvent
 
 VIDEO_CLOCK_RATE = 90_000  # RTP clock for video timestamps
@@ -38,8 +38,9 @@ class LiveConversation(Protocol):
     ``{"type": "mode", "hands_free": bool}``, ``{"type": "text", "text": str}`` (typed message),
     ``{"type": "interrupt"}``, ``{"type": "tool_result", "id": str, "ok": bool, "result": any}``
     (the page's answer to a ``tool_call``; ``result`` is any JSON value, for the brain to read).
-    Unknown or malformed events, and a ``tool_result`` for an id never issued, raise
-    ``ValueError`` with a message.
+    ``{"type": "vision", "camera": bool, "screen": bool}`` (the page switched its camera or
+    screen share on or off; either key). Unknown or malformed events, and a ``tool_result``
+    for an id never issued, raise ``ValueError`` with a message.
 
     Session limits (the transport runs the timers): ``last_user_activity`` is the media-clock
     time of the user's last speech start or end or typed message (0.0, the start of the
@@ -53,6 +54,13 @@ class LiveConversation(Protocol):
     async def close(self) -> None: ...
 
     def push_audio(self, chunk: AudioChunk) -> None: ...
+
+    def wants_frame(self, source: str) -> bool:
+        """Would a frame of the user's ``source`` ("camera" or "screen") arriving now be looked
+        at? The transport converts and pushes only those (a few per second)."""
+        ...
+
+    def push_frame(self, frame: SeenFrame) -> None: ...
 
     async def next_video_frame(self) -> VideoFrame: ...
 

@@ -33,7 +33,7 @@ from talkie.brain.memory import ConversationMemory
 from talkie.errors import TalkieError
 from talkie.hearing import FinalTranscript, PauseTranscript
 from talkie.hearing.vocabulary import hotword_prompt, introduced_names, salient_terms
-from talkie.messages import AudioChunk, SpeechClip, Transcript, VideoFrame, VoiceActivity
+from talkie.messages import AudioChunk, SeenFrame, SpeechClip, Transcript, VideoFrame, VoiceActivity
 from talkie.motion import MotionGenerator, product_motion_options
 from talkie.render.base import Renderer
 from talkie.session.character import Character
@@ -53,6 +53,7 @@ from talkie.session.reply import APOLOGY, Reply
 from talkie.session.timeline import MediaClock, ScheduledSpeech, SpeechTimeline, resample
 from talkie.session.trace import TraceLog, TurnTrace
 from talkie.session.turns import TurnTaker, UserTurn
+from talkie.session.vision import ConversationEyes, SessionVision, accepts_images
 
 __all__ = ["APOLOGY", "Conversation", "SessionOptions"]
 
@@ -126,6 +127,11 @@ class Conversation:
             with contextlib.suppress(Exception):  # hotwords are an aid, never a failure
                 self._vocabulary += [t for t in vocabulary() if t not in self._vocabulary]
         self._vocabulary.insert(0, character.persona.name)
+        self._screen_words: list[str] = []
+        self.vision = SessionVision(
+            ConversationEyes(self, opts.vision), options=opts.vision,
+            keep_image=accepts_images(self.brain),
+        )  # fmt: skip
 
     @property
     def history(self) -> list[Turn]:
@@ -183,6 +189,7 @@ class Conversation:
             task.cancel()
         if tasks:
             await asyncio.wait(tasks, timeout=2.0)
+        await self.vision.close()
         with contextlib.suppress(Exception):
             self.hearing.clear()
             await self.hearing.aclose()
@@ -350,13 +357,27 @@ class Conversation:
                 if callable(prepare) and event.text.strip():
                     prepare(self.memory.context(), event.text)
 
+    def wants_frame(self, source: str) -> bool:
+        """Should the transport convert and hand over a ``source`` frame arriving now?"""
+        return not self._closed and self.vision.wants(source)
+
+    def push_frame(self, frame: SeenFrame) -> None:
+        if not self._closed:
+            self.vision.push(frame)
+
+    def set_screen_words(self, lines: tuple[str, ...]) -> None:
+        """Words on the user's screen are likely in their questions: hotwords for the ears."""
+        self._screen_words = salient_terms(lines, limit=20)
+        self.hearing.set_prompt(self._prompt())
+
     def _learn_names(self, text: str) -> None:
         for name in introduced_names(text):
             if name not in self._user_names:
                 self._user_names.append(name)
 
     def _prompt(self, turn: UserTurn | None = None) -> str:
-        return hotword_prompt([*self._user_names, *self._vocabulary], turn.text if turn else "")
+        terms = [*self._user_names, *self._screen_words, *self._vocabulary]
+        return hotword_prompt(terms, turn.text if turn else "")
 
     # -- client events --
 
@@ -398,6 +419,8 @@ class Conversation:
                 self.interrupt(self._active, "client")
         elif kind == "tool_result":
             self.tools.resolve(event)
+        elif kind == "vision":
+            self.vision.handle_event(event)
         else:
             raise ValueError(f"unknown event type {kind!r}")
 
@@ -411,9 +434,15 @@ class Conversation:
         trace = TurnTrace(turn=turn.number, user_text=turn.text, typed=turn.typed)
         trace.mark("speech_end", turn.speech_end)
         trace.mark("asr_final", turn.received)
-        return self._start_reply(
-            trace, brain=True, user_text=turn.text, history=self.memory.context(), turn=turn
-        )
+        seen = self.vision.context(turn.text)  # what it sees, for this answer only
+        if seen is not None:
+            trace.vision = seen.sight.reference() if seen.sight else {}
+        history = self.memory.context() + ([seen] if seen is not None else [])
+        return self._start_reply(trace, brain=True, user_text=turn.text, history=history, turn=turn)
+
+    def say(self, text: str) -> None:
+        """The character says ``text`` now, as a turn of its own (greeting someone it sees)."""
+        self._greet(text)
 
     def _greet(self, text: str) -> None:
         trace = TurnTrace(turn=self.next_turn_number())

@@ -23,6 +23,7 @@ __all__ = [
     "TurnFinished",
     "TurnTraced",
     "UserTranscript",
+    "VisionObserved",
 ]
 
 
@@ -137,6 +138,23 @@ class TurnTraced(SessionEvent):
     interrupted: bool = False
     error: str = ""
     tools: list[dict[str, Any]] = field(default_factory=list)
+    vision: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VisionObserved(SessionEvent):
+    """What the character noticed on the user's camera or screen (``source``): ``what`` is
+    ``appeared`` / ``left`` (a person), ``looking`` / ``looked_away``, ``hand_raised``,
+    ``screen_text`` (the screen's text changed; ``lines`` is how many lines were read, the text
+    itself stays on the server) or ``off`` (the input was switched off). ``delay`` is how long
+    after the frame's arrival the observation was ready (seconds)."""
+
+    type: ClassVar[str] = "vision"
+    source: str = ""
+    what: str = ""
+    faces: int = 0
+    lines: int = 0
+    delay: float = 0.0
 
 
 @dataclass(frozen=True)

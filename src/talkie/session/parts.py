@@ -31,6 +31,7 @@ from talkie.render.base import Renderer
 from talkie.session.character import Character
 from talkie.session.timeline import MediaClock
 from talkie.session.tools import SessionTools
+from talkie.session.vision import VisionOptions
 from talkie.session.voices import shared_recognizer, shared_voice
 from talkie.voice import TextToSpeech
 
@@ -88,6 +89,7 @@ class SessionOptions:
     max_tool_calls_per_turn: int = 16  # trace entries kept per turn
     turns: TurnTakingOptions = field(default_factory=TurnTakingOptions)
     hearing: HearingOptions = field(default_factory=HearingOptions)
+    vision: VisionOptions = field(default_factory=VisionOptions)
 
 
 # Waiting for the shared voice process gets its own threads: it must never take the threads

@@ -44,6 +44,10 @@ class TurnTrace:
     # Tool calls of this turn, in order: {name, kind, ok, reason, elapsed_ms} (no arguments,
     # results or secrets: traces are stored and shown through the API).
     tools: list[dict[str, Any]] = field(default_factory=list)
+    # The vision observation the answer was given (``Sight.reference()``: which inputs were
+    # on, when the presence and screen text it used were observed, whether a picture went to
+    # the brain; never text or pixels).
+    vision: dict[str, Any] = field(default_factory=dict)
 
     def mark(self, stage: str, t: float) -> None:
         """Record the first time ``stage`` happened (later marks of the same stage are ignored)."""
@@ -64,7 +68,7 @@ class TurnTrace:
         return TurnTraced(
             t=t, turn=self.turn, marks=dict(self.marks), relative=relative,
             latency=self.latency, interrupted=self.interrupted, error=self.error,
-            tools=[dict(call) for call in self.tools],
+            tools=[dict(call) for call in self.tools], vision=dict(self.vision),
         )  # fmt: skip
 
     def turn_event(self, t: float, said: str, backchannels: tuple[str, ...] = ()) -> TurnFinished:

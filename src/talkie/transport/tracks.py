@@ -18,7 +18,7 @@ import av
 import numpy as np
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from talkie.messages import AudioChunk
+from talkie.messages import AudioChunk, SeenFrame
 from talkie.session.contract import AUDIO_SAMPLE_RATE, VIDEO_CLOCK_RATE, LiveConversation
 from talkie.transport.encoder import X264Encoder
 
@@ -207,3 +207,26 @@ async def pump_microphone(
         conversation.push_audio(chunk)
         if on_chunk is not None:
             on_chunk(chunk)
+
+
+async def pump_seen(
+    track: MediaStreamTrack,
+    source: str,
+    conversation: LiveConversation,
+    started_at: float,
+) -> None:
+    """Hand the user's camera or screen (``source``) to the conversation's eyes until the
+    track ends: only the frames they want now (a few per second, none while they are still
+    looking at the previous one), converted to RGB in a worker thread; the rest are dropped
+    as they arrive, so nothing queues and the newest frame always wins."""
+    while True:
+        try:
+            frame = await track.recv()
+        except MediaStreamError:
+            return
+        if not isinstance(frame, av.VideoFrame) or not conversation.wants_frame(source):
+            continue
+        arrived = time.monotonic() - started_at  # on the conversation's media clock
+        image = await asyncio.to_thread(frame.to_ndarray, format="rgb24")
+        conversation.push_frame(SeenFrame(source, image, arrived))
+

@@ -2,7 +2,11 @@
 
 The client offers (no trickle ICE: it waits for gathering to complete) with recv-only video,
 send-receive audio (its microphone) and a data channel named ``events``; ``WebRtcPeer.answer``
-returns the complete answer. Video goes out as H.264 (preferred; VP8 if the client lacks it),
+returns the complete answer. Up to two more video m-lines, send-only from the client, are its
+camera and its shared screen, in that order (``VIDEO_INPUTS``): the page offers them from the
+start, with no track until the user switches one on (``RTCRtpSender.replaceTrack``: no
+renegotiation), and their frames go to the conversation's eyes (``pump_seen``).
+Video goes out as H.264 (preferred; VP8 if the client lacks it),
 audio as Opus, both stamped from the conversation's media clock. The data channel carries the
 conversation's events out (JSON text) and the client's events in.
 
@@ -55,6 +59,7 @@ from talkie.transport.tracks import (
     ConversationVideoTrack,
     MicrophoneClock,
     pump_microphone,
+    pump_seen,
 )
 
 log = logging.getLogger(__name__)
@@ -63,6 +68,7 @@ EVENTS_CHANNEL = "events"
 MAX_SDP_CHARS = 100_000
 MAX_EVENT_CHARS = 64_000
 PENDING_EVENTS = 256  # events kept while the data channel is not open yet
+VIDEO_INPUTS = ("camera", "screen")  # the client's send-only video m-lines, in offer order
 
 
 @dataclass(frozen=True)
@@ -117,6 +123,7 @@ class WebRtcPeer:
         self._started_at: float | None = None  # monotonic time of the conversation's clock 0
         self._connected = False
         self._remote_audio: list[MediaStreamTrack] = []
+        self._remote_video: list[MediaStreamTrack] = []  # the user's camera, then screen
         self.video_codec = ""
         self.events_sent = 0
         self.mic_seconds = 0.0
@@ -170,6 +177,10 @@ class WebRtcPeer:
             self._started_at = time.monotonic()
             for track in self._remote_audio:
                 self._spawn(self._pump(track, MicrophoneClock(self._started_at)), "microphone")
+            for source, track in zip(VIDEO_INPUTS, self._remote_video, strict=False):
+                self._spawn(
+                    pump_seen(track, source, self.conversation, self._started_at), source
+                )
             answer = await pc.createAnswer()
             await pc.setLocalDescription(answer)
             local = pc.localDescription
@@ -343,6 +354,11 @@ class WebRtcPeer:
         # microphone is pumped once it has (see answer()).
         if track.kind == "audio" and not self._closing:
             self._remote_audio.append(track)
+        elif track.kind == "video" and not self._closing and self._pc is not None:
+            # Only the client's own video m-lines (not a receiver on our outgoing video's).
+            ours = [t for t in self._pc.getTransceivers() if t.sender.track is self._video]
+            if not any(t.receiver.track is track for t in ours):
+                self._remote_video.append(track)
 
     async def _pump(self, track: MediaStreamTrack, clock: MicrophoneClock) -> None:
         await pump_microphone(track, self.conversation, clock, self._count_mic)
@@ -440,9 +456,17 @@ def _parse_media(sdp: str) -> dict[str, str]:
         parsed = aiortc_sdp.SessionDescription.parse(sdp)
     except Exception as exc:
         raise InvalidInputError(f"the SDP offer is malformed: {_short(exc)}") from exc
-    media = {m.kind: m.direction or "sendrecv" for m in parsed.media}
+    media: dict[str, str] = {}
+    for m in parsed.media:  # the first m-line of each kind (more video ones are inputs)
+        media.setdefault(m.kind, m.direction or "sendrecv")
     if media.get("video") not in ("recvonly", "sendrecv"):
         raise InvalidInputError("the SDP offer must receive video (a recvonly video m-line)")
+    inputs = sum(1 for m in parsed.media if m.kind == "video") - 1
+    if inputs > len(VIDEO_INPUTS):
+        raise InvalidInputError(
+            f"the SDP offer has {inputs + 1} video m-lines; at most {len(VIDEO_INPUTS) + 1} "
+            "(the character's video, then the user's camera and screen)"
+        )
     if "application" not in media:
         raise InvalidInputError(
             f'the SDP offer has no data channel; create one named "{EVENTS_CHANNEL}"'

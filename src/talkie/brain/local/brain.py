@@ -188,6 +188,12 @@ class LocalBrain:
             async for text in self._builtin(history, user_text, "cooldown"):
                 yield text
             return
+        if self.fallback.sees(history, user_text) is not None:
+            # What the screen says, line by line, and who is in view: the small model
+            # miscounts lines and paraphrases text that must be read exactly.
+            async for text in self._builtin(history, user_text, "sight"):
+                yield text
+            return
         intents = self.fallback.small_talk(user_text)
         if intents and intents[0] in _SAID_BY_PERSONA:
             # Who it is and what it can do are the persona's words: the small model calls
