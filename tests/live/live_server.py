@@ -62,7 +62,8 @@ class LiveServer:
     def start(self, timeout: float = 20.0) -> LiveServer:
         self._thread.start()
         deadline = time.monotonic() + timeout
-        while not self._server.started:
+        # uvicorn says "started" a moment before the real port (0 was asked) is known.
+        while not (self._server.started and self._server.port):
             if self._error is not None or not self._thread.is_alive():
                 raise RuntimeError(f"the server did not start: {self._error!r}")
             if time.monotonic() > deadline:

@@ -206,11 +206,12 @@ class _Server(uvicorn.Server):
         await super().startup(sockets=sockets)
         if not self.started:
             return
-        self.port = self.config.port
+        port = self.config.port  # set once: a caller may poll ``port`` as soon as it is set
         for server in getattr(self, "servers", []):
             for sock in server.sockets:
-                self.port = int(sock.getsockname()[1])
+                port = int(sock.getsockname()[1])
                 break
+        self.port = port
         if self.announce:
             host = self.config.host
             shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
