@@ -137,9 +137,11 @@ def test_upload_a_drawing_place_its_points_and_talk(
 
         areas = [dark(f) for f in frames]
         print("dark mouth pixels: quiet", dark(quiet), "talking", areas)
-        # The drawing's own outlines are dark at rest; an open mouth adds its dark inside.
-        assert max(areas) > 1.4 * dark(quiet) + 100, "the mouth did not open while it talked"
-        assert min(areas) < 0.7 * max(areas), "the mouth did not close again between sounds"
+        # The drawing's own outlines are dark at rest; an open mouth adds its dark inside. The
+        # closed mouth is the least dark talking frame (the "quiet" frame may catch the end of
+        # the greeting: CI once saw it open).
+        assert max(areas) > 1.4 * min(areas) + 100, "the mouth did not open while it talked"
+        assert min(areas) < 1.2 * dark(quiet) + 100, "the mouth did not close between sounds"
         card = page.page.inner_text(f'button.card[data-character-id="{cid}"]')
         assert "Whiskers" in card and "Needs" not in card
         assert not [c for c in page.console if c.startswith("pageerror")], page.console
