@@ -17,7 +17,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable
 
-__all__ = ["hotword_prompt", "introduced_names", "salient_terms"]
+__all__ = ["Hotwords", "hotword_prompt", "introduced_names", "salient_terms"]
 
 
 def _words(text: str) -> frozenset[str]:
@@ -91,3 +91,24 @@ def hotword_prompt(terms: Iterable[str], context: str = "", *, max_chars: int = 
     if head and context:
         return f"{head}. {context}"
     return f"{head}." if head else context
+
+
+class Hotwords:
+    """The words a session's ears are told to expect: names the user gave, terms on their
+    shared screen, and the character's own vocabulary (``vocabulary``: its name first)."""
+
+    def __init__(self, vocabulary: list[str]) -> None:
+        self.vocabulary = vocabulary
+        self.user_names: list[str] = []
+        self.screen_words: list[str] = []
+
+    def learn_names(self, text: str) -> None:
+        for name in introduced_names(text):
+            if name not in self.user_names:
+                self.user_names.append(name)
+
+    def set_screen(self, lines: Iterable[str]) -> None:
+        self.screen_words = salient_terms(lines, limit=20)
+
+    def prompt(self, context: str = "") -> str:
+        return hotword_prompt([*self.user_names, *self.screen_words, *self.vocabulary], context)

@@ -32,11 +32,20 @@ from talkie.brain.base import Turn
 from talkie.brain.memory import ConversationMemory
 from talkie.errors import TalkieError
 from talkie.hearing import FinalTranscript, PauseTranscript
-from talkie.hearing.vocabulary import hotword_prompt, introduced_names, salient_terms
+from talkie.hearing.vocabulary import Hotwords, salient_terms
 from talkie.messages import AudioChunk, SeenFrame, SpeechClip, Transcript, VideoFrame, VoiceActivity
 from talkie.motion import MotionGenerator, product_motion_options
 from talkie.render.base import Renderer
 from talkie.session.character import Character
+from talkie.session.client_events import (
+    InterruptRequested,
+    ModeChanged,
+    PushToTalk,
+    TextTyped,
+    ToolResultSent,
+    VisionSwitched,
+    parse_client_event,
+)  # fmt: skip
 from talkie.session.contract import AUDIO_FRAME_SAMPLES, AUDIO_SAMPLE_RATE
 from talkie.session.events import (
     Interrupted,
@@ -117,17 +126,15 @@ class Conversation:
         self._closed = False
         self._state = ""
         self._discarded: set[int] = set()  # ids of replies dropped without a record
-        self._user_names: list[str] = []
-        self._vocabulary = salient_terms(
+        terms = salient_terms(
             [character.persona.name, character.persona.system_prompt,
              character.persona.knowledge, character.persona.greeting]
         )  # fmt: skip
         vocabulary = getattr(character.knowledge, "vocabulary", None)
         if callable(vocabulary):
             with contextlib.suppress(Exception):  # hotwords are an aid, never a failure
-                self._vocabulary += [t for t in vocabulary() if t not in self._vocabulary]
-        self._vocabulary.insert(0, character.persona.name)
-        self._screen_words: list[str] = []
+                terms += [t for t in vocabulary() if t not in terms]
+        self.hotwords = Hotwords([character.persona.name, *terms])
         self.vision = SessionVision(
             ConversationEyes(self, opts.vision), options=opts.vision,
             keep_image=accepts_images(self.brain),
@@ -171,7 +178,7 @@ class Conversation:
                 parts.offload_voice(_warm_tts, self.tts), parts.offload(self.hearing.load)
             )
         self.clock = parts.clock()
-        self.hearing.set_prompt(self._prompt())
+        self.hearing.set_prompt(self.hotwords.prompt())
         self.spawn(self._video_loop(), "video")
         self.spawn(self._hearing_loop(), "hearing")
         self._set_state("listening")
@@ -344,7 +351,7 @@ class Conversation:
             elif isinstance(event, FinalTranscript):
                 if event.text.strip():
                     self.emit(UserTranscript(t=now, text=event.text.strip(), final=True))
-                    self._learn_names(event.text)
+                    self.hotwords.learn_names(event.text)
                 self.turns.on_segment(event)
             elif isinstance(event, PauseTranscript):
                 self.emit(UserTranscript(t=now, text=event.text, final=False))
@@ -367,62 +374,41 @@ class Conversation:
 
     def set_screen_words(self, lines: tuple[str, ...]) -> None:
         """Words on the user's screen are likely in their questions: hotwords for the ears."""
-        self._screen_words = salient_terms(lines, limit=20)
-        self.hearing.set_prompt(self._prompt())
-
-    def _learn_names(self, text: str) -> None:
-        for name in introduced_names(text):
-            if name not in self._user_names:
-                self._user_names.append(name)
-
-    def _prompt(self, turn: UserTurn | None = None) -> str:
-        terms = [*self._user_names, *self._screen_words, *self._vocabulary]
-        return hotword_prompt(terms, turn.text if turn else "")
+        self.hotwords.set_screen(lines)
+        self.hearing.set_prompt(self.hotwords.prompt())
 
     # -- client events --
 
     def handle_client_event(self, event: dict[str, Any]) -> None:
-        if not isinstance(event, dict) or not isinstance(event.get("type"), str):
-            raise ValueError("an event is a JSON object with a string 'type'")
-        kind = event["type"]
-        if kind == "ptt":
-            down = event.get("down")
-            if not isinstance(down, bool):
-                raise ValueError("'ptt' needs a boolean 'down'")
-            self._ptt_down = down
-            reply = self._active
-            if down and reply is not None and reply.audible(self.clock.now()):
-                self.interrupt(reply, "push-to-talk")
-            if not down and not self.hands_free:
-                # Releasing the button ends the turn now: the user's "silence" is fed to the ears
-                # so the segment ends at once (with the microphone gated off, real silence would
-                # never arrive), and its answer does not wait for more.
-                self.turns.answer_now()
-                silence = np.zeros(int(0.4 * 16_000), np.float32)
-                self.hearing.push(AudioChunk(silence, 16_000, self.clock.now()))
-        elif kind == "mode":
-            hands_free = event.get("hands_free")
-            if not isinstance(hands_free, bool):
-                raise ValueError("'mode' needs a boolean 'hands_free'")
-            self.hands_free = hands_free
-        elif kind == "text":
-            text = event.get("text")
-            if not isinstance(text, str) or not text.strip():
-                raise ValueError("'text' needs a non-empty string 'text'")
-            if len(text) > 2000:
-                raise ValueError("'text' is limited to 2000 characters")
-            self._user_activity = self.clock.now()
-            self.emit(UserTranscript(t=self.clock.now(), text=text.strip(), final=True, typed=True))
-            self.turns.on_typed(text)
-        elif kind == "interrupt":
-            if self._active is not None:
-                self.interrupt(self._active, "client")
-        elif kind == "tool_result":
-            self.tools.resolve(event)
-        elif kind == "vision":
-            self.vision.handle_event(event)
-        else:
-            raise ValueError(f"unknown event type {kind!r}")
+        match parse_client_event(event):
+            case PushToTalk(down=down):
+                self._push_to_talk(down)
+            case ModeChanged(hands_free=hands_free):
+                self.hands_free = hands_free
+            case TextTyped(text=text):
+                self._user_activity = self.clock.now()
+                self.emit(UserTranscript(t=self.clock.now(), text=text, final=True, typed=True))
+                self.turns.on_typed(text)
+            case InterruptRequested():
+                if self._active is not None:
+                    self.interrupt(self._active, "client")
+            case ToolResultSent(event=raw):
+                self.tools.resolve(raw)
+            case VisionSwitched(event=raw):
+                self.vision.handle_event(raw)
+
+    def _push_to_talk(self, down: bool) -> None:
+        self._ptt_down = down
+        reply = self._active
+        if down and reply is not None and reply.audible(self.clock.now()):
+            self.interrupt(reply, "push-to-talk")
+        if not down and not self.hands_free:
+            # Releasing the button ends the turn now: the user's "silence" is fed to the ears
+            # so the segment ends at once (with the microphone gated off, real silence would
+            # never arrive), and its answer does not wait for more.
+            self.turns.answer_now()
+            silence = np.zeros(int(0.4 * 16_000), np.float32)
+            self.hearing.push(AudioChunk(silence, 16_000, self.clock.now()))
 
     # -- replies (TurnTaker's host) --
 
@@ -527,7 +513,7 @@ class Conversation:
         self.hearing.confirm_echo()
 
     def turn_changed(self, turn: UserTurn | None) -> None:
-        self.hearing.set_prompt(self._prompt(turn))
+        self.hearing.set_prompt(self.hotwords.prompt(turn.text if turn else ""))
 
     # -- the reply's speaker --
 
