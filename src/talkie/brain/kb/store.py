@@ -6,7 +6,7 @@ passages (``talkie.brain.kb.chunking``); each passage is indexed twice:
 
 - in an FTS5 table for BM25 keyword ranking (with words normalised as in ``lexical``);
 - as three embeddings (float32 blob): the passage with its heading path, its body alone, and its
-  section heading alone (``passage_vectors``).
+  section heading alone (``ranking.passage_vectors``).
 
 Hybrid ``search`` scores every passage that either ranker puts near the top with ``fuse``: the
 weighted cosines of its three fields, plus a bonus for the question's words it contains
@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import sqlite3
 import threading
 import time
@@ -40,9 +39,10 @@ from typing import Literal
 
 import numpy as np
 
+from talkie.brain.kb import ranking
 from talkie.brain.kb.chunking import DEFAULT_MAX_CHARS, chunk_document, markdown_title
 from talkie.brain.kb.embedding import Embedder
-from talkie.brain.kb.lexical import QueryTerms, coverage, fts_match, passage_terms, query_terms
+from talkie.brain.kb.lexical import passage_terms, query_terms
 from talkie.brain.kb.retrieval import Passage
 from talkie.brain.kb.validation import (
     check_id,
@@ -50,7 +50,6 @@ from talkie.brain.kb.validation import (
     document_kind,
     document_text,
 )
-from talkie.brain.markdown import strip_markdown
 from talkie.errors import InvalidInputError
 
 __all__ = ["DocumentInfo", "KnowledgeBase", "KnowledgeBaseRetriever", "SearchMode"]
@@ -59,27 +58,6 @@ log = logging.getLogger(__name__)
 
 SearchMode = Literal["hybrid", "bm25", "embedding"]
 _SCHEMA_VERSION = "1"
-# How deep each ranker's list goes before fusion.
-_CANDIDATES = 30
-_KEYWORD_CANDIDATES = 100
-# Hybrid score = cosine + this x normalised BM25. Measured on the handbook test set: 0.1-0.2
-# keeps the embeddings' lead on paraphrases and breaks their ties with exact words; 0.3 and
-# above lets shared common words override meaning.
-_KEYWORD_WEIGHT = 0.15
-_COVERAGE_WEIGHT = 0.3
-_SHORT_PENALTY = 0.1
-_SHORT_WORDS = 12
-# Dense similarity = these weights . (cosine of the passage with headings, of its body alone,
-# of its section heading alone). Measured on three generated handbooks (tests/kb): the passage
-# with its headings carries most; the body alone rescues long sections whose heading path
-# misleads, the heading alone short FAQ-style sections.
-_FIELD_WEIGHTS = np.array([1.0, 0.3, 0.15], dtype=np.float32)
-_SCALE = float(_FIELD_WEIGHTS.sum())
-_FTS5_K1 = 1.2
-# Column weights for BM25: a heading describes its whole section, so a question word in the
-# heading counts twice as much as the same word in the body.
-_HEADING_WEIGHT = 2.0
-_BODY_WEIGHT = 1.0
 _CACHED_CHARACTERS = 16
 
 _SCHEMA = """
@@ -213,7 +191,7 @@ class KnowledgeBase:
         model: str | None = None
         started = time.perf_counter()
         if self.embedder is not None:
-            vectors = passage_vectors(self.embedder, [(c.headings, c.text) for c in chunks])
+            vectors = ranking.passage_vectors(self.embedder, [(c.headings, c.text) for c in chunks])
             model = self.embedder.name
         embed_seconds = time.perf_counter() - started
         digest = hashlib.sha256(body.encode("utf-8")).hexdigest()
@@ -334,13 +312,13 @@ class KnowledgeBase:
         terms = query_terms(query)
         # Word statistics of this character's passages only: each character's documents are
         # a corpus of their own (a word common in one character's handbook is rare in another's).
-        total = self._fts_rows(db, character_id)
-        frequency = self._frequencies(
+        total = ranking.passage_count(db, character_id)
+        frequency = ranking.word_frequencies(
             db, character_id, sorted({w for words in terms.alternatives.values() for w in words})
         )
         keyword: dict[int, float] = {}
         if mode != "embedding" and terms.terms:
-            keyword = self._keyword_scores(db, character_id, terms, total, frequency)
+            keyword = ranking.keyword_scores(db, character_id, terms, total, frequency)
         similarities: dict[int, float] = {}
         dense: dict[int, float] = {}
         if self.embedder is not None and mode != "bm25":
@@ -349,24 +327,24 @@ class KnowledgeBase:
                 fields = vectors.matrix @ self.embedder.embed_query(query)  # (n, 3)
                 ids = vectors.ids.tolist()
                 similarities = dict(zip(ids, fields[:, 0].tolist(), strict=True))
-                dense = dict(zip(ids, (fields @ _FIELD_WEIGHTS).tolist(), strict=True))
+                dense = dict(zip(ids, (fields @ ranking.FIELD_WEIGHTS).tolist(), strict=True))
         if mode == "bm25" or not similarities:
             fused = keyword
         elif mode == "embedding":
             fused = similarities
         else:
-            top_semantic = sorted(dense, key=lambda i: -dense[i])[:_CANDIDATES]
+            top_semantic = sorted(dense, key=lambda i: -dense[i])[: ranking.CANDIDATES]
             candidates = {*top_semantic, *keyword}
-            covered = self._coverages(db, list(candidates), terms, total, frequency)
+            covered = ranking.coverages(db, list(candidates), terms, total, frequency)
             fused = {
-                chunk_id: fuse(
+                chunk_id: ranking.fuse(
                     dense.get(chunk_id, 0.0), keyword.get(chunk_id, 0.0),
                     covered.get(chunk_id, (0.0, 0))
                 )
                 for chunk_id in candidates
             }  # fmt: skip
         best = sorted(fused, key=lambda chunk_id: (-fused[chunk_id], chunk_id))[:k]
-        return self._passages(db, best, fused, similarities, terms, total, frequency)
+        return ranking.passages(db, best, fused, similarities, terms, total, frequency)
 
     def retriever(
         self, character_id: str, *, mode: SearchMode = "hybrid"
@@ -388,7 +366,7 @@ class KnowledgeBase:
         pending = [(cid, tuple(json.loads(h)), text) for cid, h, text in rows.fetchall()]
         if not pending:
             return 0
-        vectors = passage_vectors(self.embedder, [(h, t) for _, h, t in pending])
+        vectors = ranking.passage_vectors(self.embedder, [(h, t) for _, h, t in pending])
         with self._write() as db:
             characters = set()
             for (chunk_id, _, _), vector in zip(pending, vectors, strict=True):
@@ -469,53 +447,6 @@ class KnowledgeBase:
             (character_id,),
         )
 
-    def _keyword_scores(
-        self,
-        db: sqlite3.Connection,
-        character_id: str,
-        terms: QueryTerms,
-        total: int,
-        frequency: dict[str, int],
-    ) -> dict[int, float]:
-        """BM25 (FTS5) of the best matching passages, divided by the most BM25 can give for
-        this query (each word's IDF x (k1 + 1), FTS5's k1 being 1.2), so 1.0 means "every word
-        of the question, many times" whatever the question's length."""
-        match = "{heading_terms body_terms}: (" + fts_match(terms) + ")"
-        weights = (_HEADING_WEIGHT, _BODY_WEIGHT)
-        rows = db.execute(
-            "SELECT rowid, -bm25(kb_fts, ?, ?, 0) FROM kb_fts WHERE kb_fts MATCH ? AND "
-            "character_id = ? ORDER BY bm25(kb_fts, ?, ?, 0) LIMIT ?",
-            (*weights, match, character_id, *weights, _KEYWORD_CANDIDATES),
-        ).fetchall()
-        if not rows:
-            return {}
-        ceiling = sum(
-            max(1e-6, math.log((total - frequency.get(t, 0) + 0.5) / (frequency.get(t, 0) + 0.5)))
-            for t in terms.terms
-        ) * (1.0 + _FTS5_K1)
-        return {int(rowid): min(1.0, float(score) / ceiling) for rowid, score in rows}
-
-    @staticmethod
-    def _frequencies(db: sqlite3.Connection, character_id: str, words: list[str]) -> dict[str, int]:
-        """In how many of the character's passages each word occurs."""
-        counts = {}
-        for word in words:  # [a-z0-9]+ words (see ``lexical``): quoting is all they need
-            (count,) = db.execute(
-                "SELECT count(*) FROM kb_fts WHERE kb_fts MATCH ? AND character_id = ?",
-                (f'{{heading_terms body_terms}}: "{word}"', character_id),
-            ).fetchone()
-            if count:
-                counts[word] = int(count)
-        return counts
-
-    @staticmethod
-    def _fts_rows(db: sqlite3.Connection, character_id: str) -> int:
-        return int(
-            db.execute(
-                "SELECT count(*) FROM kb_chunks WHERE character_id = ?", (character_id,)
-            ).fetchone()[0]
-        )
-
     def _character_vectors(self, db: sqlite3.Connection, character_id: str) -> _Vectors | None:
         """The character's embedding matrix, cached until its revision changes (also by
         another process: the revision lives in the database)."""
@@ -544,9 +475,7 @@ class KnowledgeBase:
         vectors = _Vectors(
             revision,
             np.array([cid for cid, _ in rows], dtype=np.int64),
-            np.frombuffer(b"".join(blob for _, blob in rows), dtype=np.float32).reshape(
-                -1, 3, dim
-            ),
+            np.frombuffer(b"".join(blob for _, blob in rows), dtype=np.float32).reshape(-1, 3, dim),
         )
         with self._cache_lock:
             self._vectors[character_id] = vectors
@@ -554,73 +483,6 @@ class KnowledgeBase:
             while len(self._vectors) > _CACHED_CHARACTERS:
                 self._vectors.popitem(last=False)
         return vectors
-
-    def _coverages(
-        self,
-        db: sqlite3.Connection,
-        chunk_ids: list[int],
-        terms: QueryTerms,
-        total: int,
-        frequency: dict[str, int],
-    ) -> dict[int, tuple[float, int]]:
-        """(coverage of the question's words, number of body words) of each passage."""
-        if not chunk_ids or not terms.terms:
-            return {}
-        marks = ",".join("?" * len(chunk_ids))
-        rows = db.execute(
-            f"SELECT rowid, heading_terms, body_terms FROM kb_fts WHERE rowid IN ({marks})",
-            chunk_ids,
-        ).fetchall()
-        return {
-            int(rowid): (
-                coverage(terms, set(f"{heading} {body}".split()), frequency, total),
-                len(body.split()),
-            )
-            for rowid, heading, body in rows
-        }
-
-    def _passages(
-        self,
-        db: sqlite3.Connection,
-        chunk_ids: list[int],
-        scores: dict[int, float],
-        similarities: dict[int, float],
-        terms: QueryTerms,
-        total: int,
-        frequency: dict[str, int],
-    ) -> list[Passage]:
-        if not chunk_ids:
-            return []
-        marks = ",".join("?" * len(chunk_ids))
-        rows = db.execute(
-            "SELECT c.id, c.document_id, d.source, d.title, c.headings, c.text, c.position, "
-            "f.heading_terms, f.body_terms FROM kb_chunks c JOIN kb_documents d ON "
-            "d.character_id = c.character_id AND d.document_id = c.document_id JOIN kb_fts f "
-            f"ON f.rowid = c.id WHERE c.id IN ({marks})",
-            chunk_ids,
-        ).fetchall()
-        by_id = {row[0]: row for row in rows}
-        passages = []
-        for chunk_id in chunk_ids:
-            row = by_id.get(chunk_id)
-            if row is None:  # cannot happen inside one snapshot; kept as a guard
-                continue
-            _, document_id, source, title, headings, text, position, heading_terms, body_terms = row
-            words = set(f"{heading_terms} {body_terms}".split())
-            passages.append(
-                Passage(
-                    document_id=document_id,
-                    source=source,
-                    headings=tuple(json.loads(headings)),
-                    text=text,
-                    score=scores[chunk_id],
-                    similarity=similarities.get(chunk_id),
-                    coverage=coverage(terms, words, frequency, total),
-                    position=position,
-                    title=title,
-                )
-            )
-        return passages
 
 
 class KnowledgeBaseRetriever:
@@ -633,39 +495,3 @@ class KnowledgeBaseRetriever:
 
     def search(self, query: str, k: int = 3) -> list[Passage]:
         return self.kb.search(self.character_id, query, k=k, mode=self.mode)
-
-
-def _embedding_text(headings: tuple[str, ...], text: str) -> str:
-    """What is embedded for a passage: its heading path as a lead sentence, then the text
-    without markup ("Leave policy, Parental leave. You get 20 weeks ...")."""
-    plain = strip_markdown(text)
-    return f"{', '.join(headings)}. {plain}" if headings else plain
-
-
-def fuse(dense: float, keyword: float, covered: tuple[float, int]) -> float:
-    """The hybrid score of a passage (see the module docstring): its dense similarity (the
-    weighted cosines of its fields), plus a bonus for the question's words it contains
-    (normalised BM25, and the IDF-weighted share of the question's words present, which a long
-    passage cannot inflate by repetition), minus a little for a passage too short to state much
-    (a one-line intro sharing a common word with the question must not beat the section that
-    answers it). Scaled so that a perfect match of every signal is about 1."""
-    share, words = covered
-    short = max(0.0, 1.0 - words / _SHORT_WORDS) if words else 1.0
-    raw = dense + _KEYWORD_WEIGHT * keyword + _COVERAGE_WEIGHT * share - _SHORT_PENALTY * short
-    return raw / _SCALE
-
-
-def passage_vectors(
-    embedder: Embedder, passages: list[tuple[tuple[str, ...], str]]
-) -> np.ndarray:
-    """Three unit vectors per passage, shape ``(n, 3, dim)``: the passage with its heading path
-    (``_embedding_text``), its body alone, and its section heading alone. A question can match a
-    section by what it says, by what it is about (FAQ headings are often the question itself),
-    or both; a long body dilutes its heading and the heading path dilutes a short body, so each
-    field is scored on its own."""
-    texts = [_embedding_text(h, t) for h, t in passages]
-    texts += [strip_markdown(t) for _, t in passages]
-    texts += [(h[-1] if h else strip_markdown(t)[:200]) for h, t in passages]
-    vectors = embedder.embed_documents(texts)
-    n = len(passages)
-    return np.stack([vectors[:n], vectors[n : 2 * n], vectors[2 * n :]], axis=1)
