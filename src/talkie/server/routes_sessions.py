@@ -57,6 +57,7 @@ MEMORY_TOKENS = 300  # what a character keeps of one person across sessions
 async def create_session(body: SessionCreate, who: Caller, svc: Svc) -> SessionCreated:
     who.require("sessions:create")
     character = await character_for(svc, who, body.character_id)  # 404: unknown or not theirs
+    svc.ops.admit()  # 503 + Retry-After when the machine has no headroom (server/ops)
     tenant = who.tenant
     assert tenant is not None  # only keys may create sessions
     if character.disabled:
@@ -239,6 +240,7 @@ def _closed(svc: Services, peer: WebRtcPeer) -> None:
 
 def _event(svc: Services, session: SessionRecord, event: SessionEvent) -> None:
     """Write each finished turn (transcript lines + latency trace) as it ends."""
+    svc.ops.on_event(session, event)  # metrics, spans, idle/talking (server/ops)
     if not isinstance(event, TurnFinished):
         return
     session_id = session.id
