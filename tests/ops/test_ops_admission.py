@@ -1,0 +1,138 @@
+"""The measurements behind admission and the cost metrics, on given numbers: frame pacing over
+the window, the cost of an idle and of a talking session, and what admission decides from
+them (a loaded machine cannot be produced on demand in a test; its counters can)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+
+from talkie.server.errors import ApiError
+from talkie.server.ops.admission import Admission, AdmissionOptions
+from talkie.server.ops.monitor import MachineCpu, Monitor, SessionCost, SessionSample
+
+
+@dataclass
+class Box:
+    """Counters a test moves by hand: sessions' frames, process CPU seconds, the clock."""
+
+    sessions: dict[str, SessionSample] = field(default_factory=dict)
+    cpu: float = 0.0
+    now: float = 0.0
+
+    def run(self, seconds: float, cores: float, fps: float = 24.0, late_share: float = 0.0):
+        """``seconds`` pass; the process uses ``cores``; each session hands out frames."""
+        self.now += seconds
+        self.cpu += cores * seconds
+        for sid, s in self.sessions.items():
+            n = round(fps * seconds)
+            late = round(n * late_share)
+            self.sessions[sid] = SessionSample(
+                sid, s.frames + n - late, s.late_frames + late, s.talking
+            )
+
+    def monitor(self, machine_busy: float | None = None) -> Monitor:
+        return Monitor(
+            sessions=lambda: list(self.sessions.values()), cpu_time=lambda: self.cpu,
+            clock=lambda: self.now, machine=FixedMachine(machine_busy), cores=2,
+        )  # fmt: skip
+
+
+class FixedMachine(MachineCpu):
+    def __init__(self, busy: float | None) -> None:
+        super().__init__()
+        self.busy = busy
+
+    def read(self) -> float | None:
+        return self.busy
+
+
+def admission(box: Box, monitor: Monitor, cap: int = 4, **options: object) -> Admission:
+    return Admission(
+        monitor=monitor, occupied=lambda: len(box.sessions), max_sessions=lambda: cap,
+        options=AdmissionOptions(**options),  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def test_costs_of_idle_and_talking_sessions_are_learned_from_samples() -> None:
+    box = Box()
+    m = box.monitor()
+    for _ in range(3):  # the server alone: 0.1 cores
+        box.run(2.0, cores=0.1)
+        m.sample()
+    box.sessions = {"a": SessionSample("a", 0, 0, False), "b": SessionSample("b", 0, 0, False)}
+    for _ in range(20):  # two idle sessions: 0.1 + 2 x 0.05
+        box.run(2.0, cores=0.2)
+        m.sample()
+    box.sessions["b"] = SessionSample("b", 0, 0, True)
+    for _ in range(20):  # one of them talking: 0.1 + 0.05 + 0.6
+        box.run(2.0, cores=0.75)
+        m.sample()
+    assert m.cost.server == pytest.approx(0.1)
+    assert m.cost.idle == pytest.approx(0.05, abs=1e-3)
+    assert m.cost.talking == pytest.approx(0.6, abs=1e-3)
+    assert m.history[-1].live == 2 and m.history[-1].talking == 1
+    assert m.history[-1].cpu_cores == pytest.approx(0.75)
+
+
+def test_cost_estimates_start_unknown_and_never_go_negative() -> None:
+    cost = SessionCost()
+    assert (cost.server, cost.idle, cost.talking) == (None, None, None)
+    cost.update(0.5, idle=0, talking=0)
+    cost.update(0.1, idle=2, talking=0)  # less than the server alone (noise)
+    assert cost.idle == 0.0
+
+
+def test_frame_totals_survive_sessions_that_end() -> None:
+    box = Box(sessions={"a": SessionSample("a", 0, 0, False)})
+    m = box.monitor()
+    box.run(2.0, cores=0.3, late_share=0.25)
+    m.sample()
+    before = (m.frames_total, m.late_frames_total)
+    assert before == (36, 12)
+    del box.sessions["a"]  # ended: its counts stay in the totals
+    box.sessions["b"] = SessionSample("b", 0, 0, False)
+    box.run(2.0, cores=0.3)
+    m.sample()
+    assert m.frames_total == 36 + 48 and m.late_frames_total == 12
+
+
+def test_admission_refuses_on_late_frames_and_opens_when_pacing_recovers() -> None:
+    box = Box(sessions={"a": SessionSample("a", 0, 0, True)})
+    m = box.monitor()
+    gate = admission(box, m, min_frames=96, max_late_ratio=0.05)
+    box.run(2.0, cores=1.0, late_share=0.2)
+    m.sample()
+    assert gate.decide().admitted  # 48 frames: too few to judge by
+    box.run(2.0, cores=1.0, late_share=0.2)
+    m.sample()
+    decision = gate.decide()
+    assert not decision.admitted and decision.reason == "frames_late"
+    assert gate.limit() == 1
+    with pytest.raises(ApiError) as refused:
+        gate.check()
+    assert refused.value.status == 503
+    assert refused.value.headers["Retry-After"] == "10"
+    assert refused.value.details["reason"] == "frames_late"
+    assert gate.refused == {"frames_late": 1}
+    for _ in range(5):  # five clean samples push the late ones out of the window
+        box.run(2.0, cores=1.0)
+        m.sample()
+    assert gate.decide().admitted
+    assert gate.limit() == 4
+
+
+def test_admission_by_cap_and_by_cpu() -> None:
+    box = Box(sessions={k: SessionSample(k, 0, 0, False) for k in "ab"})
+    m = box.monitor(machine_busy=0.7)
+    full = admission(box, m, cap=2)
+    assert full.decide().reason == "max_sessions"
+    # CPU is off by default: a busy machine alone refuses nothing
+    assert admission(box, m, cap=4).decide().admitted
+    m.sample()
+    assert admission(box, m, cap=4, cpu_limit=0.9).decide().admitted
+    m.cost.talking = 0.6  # one more talking session needs 0.3 of the 2 cores: 0.7 + 0.3 > 0.9
+    gate = admission(box, m, cap=4, cpu_limit=0.9)
+    assert gate.decide().reason == "cpu"
+    assert gate.limit() == 3  # floor(0.9 x 2 / 0.6)
