@@ -115,7 +115,7 @@ class Ops:
         )  # fmt: skip
         self.tracer = tracer or TurnTracer(endpoint=opts.otlp_endpoint)
         self.turns: deque[dict[str, Any]] = deque(maxlen=RECENT_TURNS)
-        self._task: asyncio.Task[None] | None = None
+        self._samplers: dict[asyncio.AbstractEventLoop, asyncio.Task[None]] = {}
 
     # -- hooks --
 
@@ -152,18 +152,22 @@ class Ops:
     # -- lifecycle --
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(
+        """Start sampling on the running loop. One app may be served by several loops in turn
+        (tests open a second client on the same app): each gets its own sampler."""
+        loop = asyncio.get_running_loop()
+        if loop not in self._samplers:
+            self._samplers[loop] = loop.create_task(
                 self._sample_forever(), name="talkie-ops-sampler"
             )
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        task = self._samplers.pop(asyncio.get_running_loop(), None)
+        if task is not None:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await asyncio.to_thread(self.tracer.shutdown)
+                await task
+        if not self._samplers:  # the last loop serving the app: send the buffered spans
+            await asyncio.to_thread(self.tracer.shutdown)
 
     async def _sample_forever(self) -> None:
         while True:
