@@ -136,3 +136,24 @@ def test_admission_by_cap_and_by_cpu() -> None:
     gate = admission(box, m, cap=4, cpu_limit=0.9)
     assert gate.decide().reason == "cpu"
     assert gate.limit() == 3  # floor(0.9 x 2 / 0.6)
+
+
+def test_admission_is_tuned_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    from talkie.errors import InvalidInputError
+    from talkie.server.ops import OpsOptions
+
+    monkeypatch.setenv("TALKIE_ADMISSION_MAX_LATE", "off")
+    monkeypatch.setenv("TALKIE_ADMISSION_CPU", "0.85")
+    monkeypatch.setenv("TALKIE_ADMISSION_RETRY_AFTER", "30")
+    tuned = OpsOptions.from_env().admission
+    assert (tuned.max_late_ratio, tuned.cpu_limit, tuned.retry_after) == (None, 0.85, 30)
+    monkeypatch.setenv("TALKIE_ADMISSION_CPU", "85%")
+    with pytest.raises(InvalidInputError, match="TALKIE_ADMISSION_CPU"):
+        OpsOptions.from_env()
+    for name in (
+        "TALKIE_ADMISSION_MAX_LATE",
+        "TALKIE_ADMISSION_CPU",
+        "TALKIE_ADMISSION_RETRY_AFTER",
+    ):
+        monkeypatch.delenv(name)
+    assert OpsOptions.from_env().admission == AdmissionOptions()

@@ -104,7 +104,7 @@ class ServerOptions:
     # cut off with 408 rather than holding a request open).
     body_timeout: float = 30.0
     # Metrics, OpenTelemetry and admission by measured headroom (talkie.server.ops).
-    ops: OpsOptions = field(default_factory=OpsOptions)
+    ops: OpsOptions = field(default_factory=OpsOptions.from_env)
 
 
 def resolve_data_dir(configured: Path | None) -> Path:

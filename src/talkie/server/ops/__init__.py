@@ -17,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from talkie.errors import InvalidInputError
 from talkie.server.ops.admission import Admission, AdmissionOptions, Decision
 from talkie.server.ops.metrics import HttpMetrics, OpsCollector, TalkieMetrics
 from talkie.server.ops.monitor import IDLE_AFTER, SAMPLE_SECONDS, Monitor, SessionSample
@@ -51,6 +53,41 @@ class OpsOptions:
     metrics_token: str | None = None
     otlp_endpoint: str | None = None
     sample_seconds: float = SAMPLE_SECONDS
+
+    @classmethod
+    def from_env(cls) -> OpsOptions:
+        """The defaults, with admission tuned by ``$TALKIE_ADMISSION_MAX_LATE`` (share of late
+        frames, e.g. ``0.05``, or ``off``), ``$TALKIE_ADMISSION_CPU`` (busy share of the
+        machine, e.g. ``0.85``, or ``off``) and ``$TALKIE_ADMISSION_RETRY_AFTER`` (seconds)."""
+        base = AdmissionOptions()
+        admission = AdmissionOptions(
+            max_late_ratio=_share("TALKIE_ADMISSION_MAX_LATE", base.max_late_ratio),
+            min_frames=base.min_frames,
+            cpu_limit=_share("TALKIE_ADMISSION_CPU", base.cpu_limit),
+            retry_after=int(_number("TALKIE_ADMISSION_RETRY_AFTER", base.retry_after, 1, 3600)),
+        )  # fmt: skip
+        return cls(admission=admission)
+
+
+def _share(name: str, default: float | None) -> float | None:
+    raw = os.environ.get(name, "").strip().lower()
+    if raw in ("off", "none", "0"):
+        return None
+    return _number(name, default, 0.0, 1.0) if raw else default
+
+
+def _number(name: str, default: float | None, low: float, high: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        assert default is not None
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:
+        raise InvalidInputError(f"${name}: {raw[:40]!r} is not a number from {low:g} to {high:g}")
+    return value
 
 
 class _Activity:
