@@ -157,3 +157,19 @@ def test_admission_is_tuned_from_the_environment(monkeypatch: pytest.MonkeyPatch
     ):
         monkeypatch.delenv(name)
     assert OpsOptions.from_env().admission == AdmissionOptions()
+
+
+def test_pacing_is_judged_on_the_sessions_live_now() -> None:
+    box = Box(sessions={"a": SessionSample("a", 0, 0, True), "b": SessionSample("b", 0, 0, True)})
+    m = box.monitor()
+    gate = admission(box, m, min_frames=48, max_late_ratio=0.05)
+    box.run(4.0, cores=1.5, late_share=0.25)
+    m.sample()
+    assert gate.decide().reason == "frames_late"
+    del box.sessions["a"], box.sessions["b"]  # the struggling sessions ended
+    box.sessions["c"] = SessionSample("c", 0, 0, False)
+    box.run(2.0, cores=0.3)
+    m.sample()
+    ratio, frames = m.late_ratio()
+    assert (ratio, frames) == (0.0, 48)  # only the new session's frames count
+    assert gate.decide().admitted

@@ -141,6 +141,9 @@ class Monitor:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._seen: dict[str, SessionSample] = {}  # last counters of each live session
+        # (frames, late) of each live session at its recent samples, oldest first: pacing is
+        # judged on the sessions live now (one that ended is no evidence of overload)
+        self._windows: dict[str, deque[tuple[int, int]]] = {}
         self._last_cpu = self.cpu_time()
         self._last_at = self.clock()
         self.machine.read()
@@ -169,6 +172,13 @@ class Monitor:
         elapsed = max(1e-6, now - self._last_at)
         cores = max(0.0, (cpu - self._last_cpu) / elapsed)
         self._last_at, self._last_cpu = now, cpu
+        for s in current:
+            window = self._windows.setdefault(
+                s.session_id, deque([(0, 0)], maxlen=PACING_WINDOW + 1)
+            )
+            window.append((s.frames, s.late_frames))
+        live = {s.session_id for s in current}
+        self._windows = {k: v for k, v in self._windows.items() if k in live}
         talking = sum(1 for s in current if s.talking)
         self.cost.update(cores, idle=len(current) - talking, talking=talking)
         point = Sample(
@@ -180,12 +190,14 @@ class Monitor:
         self.history.append(point)
         return point
 
-    def late_ratio(self, window: int = PACING_WINDOW) -> tuple[float | None, int]:
-        """The share of late frames over the last ``window`` samples, and how many frames
-        that share is judged on."""
-        recent = list(self.history)[-window:]
-        frames = sum(p.frames + p.late_frames for p in recent)
-        late = sum(p.late_frames for p in recent)
+    def late_ratio(self) -> tuple[float | None, int]:
+        """The share of late frames of the sessions live now over the last ``PACING_WINDOW``
+        samples (10 s), and how many frames that share is judged on."""
+        frames = late = 0
+        for window in self._windows.values():
+            (f0, l0), (f1, l1) = window[0], window[-1]
+            frames += max(0, f1 - f0) + max(0, l1 - l0)
+            late += max(0, l1 - l0)
         return (late / frames if frames else None), frames
 
     def machine_busy(self, window: int = PACING_WINDOW) -> float | None:
