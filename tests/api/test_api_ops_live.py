@@ -133,6 +133,7 @@ def test_metrics_and_spans_after_a_real_turn(server: LiveServer) -> None:
     assert m[("talkie_http_requests_total", offer)] >= 1
     assert m[("talkie_sessions_max", ())] == 3
     assert ("process_resident_memory_bytes", ()) in m
+    assert m[("talkie_process_threads", ())] >= 2
 
     # the turn's spans: one per turn, a child per stage, in order, inside the turn
     spans = exporter.get_finished_spans()

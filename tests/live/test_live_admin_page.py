@@ -108,6 +108,9 @@ def test_the_operations_page_plots_capacity_pacing_and_latency(
         assert "admitted" in page.text_content("#f-admission")
         assert page.text_content("#f-latency") == "0.22 / 0.22 s"
         assert page.text_content("#f-turns") == "3 recent turns"
+        rows = page.locator("#sessions tr")
+        assert rows.count() == 1
+        assert rows.first.locator("td").first.text_content() == talker.session.session_id
         late = page.text_content("#f-late")
         assert late.endswith("%") and late != "0.0 %", late
         shot = artifacts / "ops-admin-page.png"

@@ -81,6 +81,7 @@ function render(d) {
   const last = d.samples[d.samples.length - 1];
   $("f-cpu").textContent = `cores; server alone ${cores(c.server_cores)}; now ${
     last ? last.cpu_cores.toFixed(2) : "?"} of ${c.cores}`;
+  renderSessions(d.sessions);
   $("updated").textContent = `Updated ${new Date(d.now * 1000).toLocaleTimeString()}`;
 
   // From the first sample (a server that just started fills the width) up to ten minutes.
@@ -115,6 +116,33 @@ function render(d) {
       ...(p50 == null ? [] : [{ points: [[t0, p50], [t1, p50]], color: COLORS.median, dash: [2, 3] }]),
     ],
   });
+}
+
+function renderSessions(sessions) {
+  const rows = sessions.map((s) => {
+    const tr = document.createElement("tr");
+    const total = s.frames + s.late_frames;
+    const cells = [
+      s.session_id, s.talking ? "in a turn" : "idle", String(s.frames),
+      `${s.late_frames} (${total ? ((100 * s.late_frames) / total).toFixed(1) : "0.0"} %)`,
+    ];
+    for (const text of cells) {
+      const td = document.createElement("td");
+      td.textContent = text;
+      tr.append(td);
+    }
+    return tr;
+  });
+  if (!rows.length) {
+    const tr = document.createElement("tr");
+    const td = document.createElement("td");
+    td.colSpan = 4;
+    td.className = "none";
+    td.textContent = "No live session.";
+    tr.append(td);
+    rows.push(tr);
+  }
+  $("sessions").replaceChildren(...rows);
 }
 
 function niceCeiling(x) {

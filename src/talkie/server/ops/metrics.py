@@ -20,11 +20,13 @@ Names (all prefixed ``talkie_``):
   session and of one talking session (above the server's own ``server_cpu_cores``);
   ``session_cpu_seconds_total``: CPU of sessions that run in their own process.
 - ``http_requests_total{method,route,status}``, ``http_request_seconds{method,route}``.
-- plus the process collector (``process_*``: memory, open files) under no prefix.
+- ``process_threads``; plus the process collector (``process_*``: memory, open files) under
+  no prefix.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -204,6 +206,10 @@ class OpsCollector(Collector):
                 "talkie_server_cpu_cores", "CPU cores the server uses with no session live",
                 value=m.cost.server,
             )  # fmt: skip
+        # threads of this process: flat over a soak, or something leaks them
+        yield GaugeMetricFamily(
+            "talkie_process_threads", "Threads of this process", value=threading.active_count()
+        )
         own = [s.cpu_seconds for s in latest if s.cpu_seconds is not None]
         if own:
             yield CounterMetricFamily(
