@@ -4,12 +4,15 @@ them (a loaded machine cannot be produced on demand in a test; its counters can)
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 import pytest
+from prometheus_client import REGISTRY, generate_latest
 
 from talkie.server.errors import ApiError
 from talkie.server.ops.admission import Admission, AdmissionOptions
+from talkie.server.ops.metrics import HttpMetrics, TalkieMetrics
 from talkie.server.ops.monitor import MachineCpu, Monitor, SessionCost, SessionSample
 
 
@@ -173,3 +176,24 @@ def test_pacing_is_judged_on_the_sessions_live_now() -> None:
     ratio, frames = m.late_ratio()
     assert (ratio, frames) == (0.0, 48)  # only the new session's frames count
     assert gate.decide().admitted
+
+
+def test_each_app_has_its_own_metrics_and_label_values_are_bounded() -> None:
+    one, two = TalkieMetrics(), TalkieMetrics()
+    sent: list[dict[str, object]] = []
+
+    async def app(scope: dict[str, object], receive: object, send: object) -> None:
+        await send({"type": "http.response.start", "status": 404})  # type: ignore[operator]
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    for method in ("GET", "BREW", "GET"):
+        scope = {"type": "http", "method": method, "path": f"/random/{method}"}
+        asyncio.run(HttpMetrics(app, metrics=one)(scope, None, send))  # type: ignore[arg-type]
+    text = generate_latest(one.registry).decode()
+    assert 'talkie_http_requests_total{method="GET",route="other",status="404"} 2.0' in text
+    assert 'talkie_http_requests_total{method="other",route="other",status="404"} 1.0' in text
+    assert "BREW" not in text and "/random" not in text
+    assert "talkie_http_requests_total{" not in generate_latest(two.registry).decode()
+    assert "talkie_http_requests_total" not in generate_latest(REGISTRY).decode()

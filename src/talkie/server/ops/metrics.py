@@ -43,6 +43,9 @@ from talkie.session.trace import STAGES
 LATENCY_BUCKETS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0, 10.0)
 STAGE_BUCKETS = (0.02, 0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0)
 HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+# Label values come from these sets only: a client inventing methods or paths must not be able
+# to create time series without end.
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # component times: (metric, from mark, to mark)
 COMPONENTS = (
     ("asr", "speech_end", "asr_final"),
@@ -243,8 +246,9 @@ class HttpMetrics:
         try:
             await self.app(scope, receive, watch)
         finally:
+            method = scope["method"] if scope["method"] in HTTP_METHODS else "other"
             self.metrics.observe_http(
-                scope["method"], route_of(scope), status, time.perf_counter() - started
+                method, route_of(scope), status, time.perf_counter() - started
             )
 
 
