@@ -197,3 +197,24 @@ def test_each_app_has_its_own_metrics_and_label_values_are_bounded() -> None:
     assert "BREW" not in text and "/random" not in text
     assert "talkie_http_requests_total{" not in generate_latest(two.registry).decode()
     assert "talkie_http_requests_total" not in generate_latest(REGISTRY).decode()
+
+
+def test_the_line_keeps_places_forgets_who_left_and_has_an_end() -> None:
+    from talkie.server.ops.admission import WaitingLine
+
+    now = [0.0]
+    line = WaitingLine(size=2, keep=25.0, hold=15.0, clock=lambda: now[0])
+    first = line.join(None)
+    second = line.join(None)
+    assert first is not None and second is not None
+    assert (first[1], second[1]) == (1, 2)
+    assert line.join(None) is None  # full
+    assert line.join("q_forged") is None  # an unknown ticket is a newcomer
+    now[0] = 20.0
+    assert line.join(second[0]) == (second[0], 2)  # came back in time: same place
+    now[0] = 30.0  # the first did not come back within 25 s: gone
+    assert line.join(second[0]) == (second[0], 1)
+    line.admit(second[0])
+    assert (len(line), line.held()) == (0, 1)
+    now[0] = 45.5  # the held slot is released after 15 s
+    assert line.held() == 0

@@ -186,7 +186,8 @@ def create_app(
     # headers the page can read.
     app.add_middleware(
         CORSMiddleware, allow_origins=["*"], allow_methods=["*"],
-        allow_headers=["Authorization", "Content-Type", "X-API-Key"], max_age=600,
+        allow_headers=["Authorization", "Content-Type", "X-API-Key", "Talkie-Queue-Ticket"],
+        max_age=600,
     )  # fmt: skip
     _install_error_handlers(app)
     app.include_router(routes_admin.router)

@@ -147,6 +147,7 @@ class Ops:
             OpsCollector(
                 monitor=self.monitor, counts=lambda: dict(self._counts),
                 capacity=self.admission.limit, max_sessions=max_sessions,
+                waiting=lambda: len(self.admission.line),
                 refused=lambda: dict(self.admission.refused),
             )
         )  # fmt: skip
@@ -156,9 +157,10 @@ class Ops:
 
     # -- hooks --
 
-    def admit(self) -> Decision:
-        """Before creating a session: raises ``ApiError(503)`` (Retry-After) without room."""
-        return self.admission.check()
+    def admit(self, queue_ticket: str | None = None) -> Decision:
+        """Before creating a session: raises ``ApiError(503)`` (Retry-After, the place in the
+        line) without room. ``queue_ticket``: the ticket of an earlier refusal."""
+        return self.admission.check(queue_ticket)
 
     def on_event(self, session: SessionRecord, event: SessionEvent) -> None:
         """Every event of every live session (called on the event loop; cheap)."""
@@ -246,6 +248,7 @@ class Ops:
                 "live": len(latest), "talking": sum(1 for s in latest if s.talking),
                 "limit": self.admission.limit(), "max": self.admission.max_sessions(),
                 "admission": self.admission.decide().to_json(),
+                "waiting": len(self.admission.line), "held": self.admission.line.held(),
             },
             "pacing": {"late_ratio": late, "frames": frames},
             "cost": {"server_cores": m.cost.server, "idle_session_cores": m.cost.idle,

@@ -6,7 +6,7 @@ Names (all prefixed ``talkie_``):
 - ``sessions{state}``: sessions by state in the database (pending, live, ended);
   ``sessions_live``: live in this server; ``sessions_live_by_activity{activity}``: idle or in a
   turn; ``sessions_capacity``: sessions admission allows now; ``sessions_max``: the fixed cap;
-  ``admission_refused_total{reason}``.
+  ``admission_refused_total{reason}``; ``admission_waiting``: people in the line.
 - ``turn_latency_seconds``: end of the user's speech -> first answer audio (histogram);
   ``turn_stage_seconds{stage}``: end of speech -> each stage (histogram); ``asr_seconds``,
   ``llm_first_token_seconds``, ``tts_first_audio_seconds``: the time of each provider in the
@@ -141,7 +141,9 @@ class OpsCollector(Collector):
         capacity: Callable[[], int],
         max_sessions: Callable[[], int],
         refused: Callable[[], dict[str, int]],
+        waiting: Callable[[], int] = lambda: 0,
     ) -> None:
+        self.waiting = waiting
         self.monitor = monitor
         self.counts = counts
         self.capacity = capacity
@@ -173,6 +175,10 @@ class OpsCollector(Collector):
         yield GaugeMetricFamily(
             "talkie_sessions_max", "The fixed session cap", value=self.max_sessions()
         )
+        yield GaugeMetricFamily(
+            "talkie_admission_waiting", "People waiting in line for a session",
+            value=self.waiting(),
+        )  # fmt: skip
         refused = CounterMetricFamily(
             "talkie_admission_refused", "Sessions refused by admission", labels=["reason"]
         )

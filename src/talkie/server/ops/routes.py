@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import Response, StreamingResponse
 
 from talkie.server.context import Caller, Services, Svc, character_for, identify, session_for
@@ -35,6 +35,14 @@ from talkie.server.models import Session, TranscriptLine, TurnTrace
 from talkie.store.export import ExportCursor, SessionBundle, session_page
 
 router = APIRouter()
+# A client refused with a place in the line sends its ticket back to keep that place.
+QueueTicket = Annotated[
+    str | None,
+    Header(
+        alias="Talkie-Queue-Ticket", max_length=64,
+        description="the queue ticket of an earlier 503 (keeps your place in the line)",
+    ),
+]  # fmt: skip
 JSONL = "application/x-ndjson"
 EXPORT_PAGE = 50  # sessions read from the database at a time
 Include = Literal["transcript", "traces", "both"]
