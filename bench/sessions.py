@@ -711,6 +711,7 @@ def main(argv: list[str] | None = None) -> int:
     from live_server import LiveServer
 
     from talkie.server.app import ServerOptions
+    from talkie.server.ops import AdmissionOptions, OpsOptions
 
     _install_profilers()
     if args.cv2_threads is not None:
@@ -720,7 +721,9 @@ def main(argv: list[str] | None = None) -> int:
     sampler = PeakSampler()
     machine = wait_for_quiet()
     print(f"load {machine['loadavg']}", flush=True)
-    server = LiveServer(options=ServerOptions(max_sessions=args.max + 1)).start()
+    # Measured admission off: this sweep overloads the machine on purpose to find the limit.
+    no_admission = OpsOptions(admission=AdmissionOptions(max_late_ratio=None))
+    server = LiveServer(options=ServerOptions(max_sessions=args.max + 1, ops=no_admission)).start()
     steps = []
     probe = LagProbe(server)
     try:

@@ -46,6 +46,8 @@ from talkie.server.characters import CharacterService
 from talkie.server.context import Services
 from talkie.server.errors import ApiError, describe_validation, error_response, errors
 from talkie.server.guard import BodyTooLarge, BodyTooSlow, RequestGuard
+from talkie.server.ops import HttpMetrics, Ops, OpsOptions
+from talkie.server.ops import routes as routes_ops
 from talkie.server.ratelimit import RateLimiter
 from talkie.server.sessions import SessionLimitError, SessionRegistry
 from talkie.server.voices import VoiceService
@@ -101,6 +103,8 @@ class ServerOptions:
     # Seconds a request body may take to arrive, plus one second per 64 KiB (slow clients are
     # cut off with 408 rather than holding a request open).
     body_timeout: float = 30.0
+    # Metrics, OpenTelemetry and admission by measured headroom (talkie.server.ops).
+    ops: OpsOptions = field(default_factory=OpsOptions.from_env)
 
 
 def resolve_data_dir(configured: Path | None) -> Path:
@@ -140,6 +144,10 @@ def create_app(
         knowledge_path=data_dir / "knowledge.db",
     )  # fmt: skip
     characters.knowledge = svc.knowledge
+    svc.ops = Ops(
+        store=store, registry=svc.registry, max_sessions=lambda: svc.registry.max_sessions,
+        options=opts.ops,
+    )  # fmt: skip
     voices = VoiceService(store=store, media=media)
     characters.voice_resolver = voices.resolve
     _ensure_admin_key(store, data_dir)
@@ -151,10 +159,12 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         _start_local_llm()
         sweeper = asyncio.create_task(_expire_pending(svc), name="talkie-pending-sweep")
+        svc.ops.start()
         try:
             yield
         finally:
             sweeper.cancel()
+            await svc.ops.stop()
             await svc.registry.close_all("server shutdown", timeout=opts.shutdown_timeout)
             await asyncio.to_thread(svc.close)
             await asyncio.to_thread(voices.close)
@@ -169,13 +179,15 @@ def create_app(
     app.state.options = opts
     # Credentials and body limits are checked before any route reads a body.
     app.add_middleware(RequestGuard, services=svc)
+    app.add_middleware(HttpMetrics, metrics=svc.ops.metrics)
     app.state.voices = voices
     # Credentials travel in headers, never cookies, so any origin may call the API; publishable
     # keys are checked against their own allowed origins. Outermost, so refusals carry CORS
     # headers the page can read.
     app.add_middleware(
         CORSMiddleware, allow_origins=["*"], allow_methods=["*"],
-        allow_headers=["Authorization", "Content-Type", "X-API-Key"], max_age=600,
+        allow_headers=["Authorization", "Content-Type", "X-API-Key", "Talkie-Queue-Ticket"],
+        max_age=600,
     )  # fmt: skip
     _install_error_handlers(app)
     app.include_router(routes_admin.router)
@@ -188,6 +200,7 @@ def create_app(
     app.include_router(routes_voices.router)
     app.include_router(routes_voices.character_router)
     app.include_router(routes_chat.router)
+    app.include_router(routes_ops.router)
     _mount_docs(app)
     _document_errors_as_served(app)
 
@@ -360,7 +373,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(SessionLimitError)
     async def busy(request: Request, exc: SessionLimitError) -> JSONResponse:
-        return error_response(503, "busy", str(exc))
+        return error_response(503, "busy", str(exc), {"Retry-After": "10"})
 
     @app.exception_handler(TalkieError)
     async def talkie_error(request: Request, exc: TalkieError) -> JSONResponse:

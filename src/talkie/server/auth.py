@@ -54,6 +54,7 @@ _ACTIONS: dict[str, frozenset[str]] = {
     "sessions:end": frozenset({"sessions"}),
     "keys:manage": frozenset(),
     "sessions:kill": frozenset(),  # end every session of a character at once: admin only
+    "ops:read": frozenset(),  # metrics, the admin page's data: admin only
     "memories:manage": frozenset({"sessions"}),  # read or forget what characters remember
 }
 # what a publishable key may ever do (whatever its scopes)

@@ -48,6 +48,7 @@ class Services:
         default_factory=lambda: RateLimiter(per_minute=20, burst=5)
     )
     web_client_key: str = ""
+    ops: Any = None  # talkie.server.ops.Ops: metrics, traces, admission (set by create_app)
     # One writer thread for session records: turns of a session are written in order, and the
     # event loop never waits for the database.
     writer: concurrent.futures.ThreadPoolExecutor = field(

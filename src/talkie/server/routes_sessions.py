@@ -36,6 +36,7 @@ from talkie.server.models import (
     TurnTrace,
     utc,
 )
+from talkie.server.ops.routes import QueueTicket
 from talkie.server.ratelimit import MessageLimitedConversation
 from talkie.session.events import SessionEvent, TurnFinished
 from talkie.store import SessionRecord, TraceRecord, TranscriptEntry
@@ -54,9 +55,12 @@ MEMORY_TOKENS = 300  # what a character keeps of one person across sessions
     responses=errors(400, 401, 403, 404, 409, 503),
     summary="Create a session for a character: returns a short-lived token for the browser",
 )
-async def create_session(body: SessionCreate, who: Caller, svc: Svc) -> SessionCreated:
+async def create_session(
+    body: SessionCreate, who: Caller, svc: Svc, queue_ticket: QueueTicket = None
+) -> SessionCreated:
     who.require("sessions:create")
     character = await character_for(svc, who, body.character_id)  # 404: unknown or not theirs
+    svc.ops.admit(queue_ticket)  # 503 + Retry-After + place in line without headroom (ops)
     tenant = who.tenant
     assert tenant is not None  # only keys may create sessions
     if character.disabled:
@@ -239,6 +243,7 @@ def _closed(svc: Services, peer: WebRtcPeer) -> None:
 
 def _event(svc: Services, session: SessionRecord, event: SessionEvent) -> None:
     """Write each finished turn (transcript lines + latency trace) as it ends."""
+    svc.ops.on_event(session, event)  # metrics, spans, idle/talking (server/ops)
     if not isinstance(event, TurnFinished):
         return
     session_id = session.id
