@@ -86,8 +86,13 @@ class WorkerProcess:
         name: str,
         start_timeout: float = 60.0,
         niceness: int = 5,
+        daemon: bool = True,
     ) -> None:
         self.name = name
+        # A daemonic process cannot start processes of its own; a session worker must (its
+        # conversation's speech models run in model processes), and ends on its own when its
+        # parent goes away (its pipe closes).
+        self._daemon = daemon
         self._niceness = niceness
         self._factory = factory
         self._start_timeout = start_timeout
@@ -158,7 +163,7 @@ class WorkerProcess:
             target=_serve,
             args=(self._factory, child, self._niceness),
             name=f"talkie-{self.name}",
-            daemon=True,
+            daemon=self._daemon,
         )
         proc.start()
         child.close()

@@ -240,3 +240,24 @@ def test_an_offer_the_worker_cannot_answer_is_refused_cleanly(process_server: Li
     assert r.status_code in (400, 503), r.text
     assert "error" in r.json()
     _wait(lambda: process_server.registry.get(body["session"]["id"]) is None, 30, "the slot")
+
+
+def test_the_real_conversation_runs_in_a_warm_worker_with_its_own_model_processes() -> None:
+    """The product's default path: a pooled worker loads the speech models (processes of its
+    own) before its session, then runs the real conversation, which greets the user."""
+    options = ServerOptions(max_sessions=1, host_kind="process", warm=1, preload_models=True)
+    with LiveServer(options=options) as server:
+        host = server.app.state.host
+        _wait(lambda: host.ready_workers == 1, 300, "the warm worker to load its models")
+
+        async def scenario() -> None:
+            session = await connect(server.url, "astronaut")
+            try:
+                assert server.registry.get(session.session_id).warm
+                await session.wait_video(24, timeout=120)
+                greeting = await session.wait_event(lambda e: e.get("type") == "reply", 120)
+                assert greeting["text"]
+            finally:
+                await session.close()
+
+        asyncio.run(scenario())

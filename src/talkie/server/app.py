@@ -163,7 +163,7 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        _start_local_llm()
+        start_local_llm()
         sweeper = asyncio.create_task(_expire_pending(svc), name="talkie-pending-sweep")
         await svc.host.prepare()  # e.g. start the warm pool of session workers
         try:
@@ -227,7 +227,7 @@ def create_app(
     return app
 
 
-def _start_local_llm() -> None:
+def start_local_llm() -> None:
     """Start loading the local LLM now, in the background, when it will be the brain: the first
     visitors should not get the built-in brain only because the model was still loading."""
     from talkie.brain import local_llm_available

@@ -91,8 +91,9 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
         "(process host; 1)",
     )  # fmt: skip
     hosts.add_argument(
-        "--preload-models", action="store_true",
-        help="warm workers also load the speech models before their session (more memory)",
+        "--no-preload-models", dest="preload_models", action="store_false",
+        help="warm workers only import the code, and load the speech models and the local LLM "
+        "when their session starts (less memory per idle worker, ~10 s slower first answer)",
     )  # fmt: skip
     hosts.add_argument(
         "--ray-address", default=None, metavar="ADDRESS",

@@ -125,9 +125,11 @@ class ProcessSession:
     def _readable(self) -> None:
         """Messages from the worker (on the event loop; each is small and already complete)."""
         try:
-            while self._conn is not None and self._conn.poll():
+            while not self.closed and self._conn.poll():
                 self._handle(self._conn.recv())
         except (EOFError, OSError):
+            if self.closed:
+                return
             code = self._proc.exitcode if self._proc is not None else None
             if code is None and self._proc is not None:
                 self._proc.join(0.5)
@@ -255,7 +257,7 @@ class ProcessHost:
         self._count += 1
         return WorkerProcess(
             factory=self._warm_up, name=f"session-worker-{self._count}",
-            start_timeout=self._start_timeout, niceness=0,
+            start_timeout=self._start_timeout, niceness=0, daemon=False,
         )  # fmt: skip
 
     def _refill(self) -> None:
