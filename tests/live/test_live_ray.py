@@ -8,6 +8,8 @@ the actors (aiortc in the actor's process), and their turns come back to the sto
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -83,3 +85,25 @@ def test_sessions_are_placed_on_two_nodes_and_their_turns_come_back(ray_cluster:
             time.sleep(0.1)
         assert len(server.registry) == 0
         assert server.end_reason(first_id) is not None
+
+
+def test_a_dead_actor_ends_its_session_with_a_reason(ray_cluster: Cluster) -> None:
+    options = ServerOptions(max_sessions=2, host_kind="ray", ray_address=ray_cluster.address)
+    with LiveServer(options=options, conversation_factory=FakeConversation) as server:
+
+        async def scenario() -> str:
+            session = await connect(server.url, "astronaut")
+            try:
+                await session.wait_video(3, timeout=60)
+                os.kill(server.registry.get(session.session_id).stats()["pid"], signal.SIGKILL)
+                deadline = time.monotonic() + 60
+                while server.registry.get(session.session_id) is not None:
+                    assert time.monotonic() < deadline, "the session did not end"
+                    await asyncio.sleep(0.1)
+                return session.session_id
+            finally:
+                await session.close()
+
+        session_id = asyncio.run(scenario())
+        reason = server.end_reason(session_id)
+        assert reason is not None and "Ray actor stopped" in reason

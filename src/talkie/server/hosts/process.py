@@ -89,10 +89,7 @@ class ProcessSession:
             raise SessionHostError(f"the session's worker could not start: {exc}") from exc
         self._answer = loop.create_future()
         loop.add_reader(self._conn.fileno(), self._readable)
-        try:
-            answer = await asyncio.shield(self._answer)
-        except asyncio.CancelledError:
-            raise
+        answer = await asyncio.shield(self._answer)  # a timeout cancels the wait, not the future
         self.answered_in = time.monotonic() - started
         log.info(
             "session %s: worker pid %s answered in %.2f s (%s)", self.session_id[:8], self.pid,
@@ -247,11 +244,21 @@ class ProcessHost:
         worker = self._pool.pop() if warm else self._new_worker()
         self._refill()
         if not warm:
+            starting = asyncio.ensure_future(asyncio.to_thread(worker.start))
             try:
-                await asyncio.to_thread(worker.start)
+                await asyncio.shield(starting)
             except EngineError as exc:
                 raise SessionHostError(f"the session's worker could not start: {exc}") from exc
+            except asyncio.CancelledError:
+                # The offer gave up (answer timeout): stop the worker once it has started.
+                starting.add_done_callback(lambda _: self._close_later(worker))
+                raise
         return worker, warm
+
+    def _close_later(self, worker: WorkerProcess) -> None:
+        task = asyncio.get_running_loop().create_task(asyncio.to_thread(worker.close))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _new_worker(self) -> WorkerProcess:
         self._count += 1
