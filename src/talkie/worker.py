@@ -11,6 +11,10 @@ back as they come. One request at a time (a lock); the process is restarted on n
 dies. User-fixable errors raised in the child are raised again in the parent with the same type.
 Processes are spawned (not forked), so a script that starts one needs the usual
 ``if __name__ == "__main__":`` guard.
+
+A worker can also be *handed over* (``hand_over``): its object, built and warm, takes the pipe
+for a protocol of its own (``serve_connection(conn, *args)``) and the process ends when that
+returns. The session host uses this for one-session worker processes prepared ahead of time.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ _ERRORS: dict[str, type[TalkieError]] = {
 }
 
 
+HAND_OVER = "serve_connection"
+
+
 def _serve(factory: Callable[[], Any], conn: Connection, niceness: int) -> None:
     if niceness:
         # Model work yields to the latency-critical frame loop when the cores are contended,
@@ -49,6 +56,10 @@ def _serve(factory: Callable[[], Any], conn: Connection, niceness: int) -> None:
         try:
             method, args, kwargs = conn.recv()
         except (EOFError, OSError):
+            return
+        if method == HAND_OVER:
+            # The object owns the pipe from now on; this process lives as long as it serves.
+            target.serve_connection(conn, *args, **kwargs)
             return
         try:
             try:
@@ -75,8 +86,13 @@ class WorkerProcess:
         name: str,
         start_timeout: float = 60.0,
         niceness: int = 5,
+        daemon: bool = True,
     ) -> None:
         self.name = name
+        # A daemonic process cannot start processes of its own; a session worker must (its
+        # conversation's speech models run in model processes), and ends on its own when its
+        # parent goes away (its pipe closes).
+        self._daemon = daemon
         self._niceness = niceness
         self._factory = factory
         self._start_timeout = start_timeout
@@ -121,6 +137,21 @@ class WorkerProcess:
         with self._lock:
             self._stop()
 
+    def hand_over(self, *args: Any, **kwargs: Any) -> tuple[Connection, Any]:
+        """Give the started worker to its object's ``serve_connection(conn, *args, **kwargs)``:
+        returns the pipe and the ``multiprocessing.Process``, which the caller owns from now on
+        (this ``WorkerProcess`` forgets them and would start a fresh process on next use)."""
+        with self._lock:
+            conn = self._ensure()
+            proc = self._proc
+            conn.send((HAND_OVER, args, kwargs))
+            self._conn, self._proc = None, None
+            return conn, proc
+
+    @property
+    def pid(self) -> int | None:
+        return None if self._proc is None else int(self._proc.pid)
+
     def _ensure(self) -> Connection:
         if self._conn is not None and self._proc is not None and self._proc.is_alive():
             return self._conn
@@ -132,7 +163,7 @@ class WorkerProcess:
             target=_serve,
             args=(self._factory, child, self._niceness),
             name=f"talkie-{self.name}",
-            daemon=True,
+            daemon=self._daemon,
         )
         proc.start()
         child.close()

@@ -46,6 +46,7 @@ from talkie.server.characters import CharacterService
 from talkie.server.context import Services
 from talkie.server.errors import ApiError, describe_validation, error_response, errors
 from talkie.server.guard import BodyTooLarge, BodyTooSlow, RequestGuard
+from talkie.server.hosts import HostKind, make_host
 from talkie.server.ops import HttpMetrics, Ops, OpsOptions
 from talkie.server.ops import routes as routes_ops
 from talkie.server.ratelimit import RateLimiter
@@ -105,6 +106,15 @@ class ServerOptions:
     body_timeout: float = 30.0
     # Metrics, OpenTelemetry and admission by measured headroom (talkie.server.ops).
     ops: OpsOptions = field(default_factory=OpsOptions.from_env)
+    # Where live sessions run (talkie.server.hosts): "inprocess" (this process: tests, tiny
+    # installs), "process" (a worker process per session; `talkie serve`'s default) or "ray"
+    # (actors on the Ray cluster at ray_address, else $RAY_ADDRESS). ``warm``: session workers
+    # kept started ahead of time (process host); ``preload_models``: they also load the speech
+    # models before their session.
+    host_kind: HostKind = "inprocess"
+    warm: int = 1
+    ray_address: str | None = None
+    preload_models: bool = False
 
 
 def resolve_data_dir(configured: Path | None) -> Path:
@@ -138,7 +148,11 @@ def create_app(
     svc = Services(
         store=store, media=media, characters=characters, auth=Authenticator(store),
         registry=SessionRegistry(max_sessions=opts.max_sessions), options=opts,
-        conversation_factory=conversation_factory or _conversation_factory(opts),
+        conversation_factory=conversation_factory or RealConversations(opts.webhook),
+        host=make_host(
+            opts.host_kind, warm=opts.warm, ray_address=opts.ray_address,
+            knowledge_path=data_dir / "knowledge.db", preload_models=opts.preload_models,
+        ),
         limiter=RateLimiter(per_minute=opts.requests_per_minute, burst=opts.request_burst),
         message_limiter=RateLimiter(per_minute=opts.messages_per_minute, burst=opts.message_burst),
         knowledge_path=data_dir / "knowledge.db",
@@ -157,15 +171,18 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        _start_local_llm()
+        start_local_llm()
         sweeper = asyncio.create_task(_expire_pending(svc), name="talkie-pending-sweep")
         svc.ops.start()
+        await svc.host.prepare()  # e.g. start the warm pool of session workers
         try:
             yield
         finally:
             sweeper.cancel()
             await svc.ops.stop()
+            # Graceful drain: every session hangs up with a reason, then the host's workers stop.
             await svc.registry.close_all("server shutdown", timeout=opts.shutdown_timeout)
+            await svc.host.close("server shutdown", timeout=opts.shutdown_timeout)
             await asyncio.to_thread(svc.close)
             await asyncio.to_thread(voices.close)
 
@@ -176,6 +193,7 @@ def create_app(
     )  # fmt: skip
     app.state.services = svc
     app.state.registry = svc.registry
+    app.state.host = svc.host
     app.state.options = opts
     # Credentials and body limits are checked before any route reads a body.
     app.add_middleware(RequestGuard, services=svc)
@@ -222,7 +240,7 @@ def create_app(
     return app
 
 
-def _start_local_llm() -> None:
+def start_local_llm() -> None:
     """Start loading the local LLM now, in the background, when it will be the brain: the first
     visitors should not get the built-in brain only because the model was still loading."""
     from talkie.brain import local_llm_available
@@ -237,18 +255,20 @@ def _start_local_llm() -> None:
         log.warning("the local LLM will not be used: %s", exc)
 
 
-def _conversation_factory(opts: ServerOptions) -> ConversationFactory:
-    """The real ``Conversation``, with the server's settings for it."""
+@dataclass(frozen=True)
+class RealConversations:
+    """The real ``Conversation``, with the server's settings for it (a picklable factory: the
+    process and Ray hosts build conversations in other processes)."""
 
-    def factory(character: Any) -> LiveConversation:
+    webhook: WebhookOptions
+
+    def __call__(self, character: Any) -> LiveConversation:
         from talkie.session.conversation import Conversation, SessionOptions
 
         conversation: LiveConversation = Conversation(
-            character=character, options=SessionOptions(webhook=opts.webhook)
+            character=character, options=SessionOptions(webhook=self.webhook)
         )
         return conversation
-
-    return factory
 
 
 def _ensure_admin_key(store: Store, data_dir: Path) -> None:

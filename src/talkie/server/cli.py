@@ -75,6 +75,31 @@ def add_serve_command(subparsers: Any) -> argparse.ArgumentParser:
         help="how characters are drawn: meshwarp (the CPU default), an installed renderer "
         "plug-in, or package.module:factory ($TALKIE_RENDERER)",
     )  # fmt: skip
+    hosts = serve_parser.add_argument_group(
+        "where sessions run",
+        "Each live session runs in a worker process of its own by default (a crash or a slow "
+        "render in one cannot stall another); a Ray cluster spreads them over machines.",
+    )
+    hosts.add_argument(
+        "--host-kind", choices=("process", "inprocess", "ray"), default="process",
+        help="process: one worker process per session (default); inprocess: all in the "
+        "server's process (smallest); ray: Ray actors on a cluster (pip install 'talkie[ray]')",
+    )  # fmt: skip
+    hosts.add_argument(
+        "--warm", default=1, type=int, metavar="N",
+        help="session workers kept started ahead of time, so a new session answers at once "
+        "(process host; 1)",
+    )  # fmt: skip
+    hosts.add_argument(
+        "--no-preload-models", dest="preload_models", action="store_false",
+        help="warm workers only import the code, and load the speech models and the local LLM "
+        "when their session starts (less memory per idle worker, ~10 s slower first answer)",
+    )  # fmt: skip
+    hosts.add_argument(
+        "--ray-address", default=None, metavar="ADDRESS",
+        help="the Ray cluster for --host-kind ray, e.g. 10.0.0.5:6379 (default: $RAY_ADDRESS, "
+        "else a single-node Ray started here)",
+    )  # fmt: skip
     webhooks = serve_parser.add_argument_group(
         "webhook tools",
         "Characters' webhook tools may only reach public addresses unless allowed here "
@@ -122,6 +147,12 @@ def serve_options(args: argparse.Namespace, environ: Mapping[str, str] | None = 
         raise InvalidInputError(f"--port {args.port}: use a port between 1 and 65535")
     if args.max_sessions < 1:
         raise InvalidInputError("--max-sessions must be at least 1")
+    if not 0 <= args.warm <= 64:
+        raise InvalidInputError(f"--warm {args.warm}: use 0 (no pool) up to 64 workers")
+    if args.host_kind == "ray":
+        from talkie.server.hosts.ray_host import import_ray
+
+        import_ray()  # a missing extra is said now, not at the first session
     if bool(args.certfile) != bool(args.keyfile):
         raise InvalidInputError("--certfile and --keyfile go together")
     for path in (args.certfile, args.keyfile):
@@ -149,6 +180,10 @@ def serve_options(args: argparse.Namespace, environ: Mapping[str, str] | None = 
         database_url=args.database_url,
         web_client_scopes=("sessions",) if args.no_web_uploads else ("characters", "sessions"),
         webhook=webhook_options(args, env),
+        host_kind=args.host_kind,
+        warm=args.warm,
+        preload_models=args.preload_models,
+        ray_address=args.ray_address or env.get("RAY_ADDRESS") or None,
     )
 
 

@@ -21,6 +21,8 @@ from talkie.brain.kb.embedding import LazyEmbedder
 from talkie.server.auth import Authenticator, Principal, server_origins
 from talkie.server.characters import CharacterService
 from talkie.server.errors import ApiError
+from talkie.server.hosts import SessionHost
+from talkie.server.hosts.inprocess import InProcessHost
 from talkie.server.ratelimit import RateLimiter
 from talkie.server.sessions import SessionRegistry
 from talkie.store import CharacterRecord, MediaStore, SessionRecord, Store
@@ -43,6 +45,7 @@ class Services:
     registry: SessionRegistry
     options: Any  # ServerOptions (app.py)
     conversation_factory: Callable[..., Any]
+    host: SessionHost = field(default_factory=InProcessHost)
     limiter: RateLimiter = field(default_factory=lambda: RateLimiter(per_minute=600, burst=60))
     message_limiter: RateLimiter = field(
         default_factory=lambda: RateLimiter(per_minute=20, burst=5)

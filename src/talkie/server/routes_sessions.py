@@ -23,6 +23,7 @@ from talkie.brain.memory import bounded_lines, fold_turn
 from talkie.server.characters import require_rig
 from talkie.server.context import Caller, Services, Svc, character_for, session_for
 from talkie.server.errors import ApiError, errors
+from talkie.server.hosts import SessionHostError, SessionSpec
 from talkie.server.models import (
     Answer,
     Offer,
@@ -37,10 +38,9 @@ from talkie.server.models import (
     utc,
 )
 from talkie.server.ops.routes import QueueTicket
-from talkie.server.ratelimit import MessageLimitedConversation
 from talkie.session.events import SessionEvent, TurnFinished
 from talkie.store import SessionRecord, TraceRecord, TranscriptEntry
-from talkie.transport.webrtc import WebRtcPeer, check_offer
+from talkie.transport.webrtc import check_offer
 
 log = logging.getLogger(__name__)
 
@@ -107,24 +107,29 @@ async def send_offer(
             memory = await svc.run(svc.store.get_memory, record.character_id, record.end_user_id)
             if memory is not None:
                 character = dataclasses.replace(character, recall=memory.notes)
-        conversation = MessageLimitedConversation(
-            svc.conversation_factory(character),
-            limiter=svc.message_limiter, key=f"session:{session_id}",
+        spec = SessionSpec(
+            session_id=session_id, character=character,
+            conversation_factory=svc.conversation_factory, webrtc=svc.options.webrtc,
+            messages_per_minute=svc.options.messages_per_minute,
+            message_burst=svc.options.message_burst,
         )  # fmt: skip
-        peer = WebRtcPeer(
-            conversation, options=svc.options.webrtc, session_id=session_id,
-            on_closed=lambda p: _closed(svc, p), on_event=lambda e: _event(svc, record, e),
-        )  # fmt: skip
-        svc.registry.add(peer, slot)
+        session = svc.host.open(spec, _Recorder(svc, record))
+        svc.registry.add(session, slot)
         try:
             answer = await asyncio.wait_for(
-                peer.answer(body.sdp, body.type), timeout=svc.options.answer_timeout
+                session.start(body.sdp, body.type), timeout=svc.options.answer_timeout
             )
         except TimeoutError:
-            await peer.close("answer timeout")
+            await session.close("answer timeout")
             raise ApiError(
                 503, "timeout", "the session could not start in time; try again"
             ) from None
+        except SessionHostError as exc:
+            await session.close("could not start")
+            raise ApiError(503, "host_unavailable", str(exc)) from None
+        except Exception:
+            await session.close("could not start")
+            raise
     await svc.run(lambda: svc.store.mark_session(session_id, status="live"))
     return Answer(sdp=answer.sdp, type=answer.type, session_id=session_id)
 
@@ -148,7 +153,10 @@ async def list_sessions(
     tenant = who.tenant_filter()
     page = await svc.run(
         lambda: svc.store.list_sessions(
-            status=statuses, character_id=character_id, limit=limit, cursor=cursor,
+            status=statuses,
+            character_id=character_id,
+            limit=limit,
+            cursor=cursor,
             tenant=tenant,
         )
     )
@@ -228,17 +236,26 @@ async def end_character_sessions(svc: Services, character_id: str, reason: str) 
 
 
 async def end_live_session(svc: Services, session_id: str, reason: str) -> None:
-    """Hang up a live session (if this server runs it) and mark it ended."""
-    peer = svc.registry.get(session_id)
-    if peer is not None:
-        await peer.close(reason)
+    """Hang up a live session (if this server's host runs it) and mark it ended."""
+    await svc.host.end(session_id, reason)
     await svc.run(lambda: svc.store.mark_session(session_id, status="ended", reason=reason))
 
 
-def _closed(svc: Services, peer: WebRtcPeer) -> None:
-    svc.registry.discard(peer)
-    reason = peer.close_reason or "closed"
-    svc.write_later(lambda: svc.store.mark_session(peer.session_id, status="ended", reason=reason))
+class _Recorder:
+    """The web process's listener for one session: its host reports the session's events and
+    its end here, wherever it runs; the records are written on the store's writer thread."""
+
+    def __init__(self, svc: Services, session: SessionRecord) -> None:
+        self._svc = svc
+        self._session = session
+
+    def event(self, event: SessionEvent) -> None:
+        _event(self._svc, self._session, event)
+
+    def closed(self, reason: str) -> None:
+        svc, session_id = self._svc, self._session.id
+        svc.registry.discard(session_id)
+        svc.write_later(lambda: svc.store.mark_session(session_id, status="ended", reason=reason))
 
 
 def _event(svc: Services, session: SessionRecord, event: SessionEvent) -> None:

@@ -1,4 +1,4 @@
-"""The live sessions of one server: a bounded registry of WebRTC peers."""
+"""The live sessions of one server: a bounded registry of the sessions its host runs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from talkie.transport.webrtc import WebRtcPeer
+from talkie.server.hosts.base import HostedSession
 
 log = logging.getLogger(__name__)
 
@@ -21,25 +21,26 @@ class _Slot:
 
 
 class SessionRegistry:
-    """Live peers by session id, with at most ``max_sessions`` live or starting at once.
+    """Live sessions by id, with at most ``max_sessions`` live or starting at once.
 
     A request first ``reserve()``s a slot (so concurrent offers cannot overshoot the limit while
-    they are being answered), then ``add()``s its peer into that slot. Peers remove themselves
-    (``discard``) when they close.
+    they are being answered), then ``add()``s its session into that slot. Sessions are removed
+    (``discard``) when they close. The entries are the host's ``HostedSession``s (for the
+    in-process host, they hold the WebRTC peer itself).
     """
 
     def __init__(self, *, max_sessions: int) -> None:
         self.max_sessions = max_sessions
-        self._peers: dict[str, WebRtcPeer] = {}
+        self._peers: dict[str, HostedSession] = {}
         self._reserved = 0
 
     def __len__(self) -> int:
         return len(self._peers)
 
-    def peers(self) -> list[WebRtcPeer]:
+    def peers(self) -> list[HostedSession]:
         return list(self._peers.values())
 
-    def get(self, session_id: str) -> WebRtcPeer | None:
+    def get(self, session_id: str) -> HostedSession | None:
         return self._peers.get(session_id)
 
     @contextmanager
@@ -58,8 +59,8 @@ class SessionRegistry:
             if not slot.used:
                 self._reserved -= 1
 
-    def add(self, peer: WebRtcPeer, slot: _Slot) -> None:
-        """Put a peer into a reserved slot."""
+    def add(self, peer: HostedSession, slot: _Slot) -> None:
+        """Put a session into a reserved slot."""
         if slot.used:
             raise RuntimeError("this slot already holds a session")
         slot.used = True
@@ -67,9 +68,9 @@ class SessionRegistry:
         self._peers[peer.session_id] = peer
         log.info("session %s started (%d live)", peer.session_id[:8], len(self._peers))
 
-    def discard(self, peer: WebRtcPeer) -> None:
-        if self._peers.pop(peer.session_id, None) is not None:
-            log.info("session %s ended (%d live)", peer.session_id[:8], len(self._peers))
+    def discard(self, session_id: str) -> None:
+        if self._peers.pop(session_id, None) is not None:
+            log.info("session %s ended (%d live)", session_id[:8], len(self._peers))
 
     async def close_all(self, reason: str, *, timeout: float) -> None:
         peers = self.peers()

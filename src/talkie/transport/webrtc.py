@@ -236,6 +236,8 @@ class WebRtcPeer:
             "connection": self._pc.connectionState if self._pc is not None else "new",
             "video_codec": self.video_codec,
             "video_frames": self._video.frames_sent,
+            # Frames the conversation handed out late or skipped (its own count, if it keeps one).
+            "late_frames": int(getattr(self.conversation, "late_frames", 0) or 0),
             "video_bitrate": enc.bitrate if enc is not None else None,
             "encode_ms_median": encode_ms[len(encode_ms) // 2] if encode_ms else None,
             "encode_ms_p95": encode_ms[int(len(encode_ms) * 0.95)] if encode_ms else None,

@@ -102,13 +102,14 @@ class _Activity:
 
 
 def registry_sessions(registry: Any, activity: Callable[[str], bool]) -> list[SessionSample]:
-    """The in-process sessions' counters: frames the transport sent, and the conversation's
-    own count of frames late or skipped (``late_frames``; 0 for one that does not keep it)."""
+    """The live sessions' counters, as their hosts report them (``HostedSession.stats``):
+    frames the transport sent, and the conversation's own count of frames late or skipped
+    (``late_frames``; 0 for one that does not keep it). A worker process reports its
+    session's counters every ``STATS_EVERY`` seconds (``talkie.server.hosts``)."""
     samples = []
     for peer in registry.peers():
         stats = peer.stats()
-        conversation = peer.conversation
-        late = getattr(conversation, "late_frames", 0)
+        late = stats.get("late_frames") or 0
         samples.append(
             SessionSample(
                 session_id=peer.session_id, frames=int(stats.get("video_frames") or 0),

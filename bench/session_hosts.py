@@ -1,0 +1,130 @@
+"""Time from the browser's offer to the WebRTC answer, per session host.
+
+- ``inprocess``: the session is built in the web server's process;
+- ``process-cold``: a worker process is spawned for the session (no warm pool);
+- ``process-warm``: the session takes a worker the warm pool started ahead of time.
+
+Each round connects a Python aiortc client (tests/live/live_client.py) to the real server,
+measures offer -> answer as the client sees it (``connect``: session create + offer POST) and as
+the host reports it (``answered_in``), then hangs up. ``--real`` uses the real conversation (its
+models load in the worker; add ``--preload-models`` to load them in the warm-up), otherwise the
+fake conversation of the live tests isolates what the host itself costs.
+
+    flock /tmp/talkie-cpu.lock .venv/bin/python bench/session_hosts.py --rounds 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "live"))
+
+from live_client import connect  # noqa: E402
+from live_fakes import FakeConversation  # noqa: E402
+from live_server import LiveServer  # noqa: E402
+
+from talkie.server.app import ServerOptions  # noqa: E402
+
+CHARACTER = "astronaut"
+
+
+def _wait(check: Any, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the server did not get ready in time")
+        time.sleep(0.05)
+
+
+def measure(kind: str, rounds: int, *, real: bool, preload: bool) -> dict[str, Any]:
+    host_kind = "inprocess" if kind == "inprocess" else "process"
+    warm = 1 if kind == "process-warm" else 0
+    options = ServerOptions(
+        max_sessions=2,
+        host_kind=host_kind,
+        warm=warm,
+        preload_models=preload,  # type: ignore[arg-type]
+    )
+    factory = {} if real else {"conversation_factory": FakeConversation}
+    client_s: list[float] = []
+    host_s: list[float] = []
+    warm_flags: list[bool] = []
+    with LiveServer(options=options, **factory) as server:
+        # the character's rig is loaded once before timing (it is cached for every host)
+        server.call(lambda: server.app.state.services.characters.load_async(CHARACTER), 120)
+        host = server.app.state.host
+        for _ in range(rounds):
+            if warm:
+                _wait(lambda: host.ready_workers >= warm, 300)
+
+            async def one() -> None:
+                started = time.perf_counter()
+                session = await connect(server.url, CHARACTER)
+                client_s.append(time.perf_counter() - started)
+                hosted = server.registry.get(session.session_id)
+                stats = hosted.stats() if hosted is not None else {}
+                if stats.get("answered_in") is not None:
+                    host_s.append(float(stats["answered_in"]))
+                    warm_flags.append(bool(stats.get("warm")))
+                await session.wait_video(2, timeout=120)
+                await session.close()
+
+            asyncio.run(one())
+            _wait(lambda: len(server.registry) == 0, 60)
+    result: dict[str, Any] = {
+        "host": kind,
+        "rounds": rounds,
+        "offer_to_answer_client_s": [round(x, 3) for x in client_s],
+        "median_client_s": round(statistics.median(client_s), 3),
+    }
+    if host_s:
+        result["offer_to_answer_host_s"] = [round(x, 3) for x in host_s]
+        result["median_host_s"] = round(statistics.median(host_s), 3)
+        result["took_warm_worker"] = warm_flags
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--real", action="store_true", help="the real conversation, not the fake")
+    ap.add_argument("--preload-models", action="store_true")
+    ap.add_argument(
+        "--hosts", default="inprocess,process-cold,process-warm", help="comma-separated"
+    )
+    ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "session_hosts.json")
+    args = ap.parse_args(argv)
+    results = []
+    for kind in args.hosts.split(","):
+        r = measure(kind, args.rounds, real=args.real, preload=args.preload_models)
+        results.append(r)
+        print(
+            f"{kind:13s} offer->answer median {r['median_client_s']:.3f} s at the client"
+            + (f", {r['median_host_s']:.3f} s in the host" if "median_host_s" in r else ""),
+            flush=True,
+        )
+    out = {
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": platform.platform(),
+        "conversation": "real" if args.real else "fake (tests/live/live_fakes.py)",
+        "preload_models": args.preload_models,
+        "results": results,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"saved {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,137 @@
+"""The inside of a session worker process (``ProcessHost``): one live session on its own event
+loop, talking to the web process over a pipe.
+
+The process is a ``talkie.worker.WorkerProcess`` whose object (``SessionWorker``) is built when
+the process starts, before any session exists: that is the warm-up (imports of the conversation,
+the WebRTC stack and the renderer, optionally the speech models), so a pooled worker answers an
+offer in a fraction of a second. The web process then hands it over (``serve_connection``) with
+the session's spec and the browser's offer.
+
+Messages on the pipe (tuples; events are the typed ``SessionEvent`` objects, pickled):
+
+- web -> worker: ``("end", reason)``
+- worker -> web: ``("answer", sdp, type)`` | ``("failed", error_type, message)`` |
+  ``("event", SessionEvent)`` | ``("stats", dict)`` (the peer's counters, every
+  ``STATS_EVERY`` s, for metrics and admission) | ``("closed", reason)``
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+from talkie.server.hosts.base import SessionSpec
+
+log = logging.getLogger(__name__)
+
+PARENT_GONE = "the server went away"
+STATS_EVERY = 2.0  # seconds between counter reports (the metrics sampler's own period)
+
+
+@dataclass(frozen=True)
+class WarmUp:
+    """What a worker prepares before its session: ``models`` also loads the speech recognizer,
+    the default voice and the local LLM (when it is the brain), so the session does not wait
+    for them (measured: offer -> answer 13 s without, 3.4 s with; bench/session_hosts.py)."""
+
+    models: bool = False
+
+    def __call__(self) -> SessionWorker:
+        return SessionWorker(self)
+
+
+class SessionWorker:
+    """Built in the worker process at its start (the warm-up), then serves one session."""
+
+    def __init__(self, warm_up: WarmUp) -> None:
+        # Ctrl-C in a terminal reaches the whole process group: the web process drains its
+        # sessions (graceful shutdown); a worker killed by the same signal would cut them off.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        import aiortc  # noqa: F401 - the WebRTC stack, imported ahead of the offer
+
+        import talkie.transport.webrtc  # noqa: F401
+
+        try:  # the real conversation and its engines (absent only in stripped-down installs)
+            import talkie.session.conversation  # noqa: F401
+        except ImportError as exc:  # pragma: no cover - a partial install
+            log.warning("the real conversation is not importable here: %s", exc)
+        if warm_up.models:
+            from talkie.server.app import start_local_llm
+            from talkie.session.character import DEFAULT_VOICE
+            from talkie.session.voices import shared_recognizer, shared_voice
+
+            # Each worker has its own model processes (``talkie.session.voices`` keeps them per
+            # process); loading them here keeps them off the session's first answer.
+            start_local_llm()  # loads in the background when the local LLM is the brain
+            shared_recognizer().load()
+            shared_voice(DEFAULT_VOICE).load()
+
+    def ping(self) -> str:
+        return "ready"
+
+    def serve_connection(self, conn: Connection, spec: SessionSpec, sdp: str, kind: str) -> None:
+        """Run the session until it closes (called by ``talkie.worker`` on hand-over)."""
+        try:
+            asyncio.run(run_session(conn, spec, sdp, kind))
+        finally:
+            conn.close()
+
+
+async def run_session(conn: Connection, spec: SessionSpec, offer_sdp: str, offer_type: str) -> None:
+    from talkie.server.hosts.inprocess import build_peer
+
+    loop = asyncio.get_running_loop()
+    ended = loop.create_future()
+
+    def send(message: tuple[Any, ...]) -> None:
+        try:
+            conn.send(message)
+        except (BrokenPipeError, EOFError, OSError):  # the web process is gone: end the session
+            close_soon(PARENT_GONE)
+
+    def closed(reason: str) -> None:
+        if not ended.done():
+            ended.set_result(reason)
+
+    peer = build_peer(spec, on_event=lambda e: send(("event", e)), on_closed=closed)
+    closing: list[asyncio.Task[None]] = []
+
+    def close_soon(reason: str) -> None:
+        if not closing:
+            closing.append(loop.create_task(peer.close(reason)))
+
+    def from_parent() -> None:
+        try:
+            while conn.poll():
+                message = conn.recv()
+                if message[0] == "end":
+                    close_soon(str(message[1]))
+        except (EOFError, OSError):
+            loop.remove_reader(conn.fileno())
+            close_soon(PARENT_GONE)
+
+    loop.add_reader(conn.fileno(), from_parent)
+    try:
+        answer = await peer.answer(offer_sdp, offer_type)
+    except Exception as exc:
+        send(("failed", type(exc).__name__, str(exc)))
+        await peer.close("the offer could not be answered")
+        return
+    send(("answer", answer.sdp, answer.type))
+
+    async def report_stats() -> None:
+        while True:
+            send(("stats", peer.stats()))
+            await asyncio.sleep(STATS_EVERY)
+
+    reporter = loop.create_task(report_stats())
+    reason = await ended
+    reporter.cancel()
+    with contextlib.suppress(Exception):  # the pipe may be closed already
+        loop.remove_reader(conn.fileno())
+    send(("closed", reason))

@@ -1,0 +1,109 @@
+"""Sessions as Ray actors on a real two-node local Ray cluster (``ray.cluster_utils.Cluster``).
+
+Each node offers one CPU and each session needs one, so two sessions must land on two nodes;
+the web server (stateless about media) proxies their signalling, the browsers' media flows to
+the actors (aiortc in the actor's process), and their turns come back to the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import live_fakes
+import pytest
+import ray
+from live_client import connect
+from live_fakes import FakeConversation
+from live_server import LiveServer
+from ray.cluster_utils import Cluster
+
+from talkie.server.app import ServerOptions
+
+MB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def ray_cluster() -> Iterator[Cluster]:
+    node = {"num_cpus": 1, "object_store_memory": 80 * MB}
+    cluster = Cluster(initialize_head=True, head_node_args={**node, "include_dashboard": False})
+    try:
+        cluster.add_node(**node)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
+        # The fake conversation lives in the tests folder, which Ray's workers cannot import:
+        # ship its code with the session spec.
+        ray.cloudpickle.register_pickle_by_value(live_fakes)
+        yield cluster
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+
+
+def test_sessions_are_placed_on_two_nodes_and_their_turns_come_back(ray_cluster: Cluster) -> None:
+    options = ServerOptions(max_sessions=2, host_kind="ray", ray_address=ray_cluster.address)
+    with LiveServer(options=options, conversation_factory=FakeConversation) as server:
+
+        async def scenario() -> tuple[list[dict[str, Any]], str]:
+            sessions = [await connect(server.url, "astronaut") for _ in range(2)]
+            try:
+                for s in sessions:
+                    await s.wait_video(10, timeout=60)
+                nodes = [server.registry.get(s.session_id).stats() for s in sessions]
+                first = sessions[0]
+                await first.channel_open.wait()
+                first.send({"type": "text", "text": "hello cluster"})
+                await first.wait_event(
+                    lambda e: e.get("type") == "reply" and "hello cluster" in str(e.get("text")),
+                    timeout=30,
+                )
+                return nodes, first.session_id
+            finally:
+                for s in sessions:
+                    await s.close()
+
+        nodes, first_id = asyncio.run(scenario())
+        print(f"\nray placement: {[(n['node_id'][:8], n['pid']) for n in nodes]}")
+        assert all(n["host"] == "ray" for n in nodes)
+        assert len({n["node_id"] for n in nodes}) == 2  # one session per node
+        assert {n["node_id"] for n in nodes} <= {n["NodeID"] for n in ray.nodes()}
+        with server.admin() as admin:
+            deadline = time.monotonic() + 30
+            lines: list[dict[str, Any]] = []
+            while time.monotonic() < deadline and len(lines) < 2:
+                lines = admin.get(f"/v1/sessions/{first_id}/transcript").json()["lines"]
+                time.sleep(0.1)
+        assert lines[0]["text"] == "hello cluster"
+        assert lines[1]["speaker"] == "character"
+        # the clients hung up: both sessions end and their actors are released
+        deadline = time.monotonic() + 60
+        while len(server.registry) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(server.registry) == 0
+        assert server.end_reason(first_id) is not None
+
+
+def test_a_dead_actor_ends_its_session_with_a_reason(ray_cluster: Cluster) -> None:
+    options = ServerOptions(max_sessions=2, host_kind="ray", ray_address=ray_cluster.address)
+    with LiveServer(options=options, conversation_factory=FakeConversation) as server:
+
+        async def scenario() -> str:
+            session = await connect(server.url, "astronaut")
+            try:
+                await session.wait_video(3, timeout=60)
+                os.kill(server.registry.get(session.session_id).stats()["pid"], signal.SIGKILL)
+                deadline = time.monotonic() + 60
+                while server.registry.get(session.session_id) is not None:
+                    assert time.monotonic() < deadline, "the session did not end"
+                    await asyncio.sleep(0.1)
+                return session.session_id
+            finally:
+                await session.close()
+
+        session_id = asyncio.run(scenario())
+        reason = server.end_reason(session_id)
+        assert reason is not None and "Ray actor stopped" in reason
