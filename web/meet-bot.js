@@ -27,6 +27,7 @@
     status: "idle", // idle -> connecting -> live | failed
     error: "",
     heardTracks: 0,
+    meetingPeers: [], // the meeting's own connections (for stats)
     events: [],
     character: null, // Promise<MediaStream>: the character's video + voice
     pc: null,
@@ -76,6 +77,8 @@
   class MeetingPeerConnection extends NativePeerConnection {
     constructor(...args) {
       super(...args);
+      state.meetingPeers.push(this);
+      if (state.meetingPeers.length > 50) state.meetingPeers.shift();
       this.addEventListener("track", (e) => hear(e.track));
     }
   }
@@ -168,7 +171,10 @@
     devices.getUserMedia = async (constraints = {}) => {
       const stream = await character();
       const tracks = [];
-      if (constraints.video) tracks.push(...stream.getVideoTracks().map((t) => t.clone()));
+      // "motion": under load the meeting's encoder keeps the frame rate (lips) and gives up
+      // resolution first.
+      const video = stream.getVideoTracks().map((t) => Object.assign(t.clone(), { contentHint: "motion" }));
+      if (constraints.video) tracks.push(...video);
       if (constraints.audio) tracks.push(...stream.getAudioTracks().map((t) => t.clone()));
       if (!tracks.length) throw new DOMException("no audio or video was asked for", "TypeError");
       return new MediaStream(tracks);
@@ -179,6 +185,23 @@
   // speaks, and say what happened.
   state.start = () => character().then(() => true);
   state.speaker = (name) => send({ type: "speaker", name: String(name).slice(0, 60) });
+  // What the meeting's encoders do with the character's video: frames per second sent, size,
+  // and what limits them ("cpu", "bandwidth"), per open connection.
+  state.outbound = async () => {
+    const out = [];
+    for (const pc of state.meetingPeers) {
+      if (pc.connectionState === "closed") continue;
+      (await pc.getStats()).forEach((s) => {
+        if (s.type === "outbound-rtp" && s.kind === "video") {
+          out.push({
+            fps: s.framesPerSecond || 0, width: s.frameWidth || 0, height: s.frameHeight || 0,
+            framesSent: s.framesSent || 0, limitation: s.qualityLimitationReason || "",
+          });
+        }
+      });
+    }
+    return out;
+  };
   state.summary = () => ({
     status: state.status, error: state.error, heardTracks: state.heardTracks,
     connection: state.pc ? state.pc.connectionState : "none",

@@ -106,16 +106,19 @@ def test_the_character_joins_the_room_answers_when_addressed_and_stays_quiet_oth
             while time.monotonic() < deadline:
                 t = person.page.evaluate("() => performance.now()")
                 image, png = person.frame_of("Nova")
-                if len(frames) % 6 == 0:
+                if len(frames) % 3 == 0:
                     (artifacts / f"meet-frame-{len(frames):03d}.png").write_bytes(png)
                 frames.append((t, image))
-                time.sleep(0.08)
+                time.sleep(0.2)  # a few frames a second: grabbing costs the CPU it measures
             last = person.inbound("Nova")["video"]
+            sending = bot_outbound(meet_server, meeting["id"])
             time.sleep(AFTER_S)
             mic, remote = person.levels("mic"), person.levels("remote")
         finally:
             person.close()
-        transcript = admin.get(f"/v1/sessions/{meeting['session_id']}/transcript").json()
+        session_id = meeting["session_id"]
+        transcript = admin.get(f"/v1/sessions/{session_id}/transcript").json()
+        traces = admin.get(f"/v1/sessions/{session_id}/traces").json()["turns"]
         left = admin.delete(f"/v1/meetings/{meeting['id']}")
         assert left.status_code == 200 and left.json()["status"] == "left"
 
@@ -139,7 +142,8 @@ def test_the_character_joins_the_room_answers_when_addressed_and_stays_quiet_oth
     result = {
         "latency_ms": round(latency_ms, 1), "received_fps": round(fps, 2), "size": size,
         "aperture_range_answering": round(float(np.ptp(apertures)), 3) if apertures else None,
-        "frames": len(frames), "user_lines": user_lines,
+        "frames": len(frames), "user_lines": user_lines, "bot_sending": sending,
+        "server_traces": [t for t in traces if t.get("user_text")],
     }  # fmt: skip
     print("meeting:", json.dumps(result))
     (artifacts / "meet-result.json").write_text(json.dumps(result, indent=1))
@@ -148,6 +152,18 @@ def test_the_character_joins_the_room_answers_when_addressed_and_stays_quiet_oth
     assert len(apertures) >= 5 and np.ptp(apertures) > 0.08, result  # the lips moved
     assert len(user_lines) == 1 and "name" in user_lines[0].lower(), lines
     assert not any("rain" in x.lower() for x in user_lines), lines
+
+
+def bot_outbound(server: LiveServer, meeting_id: str) -> list[dict[str, Any]]:
+    """What the bot's meeting page sends (its encoder's fps, size, limitation)."""
+
+    async def read() -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = await server.app.state.meetings.entries[
+            meeting_id
+        ].bot.outbound()
+        return found
+
+    return server.call(read)
 
 
 def _apertures_while(

@@ -148,6 +148,15 @@ class MeetingBot:
         )
         return found
 
+    async def outbound(self) -> list[dict[str, Any]]:
+        """The meeting's encoders sending the character's video: fps, size, what limits them."""
+        if self.page is None:
+            return []
+        found: list[dict[str, Any]] = await self.page.evaluate(
+            "() => window.__talkieMeet ? window.__talkieMeet.outbound() : []"
+        )
+        return found
+
     async def stop(self) -> None:
         """Leave the meeting (closing the browser hangs up) and end the session. Idempotent."""
         if self.status != "failed":
