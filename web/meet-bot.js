@@ -81,6 +81,36 @@
       if (state.meetingPeers.length > 50) state.meetingPeers.shift();
       this.addEventListener("track", (e) => hear(e.track));
     }
+
+    addTrack(track, ...streams) {
+      const sender = super.addTrack(track, ...streams);
+      keepFrameRate(sender, track);
+      return sender;
+    }
+
+    addTransceiver(trackOrKind, init) {
+      const transceiver = super.addTransceiver(trackOrKind, init);
+      if (typeof trackOrKind !== "string") keepFrameRate(transceiver.sender, trackOrKind);
+      return transceiver;
+    }
+  }
+
+  // The character's lips need frames more than pixels: when the meeting's encoder is short of
+  // bandwidth or CPU it should lower the resolution, not the frame rate.
+  const characterTracks = new WeakSet();
+
+  function keepFrameRate(sender, track) {
+    if (!track || !characterTracks.has(track)) return;
+    const apply = () => {
+      const params = sender.getParameters();
+      if (!params.encodings || !params.encodings.length) return;
+      params.degradationPreference = "maintain-framerate";
+      for (const encoding of params.encodings) encoding.maxFramerate = 24;
+      sender.setParameters(params).catch(() => {});
+    };
+    // Encodings exist once the connection is negotiated.
+    setTimeout(apply, 0);
+    setTimeout(apply, 3000);
   }
   window.RTCPeerConnection = MeetingPeerConnection;
   if (window.webkitRTCPeerConnection) window.webkitRTCPeerConnection = MeetingPeerConnection;
@@ -174,6 +204,7 @@
       // "motion": under load the meeting's encoder keeps the frame rate (lips) and gives up
       // resolution first.
       const video = stream.getVideoTracks().map((t) => Object.assign(t.clone(), { contentHint: "motion" }));
+      video.forEach((t) => characterTracks.add(t));
       if (constraints.video) tracks.push(...video);
       if (constraints.audio) tracks.push(...stream.getAudioTracks().map((t) => t.clone()));
       if (!tracks.length) throw new DOMException("no audio or video was asked for", "TypeError");
@@ -189,6 +220,13 @@
   // and what limits them ("cpu", "bandwidth"), per open connection.
   state.outbound = async () => {
     const out = [];
+    if (state.pc) {
+      (await state.pc.getStats()).forEach((s) => {
+        if (s.type === "inbound-rtp" && s.kind === "video") {
+          out.push({ from: "talkie", fps: s.framesPerSecond || 0, width: s.frameWidth || 0, height: s.frameHeight || 0 });
+        }
+      });
+    }
     for (const pc of state.meetingPeers) {
       if (pc.connectionState === "closed") continue;
       (await pc.getStats()).forEach((s) => {

@@ -103,6 +103,7 @@ def test_in_a_meeting_only_the_question_by_name_is_answered(nova, models) -> Non
     assert "kilometres" in turn["said"]
     overheard = " ".join(e["text"] for e in out.of_type("overheard")).lower()
     assert "rain" in overheard, out.of_type("overheard")
+    assert all(e["speaker"] == "meeting" for e in out.of_type("overheard"))
     # Nothing was said before the question: the character stayed quiet through the chatter.
     assert not [a for a, _ in out.sound_spans() if a < end + 3.0]
     finals = [e for e in out.of_type("transcript") if e["final"]]

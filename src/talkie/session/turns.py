@@ -197,7 +197,8 @@ class TurnTaker:
         if not turn.typed and self.group is not None:
             if not self._for_character(turn.text, now):
                 self._drop(turn)  # (an answer prepared in the pause: words now known not ours)
-                self.host.emit(Overheard(t=now, text=segment.text, speaker=self.speaker))
+                who = self.speaker or "meeting"
+                self.host.emit(Overheard(t=now, text=segment.text, speaker=who))
                 return
             turn.segments = self._unaddressed(turn.segments)
         self._prepare(turn)  # keeps the answer prepared in the pause if the words are the same
