@@ -216,6 +216,36 @@
   // speaks, and say what happened.
   state.start = () => character().then(() => true);
   state.speaker = (name) => send({ type: "speaker", name: String(name).slice(0, 60) });
+  // Who is talking, for meetings whose page knows its participants: `participants()` gives
+  // [{id, name, stream}]; the loudest one (over a floor) is told to the session as the speaker.
+  state.watchSpeakers = (participants, { floor = 0.02, everyMs = 100 } = {}) => {
+    const { ctx } = audioGraph();
+    const meters = new Map();
+    let current = "";
+    return setInterval(() => {
+      for (const p of participants()) {
+        if (meters.has(p.id) || !p.stream || !p.stream.getAudioTracks().length) continue;
+        const analyser = ctx.createAnalyser();
+        analyser.fftSize = 512;
+        playMuted(p.stream);
+        ctx.createMediaStreamSource(p.stream).connect(analyser);
+        meters.set(p.id, { name: p.name, analyser, buf: new Float32Array(analyser.fftSize) });
+      }
+      let loudest = "";
+      let level = floor;
+      for (const m of meters.values()) {
+        m.analyser.getFloatTimeDomainData(m.buf);
+        let sum = 0;
+        for (const x of m.buf) sum += x * x;
+        const rms = Math.sqrt(sum / m.buf.length);
+        if (rms > level) { level = rms; loudest = m.name; }
+      }
+      if (loudest && loudest !== current) {
+        current = loudest;
+        state.speaker(loudest);
+      }
+    }, everyMs);
+  };
   // What the meeting's encoders do with the character's video: frames per second sent, size,
   // and what limits them ("cpu", "bandwidth"), per open connection.
   state.outbound = async () => {

@@ -115,7 +115,7 @@ def test_the_character_joins_the_room_answers_when_addressed_and_stays_quiet_oth
             last = person.inbound("Nova")["video"]
             sending = bot_outbound(meet_server, meeting["id"])
             bot_heard = [
-                (e["type"], e.get("text"))
+                (e["type"], e.get("text"), e.get("speaker"))
                 for e in bot_events(meet_server, meeting["id"])
                 if e.get("type") == "overheard" or (e.get("type") == "transcript" and e["final"])
             ]
@@ -162,6 +162,8 @@ def test_the_character_joins_the_room_answers_when_addressed_and_stays_quiet_oth
     assert len(apertures) >= 5 and np.ptp(apertures) > 0.08, result  # the lips moved
     assert len(user_lines) == 1 and "name" in user_lines[0].lower(), lines
     assert not any("rain" in x.lower() for x in user_lines), lines
+    # Who said what: the room's join script tells the session who is talking.
+    assert {who for _, _, who in bot_heard} == {"Ada"}, bot_heard
 
 
 def bot_events(server: LiveServer, meeting_id: str) -> list[dict[str, Any]]:

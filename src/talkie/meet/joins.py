@@ -75,6 +75,11 @@ class RoomJoin:
         await page.evaluate(  # joined unmuted; say so if a previous run left it muted
             "() => { const t = window.room.local.getAudioTracks()[0]; if (t) t.enabled = true; }"
         )
+        # The room knows its participants: the session learns who is talking.
+        await page.evaluate(
+            "() => window.__talkieMeet &&"
+            " window.__talkieMeet.watchSpeakers(() => [...window.room.peers.values()])"
+        )
 
 
 class GoogleMeetJoin:
