@@ -41,6 +41,13 @@
     if (!audio) {
       const ctx = new AudioContext({ sampleRate: 48000 });
       audio = { ctx, mix: ctx.createMediaStreamDestination(), voice: ctx.createMediaStreamDestination() };
+      // A silent source keeps both tracks producing samples before anyone is heard (an idle
+      // destination's track can send nothing, and the session would hear no microphone).
+      const silence = ctx.createConstantSource();
+      silence.offset.value = 0;
+      silence.connect(audio.mix);
+      silence.connect(audio.voice);
+      silence.start();
     }
     if (audio.ctx.state === "suspended") audio.ctx.resume().catch(() => {});
     return audio;

@@ -211,7 +211,7 @@ def test_talkie_meet_joins_from_the_command_line(
 
     args = ["meet", "--server", fake_server.url, "--key", fake_server.admin_key,
             "--character", "astronaut", "--url", room.room_url("cli"),
-            "--seconds", "4"]  # fmt: skip
+            "--seconds", "8"]  # fmt: skip
     # Its own thread: this module's Playwright (sync API) keeps an event loop running here.
     statuses: list[int] = []
     runner = threading.Thread(target=lambda: statuses.append(main(args)))
