@@ -101,10 +101,12 @@ def _parser() -> argparse.ArgumentParser:
     rig.set_defaults(handler=_cmd_rig)
 
     from talkie.client_cli import add_client_commands
+    from talkie.meet.cli import add_meet_commands
     from talkie.server.cli import add_serve_command
 
     add_serve_command(sub)
     add_client_commands(sub)
+    add_meet_commands(sub)
     return parser
 
 

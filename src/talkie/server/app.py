@@ -36,6 +36,7 @@ from talkie.server import (
     routes_chat,
     routes_documents,
     routes_embed,
+    routes_meetings,
     routes_memory,
     routes_rig,
     routes_sessions,
@@ -101,6 +102,11 @@ class ServerOptions:
     # key works from there and from the address the server listens on, never from whatever a
     # request's Host header claims.
     public_url: str | None = None
+    # Meetings (/v1/meetings): each is a headless Chromium on this server. Addresses that are
+    # not public are refused unless allowed (a local test room): the meeting page's scripts run
+    # on this server's network.
+    max_meetings: int = 2
+    meetings_allow_private: bool = False
     # Seconds a request body may take to arrive, plus one second per 64 KiB (slow clients are
     # cut off with 408 rather than holding a request open).
     body_timeout: float = 30.0
@@ -181,6 +187,9 @@ def create_app(
             sweeper.cancel()
             await svc.ops.stop()
             # Graceful drain: every session hangs up with a reason, then the host's workers stop.
+            meetings = getattr(app.state, "meetings", None)
+            if meetings is not None:  # the bots hang up before their sessions close
+                await meetings.close_all()
             await svc.registry.close_all("server shutdown", timeout=opts.shutdown_timeout)
             await svc.host.close("server shutdown", timeout=opts.shutdown_timeout)
             await asyncio.to_thread(svc.close)
@@ -219,6 +228,7 @@ def create_app(
     app.include_router(routes_voices.character_router)
     app.include_router(routes_chat.router)
     app.include_router(routes_ops.router)
+    app.include_router(routes_meetings.router)
     _mount_docs(app)
     _document_errors_as_served(app)
 

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
-    "ClientEvent", "InterruptRequested", "ModeChanged", "PushToTalk", "TextTyped",
-    "ToolResultSent", "VisionSwitched", "parse_client_event",
+    "ClientEvent", "GroupModeChanged", "InterruptRequested", "ModeChanged", "PushToTalk",
+    "SpeakerChanged", "TextTyped", "ToolResultSent", "VisionSwitched", "parse_client_event",
 ]  # fmt: skip
 
 MAX_TYPED_CHARS = 2000
@@ -49,9 +49,56 @@ class VisionSwitched:
     event: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class GroupModeChanged:
+    """``{"type": "group", "on": true, "names": ["Nova"], "follow_up_s": 10}``: a meeting
+    (answer only what is meant for the character); names default to the character's."""
+
+    on: bool
+    names: tuple[str, ...] = ()
+    follow_up_s: float | None = None
+
+
+@dataclass(frozen=True)
+class SpeakerChanged:
+    """``{"type": "speaker", "name": "Ada"}``: who is talking now, as the meeting shows it."""
+
+    name: str
+
+
 ClientEvent = (
-    PushToTalk | ModeChanged | TextTyped | InterruptRequested | ToolResultSent | VisionSwitched
+    PushToTalk
+    | ModeChanged
+    | TextTyped
+    | InterruptRequested
+    | ToolResultSent
+    | VisionSwitched
+    | GroupModeChanged
+    | SpeakerChanged
 )
+MAX_NAMES = 8
+MAX_NAME_CHARS = 60
+
+
+def _group(event: dict[str, Any]) -> GroupModeChanged:
+    on = event.get("on")
+    if not isinstance(on, bool):
+        raise ValueError("'group' needs a boolean 'on'")
+    names = event.get("names", [])
+    if (
+        not isinstance(names, list)
+        or len(names) > MAX_NAMES
+        or not all(isinstance(n, str) and 0 < len(n.strip()) <= MAX_NAME_CHARS for n in names)
+    ):
+        raise ValueError(
+            f"'group' takes 'names': up to {MAX_NAMES} names of 1-{MAX_NAME_CHARS} characters"
+        )
+    follow = event.get("follow_up_s")
+    if follow is not None and (
+        isinstance(follow, bool) or not isinstance(follow, int | float) or not 0 <= follow <= 600
+    ):
+        raise ValueError("'follow_up_s' is a number of seconds from 0 to 600")
+    return GroupModeChanged(on, tuple(n.strip() for n in names), follow)
 
 
 def parse_client_event(event: Any) -> ClientEvent:
@@ -81,4 +128,13 @@ def parse_client_event(event: Any) -> ClientEvent:
         return ToolResultSent(event)
     if kind == "vision":
         return VisionSwitched(event)
+    if kind == "group":
+        return _group(event)
+    if kind == "speaker":
+        name = event.get("name")
+        if not isinstance(name, str) or len(name) > MAX_NAME_CHARS:
+            raise ValueError(
+                f"'speaker' needs a string 'name' of up to {MAX_NAME_CHARS} characters"
+            )
+        return SpeakerChanged(name.strip())
     raise ValueError(f"unknown event type {kind!r}")

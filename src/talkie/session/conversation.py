@@ -38,9 +38,11 @@ from talkie.motion import MotionGenerator, product_motion_options
 from talkie.render.base import Renderer
 from talkie.session.character import Character
 from talkie.session.client_events import (
+    GroupModeChanged,
     InterruptRequested,
     ModeChanged,
     PushToTalk,
+    SpeakerChanged,
     TextTyped,
     ToolResultSent,
     VisionSwitched,
@@ -350,7 +352,9 @@ class Conversation:
                         self.motion.set_mode("idle")
             elif isinstance(event, FinalTranscript):
                 if event.text.strip():
-                    self.emit(UserTranscript(t=now, text=event.text.strip(), final=True))
+                    who = self.turns.speaker or ("meeting" if self.turns.group else "")
+                    said = event.text.strip()
+                    self.emit(UserTranscript(t=now, text=said, final=True, speaker=who))
                     self.hotwords.learn_names(event.text)
                 self.turns.on_segment(event)
             elif isinstance(event, PauseTranscript):
@@ -396,6 +400,8 @@ class Conversation:
                 self.tools.resolve(raw)
             case VisionSwitched(event=raw):
                 self.vision.handle_event(raw)
+            case GroupModeChanged() | SpeakerChanged() as meeting:
+                self.turns.meeting_event(meeting, self.character.persona.name)
 
     def _push_to_talk(self, down: bool) -> None:
         self._ptt_down = down
@@ -468,6 +474,8 @@ class Conversation:
         try:
             await reply.finished()
         finally:
+            if reply.first_audible is not None:
+                self.turns.character_spoke(self.clock.now())  # follow-ups count from here
             if id(reply) in self._discarded:
                 self._discarded.discard(id(reply))
             else:

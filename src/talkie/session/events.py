@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 __all__ = [
     "Backchannel",
     "Interrupted",
+    "Overheard",
     "ReplySpoken",
     "SessionError",
     "SessionEvent",
@@ -58,6 +59,16 @@ class UserTranscript(SessionEvent):
     text: str = ""
     final: bool = False
     typed: bool = False
+    speaker: str = ""  # who said it, where a meeting tells ("meeting" when it cannot)
+
+
+@dataclass(frozen=True)
+class Overheard(SessionEvent):
+    """In group mode: words that were not for the character (not answered)."""
+
+    type: ClassVar[str] = "overheard"
+    text: str = ""
+    speaker: str = ""
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from talkie.hearing.turn_model import SmartTurnModel, smart_turn_model_path
 from talkie.render import RenderOptions, load_renderer
 from talkie.render.base import Renderer
 from talkie.session.character import Character
+from talkie.session.group import GroupOptions
 from talkie.session.timeline import MediaClock
 from talkie.session.tools import SessionTools
 from talkie.session.vision import VisionOptions
@@ -59,6 +60,8 @@ class TurnTakingOptions:
     - ``resume_rewind_s``: how much before the cut word the character resumes.
     - ``barge_words_wait_s``: after a short sound over the character, how long to wait for its
       words before going on anyway (they still decide when they come).
+    - ``group``: in a meeting, answer only turns meant for the character
+      (``talkie.session.group``); None answers everything (a one-to-one conversation).
     """
 
     end: TurnEndPolicy = field(default_factory=TurnEndPolicy)
@@ -68,6 +71,7 @@ class TurnTakingOptions:
     echo_words: float = 0.6
     resume_rewind_s: float = 0.05
     barge_words_wait_s: float = 1.0
+    group: GroupOptions | None = None
 
 
 @dataclass(frozen=True)

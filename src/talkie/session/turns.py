@@ -16,19 +16,26 @@ into the user's turn and decides when it may be answered:
   answer heard), the answer is dropped and the whole turn answered; anything else cancels the
   answer (only what was heard is kept) and starts a new turn.
 
+In group mode (``TurnTakingOptions.group``, a meeting) a turn that is not meant for the
+character (``talkie.session.group``) is *overheard*: reported, never prepared nor answered. Its
+words stay open for the next segment (a name said after a pause, "... what do you think, Nova?").
+
 Nothing here blocks or sleeps except the commit timer, which sleeps on the media clock.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from talkie.hearing.listener import FinalTranscript
 from talkie.hearing.turn_end import TurnCue, classify, is_backchannel, words
-from talkie.session.events import Backchannel, SessionEvent
+from talkie.session.client_events import GroupModeChanged, SpeakerChanged
+from talkie.session.events import Backchannel, Overheard, SessionEvent
+from talkie.session.group import GroupOptions, group_options, is_addressed, without_address
 from talkie.session.parts import TurnTakingOptions
 from talkie.session.reply import Reply
 from talkie.session.timeline import MediaClock
@@ -126,10 +133,15 @@ class TurnTaker:
         self._quiet.set()
         self._commit_task: asyncio.Task[None] | None = None
         self._answer_now = False  # push-to-talk released: no waiting for the next segment
+        self.group: GroupOptions | None = options.group
+        self.speaker = ""  # who is talking, where a meeting says (transcripts keep it)
+        self._spoke_at: float | None = None  # media time the character's voice was last heard
+        self._speech_start = 0.0  # of the user's latest segment
 
     # -- inputs ---------------------------------------------------------------------------------
 
     def on_speech_start(self, pts: float) -> None:
+        self._speech_start = pts
         self._open_segments += 1
         self._quiet.clear()
         self._pause_active(pts)
@@ -178,9 +190,17 @@ class TurnTaker:
                 self._drop(turn)
                 self.pending = None
             return  # nothing said: an open turn keeps its answer and its deadline
+        turn = self._unless_overheard_before(turn, segment.speech_start)
         if turn is None:
             turn = self.pending = UserTurn(self.host.next_turn_number())
         turn.segments.append(segment)
+        if not turn.typed and self.group is not None:
+            if not self._for_character(turn.text, now):
+                self._drop(turn)  # (an answer prepared in the pause: words now known not ours)
+                who = self.speaker or "meeting"
+                self.host.emit(Overheard(t=now, text=segment.text, speaker=who))
+                return
+            turn.segments = self._unaddressed(turn.segments)
         self._prepare(turn)  # keeps the answer prepared in the pause if the words are the same
 
     def on_pause(self, text: str, speech_end: float) -> None:
@@ -190,7 +210,7 @@ class TurnTaker:
             return  # over the character: the final decides between backchannel and turn
         now = self.host.clock.now()
         self._forget_heard_turn(now)
-        turn = self.pending
+        turn = self._unless_overheard_before(self.pending, self._speech_start)
         active = self.host.active
         if active is not None and (turn is None or active is not turn.reply):
             return  # the character is still busy with another answer
@@ -202,6 +222,10 @@ class TurnTaker:
         )
         if turn.reply is not None and turn.answers == draft.text:
             return
+        if not draft.typed and self.group is not None:
+            if not self._for_character(draft.text, now):
+                return  # not for the character (group mode): its final decides again
+            draft.segments = self._unaddressed(draft.segments)
         self._drop(turn)
         turn.reply, turn.answers = self.host.prepare(draft), draft.text
         self.pending = turn
@@ -234,6 +258,52 @@ class TurnTaker:
         """The ears were cleared (no transcript will come for segments in progress)."""
         self._open_segments = 0
         self._quiet.set()
+
+    def set_group(self, group: GroupOptions | None) -> None:
+        """Switch group mode on (a meeting) or off (one-to-one)."""
+        self.group = group
+
+    def meeting_event(self, event: GroupModeChanged | SpeakerChanged, character_name: str) -> None:
+        """The page switched group mode or said who is talking."""
+        if isinstance(event, SpeakerChanged):
+            self.speaker = event.name
+        else:
+            names, follow = event.names, event.follow_up_s
+            self.set_group(group_options(event.on, names, follow, character_name=character_name))
+
+    def character_spoke(self, until: float) -> None:
+        """The character's voice was heard until media time ``until`` (follow-ups count
+        from there)."""
+        self._spoke_at = until if self._spoke_at is None else max(self._spoke_at, until)
+
+    def _unless_overheard_before(self, turn: UserTurn | None, start: float) -> UserTurn | None:
+        """``turn``, unless it is overheard words more than a breath before ``start``: then
+        the new words are a turn of their own (the chatter would confuse the answer)."""
+        if (
+            turn is not None
+            and turn.reply is None
+            and self.group is not None
+            and start - turn.speech_end > self.group.join_s
+        ):
+            self.pending = None
+            return None
+        return turn
+
+    def _unaddressed(self, segments: list[Segment]) -> list[Segment]:
+        """The segments without the words that call the character (group mode)."""
+        assert self.group is not None
+        names = self.group.names
+        return [dataclasses.replace(s, text=without_address(s.text, names)) for s in segments]
+
+    def _for_character(self, text: str, now: float) -> bool:
+        if self.group is None:
+            return True
+        active = self.host.active
+        if active is not None and active.audible(now):
+            since: float | None = 0.0
+        else:
+            since = None if self._spoke_at is None else max(0.0, now - self._spoke_at)
+        return is_addressed(text, self.group, since_character_spoke=since)
 
     def cancel(self) -> None:
         if self._commit_task is not None:
@@ -270,6 +340,8 @@ class TurnTaker:
             turn.segments.append(segment)
             self._prepare(turn)
             return True
+        if reply.first_audible is not None:  # talked over: it was speaking until now
+            self.character_spoke(self.host.clock.now())
         self.host.interrupt(reply, "barge-in")
         if self.pending is not None and self.pending.reply is reply:
             self.pending = None
