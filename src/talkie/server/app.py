@@ -228,11 +228,13 @@ def _conversation_factory(opts: ServerOptions) -> ConversationFactory:
     """The real ``Conversation``, with the server's settings for it."""
 
     def factory(character: Any) -> LiveConversation:
+        from talkie.render.budget import video_budget_from_env
         from talkie.session.conversation import Conversation, SessionOptions
 
-        conversation: LiveConversation = Conversation(
-            character=character, options=SessionOptions(webhook=opts.webhook)
-        )
+        # A session started on a busy machine gets smaller or fewer frames (TALKIE_VIDEO_BUDGET=0:
+        # always 720p24).
+        options = SessionOptions(webhook=opts.webhook, video_budget=video_budget_from_env())
+        conversation: LiveConversation = Conversation(character=character, options=options)
         return conversation
 
     return factory
