@@ -220,6 +220,56 @@ def breakdown_pass(r: Any, params: Sequence[Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- child (2 threads)
 
 
+def contended_renders(rig: Any, params: Sequence[Any], rasteriser: str) -> dict[str, Any]:
+    """Three sessions' renders at once beside a thread that runs pure Python (an event loop):
+    wall ms per frame. Every OpenCV call gives the GIL up and must take it back from the Python
+    thread (up to a 5 ms switch interval): the cost of a frame there is its number of calls."""
+    import threading
+
+    from talkie.render import MeshWarpRenderer, RenderOptions
+
+    renderers = [
+        MeshWarpRenderer(rig, options=RenderOptions(size=SIZE, rasteriser=rasteriser))
+        for _ in range(3)
+    ]
+    frames = list(params[:96])
+    for r in renderers:
+        r.render(frames[0])
+    stop = threading.Event()
+    spins = [0]
+
+    def python_loop() -> None:
+        while not stop.is_set():
+            sum(range(2000))  # ~20 us of bytecode, like an event loop's callbacks
+            spins[0] += 1
+
+    walls: list[float] = []
+
+    def session(r: Any) -> None:
+        for p in frames:
+            t0 = now()
+            r.render(p)
+            walls.append((now() - t0) * 1000.0)
+
+    busy = threading.Thread(target=python_loop, daemon=True)
+    busy.start()
+    t0 = now()
+    workers = [threading.Thread(target=session, args=(r,)) for r in renderers]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    elapsed = now() - t0
+    stop.set()
+    busy.join()
+    return {
+        "frames": len(walls),
+        "render_wall": summary(walls),
+        "frames_per_s": round(len(walls) / elapsed, 1),
+        "python_thread_spins_per_s": round(spins[0] / elapsed),
+    }
+
+
 def render_child(config_path: str) -> None:
     """Render the given FaceParams with two threads, no pin; print one JSON line."""
     from talkie.messages import FaceParams
@@ -235,7 +285,9 @@ def render_child(config_path: str) -> None:
     r = MeshWarpRenderer(rig, options=RenderOptions(size=SIZE))
     r.render(params[0])  # warm, like the parent's renderer
     render_ms, cpu_ms, deform_ms = render_pass(r, params)
+    contention = {name: contended_renders(rig, params, name) for name in ("polygons", "spans")}
     result = {
+        "contention": contention,
         "threads": _THREADS,
         "cv2_threads": cv2.getNumThreads(),
         "cpus_allowed": sorted(os.sched_getaffinity(0)),
@@ -246,6 +298,32 @@ def render_child(config_path: str) -> None:
         "loadavg": [round(x, 2) for x in os.getloadavg()],
     }
     print("RESULT " + json.dumps(result))
+
+
+def compare_rasterisers(rig: Any, params: Sequence[Any]) -> dict[str, Any]:
+    """The one-call-per-triangle rasteriser ("polygons", every frame before 2026-12-03) and the
+    vectorised one ("spans", the default), alternating in blocks of 24 frames over the same
+    FaceParams, so both see the same machine: per-frame CPU of ``render``."""
+    from talkie.render import MeshWarpRenderer, RenderOptions
+
+    rs = {
+        k: MeshWarpRenderer(rig, options=RenderOptions(size=SIZE, rasteriser=k))
+        for k in ("polygons", "spans")
+    }
+    cpu: dict[str, list[float]] = {k: [] for k in rs}
+    for r in rs.values():
+        r.render(params[0])
+    for start in range(0, len(params), 24):
+        for k, r in rs.items():
+            for p in params[start : start + 24]:
+                c0 = time.thread_time()
+                r.render(p)
+                cpu[k].append((time.thread_time() - c0) * 1000.0)
+    out: dict[str, Any] = {k: summary(v) for k, v in cpu.items()}
+    out["ratio_polygons_over_spans"] = round(
+        float(np.median(cpu["polygons"]) / np.median(cpu["spans"])), 3
+    )
+    return out
 
 
 # --------------------------------------------------------------------------- likeness
@@ -514,6 +592,8 @@ def main(argv: list[str] | None = None) -> int:
         "cpu": summary(total_cpu.tolist()),
     }
     log(f"render median {np.median(render_ms):.2f} ms, p95 {np.percentile(render_ms, 95):.2f} ms")
+    res["rasterisers"] = compare_rasterisers(rig, params)
+    log(f"rasterisers: {res['rasterisers']['ratio_polygons_over_spans']}")
 
     # ---- encode
     silence = np.zeros(int(round(LEAD_IN * clip.sample_rate)), np.float32)
@@ -607,6 +687,17 @@ def table(res: dict[str, Any]) -> str:
             if k in bd2:
                 add((f"  {k} (2 threads)", f"{bd2[k]['median_ms']:.2f}",
                      f"{bd2[k]['p95_ms']:.2f}", f"{bd2[k]['max_ms']:.2f}", "", ""))  # fmt: skip
+    ras = res.get("rasterisers", {})
+    if "spans" in ras:
+        for k in ("polygons", "spans"):
+            add((f"render CPU, rasteriser {k}", f"{ras[k]['median_ms']:.2f}",
+                 f"{ras[k]['p95_ms']:.2f}", f"{ras[k]['max_ms']:.2f}", "",
+                 f"x{ras['ratio_polygons_over_spans']:.2f}" if k == "spans" else ""))  # fmt: skip
+    for k, c in two.get("contention", {}).items():
+        cw = c["render_wall"]
+        add((f"3 renders + Python thread, {k} (wall)", f"{cw['median_ms']:.2f}",
+             f"{cw['p95_ms']:.2f}", f"{cw['max_ms']:.2f}", "",
+             f"{c['frames_per_s']} frames/s"))  # fmt: skip
     for p in ("ultrafast", "veryfast"):
         e = enc[p]
         add((f"encode x264 {p} (write_frame)", f"{e['median_ms']:.2f}", f"{e['p95_ms']:.2f}",
