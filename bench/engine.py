@@ -220,10 +220,12 @@ def breakdown_pass(r: Any, params: Sequence[Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- child (2 threads)
 
 
-def contended_renders(rig: Any, params: Sequence[Any], rasteriser: str) -> dict[str, Any]:
-    """Three sessions' renders at once beside a thread that runs pure Python (an event loop):
-    wall ms per frame. Every OpenCV call gives the GIL up and must take it back from the Python
-    thread (up to a 5 ms switch interval): the cost of a frame there is its number of calls."""
+def contended_renders(
+    rig: Any, params: Sequence[Any], rasteriser: str, switch_interval: float = 0.005
+) -> dict[str, Any]:
+    """Three sessions' renders at once beside a thread that runs Python in bursts (an event
+    loop: 1 ms of bytecode every 5 ms): wall ms per frame. A render that gives the GIL up
+    inside a long native call may wait up to the switch interval to get it back."""
     import threading
 
     from talkie.render import MeshWarpRenderer, RenderOptions
@@ -236,12 +238,15 @@ def contended_renders(rig: Any, params: Sequence[Any], rasteriser: str) -> dict[
     for r in renderers:
         r.render(frames[0])
     stop = threading.Event()
-    spins = [0]
+    previous_interval = sys.getswitchinterval()
+    sys.setswitchinterval(switch_interval)
 
     def python_loop() -> None:
         while not stop.is_set():
-            sum(range(2000))  # ~20 us of bytecode, like an event loop's callbacks
-            spins[0] += 1
+            end = now() + 0.001
+            while now() < end:
+                pass
+            time.sleep(0.004)
 
     walls: list[float] = []
 
@@ -262,11 +267,31 @@ def contended_renders(rig: Any, params: Sequence[Any], rasteriser: str) -> dict[
     elapsed = now() - t0
     stop.set()
     busy.join()
+    sys.setswitchinterval(previous_interval)
     return {
+        "rasteriser": rasteriser,
+        "switch_interval_ms": switch_interval * 1000,
         "frames": len(walls),
         "render_wall": summary(walls),
         "frames_per_s": round(len(walls) / elapsed, 1),
-        "python_thread_spins_per_s": round(spins[0] / elapsed),
+    }
+
+
+def contention_runs(rig: Any, params: Sequence[Any]) -> dict[str, Any]:
+    """``contended_renders`` for both rasterisers, at Python's default switch interval (5 ms)
+    and at 1 ms, alternating, twice."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(2):
+        for name in ("polygons", "spans"):
+            for interval in (0.005, 0.001):
+                key = f"{name}, switch {interval * 1000:g} ms"
+                runs.setdefault(key, []).append(contended_renders(rig, params, name, interval))
+    return {
+        key: {
+            "frames_per_s": [r["frames_per_s"] for r in rs],
+            "wall_median_ms": [r["render_wall"]["median_ms"] for r in rs],
+        }
+        for key, rs in runs.items()
     }
 
 
@@ -285,7 +310,7 @@ def render_child(config_path: str) -> None:
     r = MeshWarpRenderer(rig, options=RenderOptions(size=SIZE))
     r.render(params[0])  # warm, like the parent's renderer
     render_ms, cpu_ms, deform_ms = render_pass(r, params)
-    contention = {name: contended_renders(rig, params, name) for name in ("polygons", "spans")}
+    contention = contention_runs(rig, params)
     result = {
         "contention": contention,
         "threads": _THREADS,
@@ -694,10 +719,9 @@ def table(res: dict[str, Any]) -> str:
                  f"{ras[k]['p95_ms']:.2f}", f"{ras[k]['max_ms']:.2f}", "",
                  f"x{ras['ratio_polygons_over_spans']:.2f}" if k == "spans" else ""))  # fmt: skip
     for k, c in two.get("contention", {}).items():
-        cw = c["render_wall"]
-        add((f"3 renders + Python thread, {k} (wall)", f"{cw['median_ms']:.2f}",
-             f"{cw['p95_ms']:.2f}", f"{cw['max_ms']:.2f}", "",
-             f"{c['frames_per_s']} frames/s"))  # fmt: skip
+        walls = "/".join(f"{w:.1f}" for w in c["wall_median_ms"])
+        fps = "/".join(f"{f:g}" for f in c["frames_per_s"])
+        add((f"3 renders + event loop, {k}", walls, "", "", "", f"{fps} frames/s"))
     for p in ("ultrafast", "veryfast"):
         e = enc[p]
         add((f"encode x264 {p} (write_frame)", f"{e['median_ms']:.2f}", f"{e['p95_ms']:.2f}",
