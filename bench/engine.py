@@ -155,9 +155,10 @@ def render_breakdown(r: Any, params: Any) -> tuple[np.ndarray, dict[str, float]]
     warped = cv2.remap(r._person, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     t5 = now()
     plate = r._plate[y0:y1, x0:x1]
-    alpha = cv2.merge([warped[..., 3]] * 3)
+    # as MeshWarpRenderer._render
+    alpha = cv2.cvtColor(cv2.extractChannel(warped, 3), cv2.COLOR_GRAY2RGB)
     behind = cv2.subtract(plate, cv2.multiply(plate, alpha, scale=1.0 / 255.0))
-    frame[y0:y1, x0:x1] = cv2.add(warped[..., :3], behind)
+    cv2.add(cv2.cvtColor(warped, cv2.COLOR_RGBA2RGB), behind, dst=frame[y0:y1, x0:x1])
     t6 = now()
     r.mouth.paint(frame, verts, params)
     t7 = now()
