@@ -155,9 +155,10 @@ def render_breakdown(r: Any, params: Any) -> tuple[np.ndarray, dict[str, float]]
     warped = cv2.remap(r._person, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     t5 = now()
     plate = r._plate[y0:y1, x0:x1]
-    alpha = cv2.merge([warped[..., 3]] * 3)
+    # as MeshWarpRenderer._render
+    alpha = cv2.cvtColor(cv2.extractChannel(warped, 3), cv2.COLOR_GRAY2RGB)
     behind = cv2.subtract(plate, cv2.multiply(plate, alpha, scale=1.0 / 255.0))
-    frame[y0:y1, x0:x1] = cv2.add(warped[..., :3], behind)
+    cv2.add(cv2.cvtColor(warped, cv2.COLOR_RGBA2RGB), behind, dst=frame[y0:y1, x0:x1])
     t6 = now()
     r.mouth.paint(frame, verts, params)
     t7 = now()
@@ -220,6 +221,81 @@ def breakdown_pass(r: Any, params: Sequence[Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- child (2 threads)
 
 
+def contended_renders(
+    rig: Any, params: Sequence[Any], rasteriser: str, switch_interval: float = 0.005
+) -> dict[str, Any]:
+    """Three sessions' renders at once beside a thread that runs Python in bursts (an event
+    loop: 1 ms of bytecode every 5 ms): wall ms per frame. A render that gives the GIL up
+    inside a long native call may wait up to the switch interval to get it back."""
+    import threading
+
+    from talkie.render import MeshWarpRenderer, RenderOptions
+
+    renderers = [
+        MeshWarpRenderer(rig, options=RenderOptions(size=SIZE, rasteriser=rasteriser))
+        for _ in range(3)
+    ]
+    frames = list(params[:96])
+    for r in renderers:
+        r.render(frames[0])
+    stop = threading.Event()
+    previous_interval = sys.getswitchinterval()
+    sys.setswitchinterval(switch_interval)
+
+    def python_loop() -> None:
+        while not stop.is_set():
+            end = now() + 0.001
+            while now() < end:
+                pass
+            time.sleep(0.004)
+
+    walls: list[float] = []
+
+    def session(r: Any) -> None:
+        for p in frames:
+            t0 = now()
+            r.render(p)
+            walls.append((now() - t0) * 1000.0)
+
+    busy = threading.Thread(target=python_loop, daemon=True)
+    busy.start()
+    t0 = now()
+    workers = [threading.Thread(target=session, args=(r,)) for r in renderers]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    elapsed = now() - t0
+    stop.set()
+    busy.join()
+    sys.setswitchinterval(previous_interval)
+    return {
+        "rasteriser": rasteriser,
+        "switch_interval_ms": switch_interval * 1000,
+        "frames": len(walls),
+        "render_wall": summary(walls),
+        "frames_per_s": round(len(walls) / elapsed, 1),
+    }
+
+
+def contention_runs(rig: Any, params: Sequence[Any]) -> dict[str, Any]:
+    """``contended_renders`` for both rasterisers, at Python's default switch interval (5 ms)
+    and at 1 ms, alternating, twice."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for _ in range(2):
+        for name in ("polygons", "spans"):
+            for interval in (0.005, 0.001):
+                key = f"{name}, switch {interval * 1000:g} ms"
+                runs.setdefault(key, []).append(contended_renders(rig, params, name, interval))
+    return {
+        key: {
+            "frames_per_s": [r["frames_per_s"] for r in rs],
+            "wall_median_ms": [r["render_wall"]["median_ms"] for r in rs],
+        }
+        for key, rs in runs.items()
+    }
+
+
 def render_child(config_path: str) -> None:
     """Render the given FaceParams with two threads, no pin; print one JSON line."""
     from talkie.messages import FaceParams
@@ -235,7 +311,9 @@ def render_child(config_path: str) -> None:
     r = MeshWarpRenderer(rig, options=RenderOptions(size=SIZE))
     r.render(params[0])  # warm, like the parent's renderer
     render_ms, cpu_ms, deform_ms = render_pass(r, params)
+    contention = contention_runs(rig, params)
     result = {
+        "contention": contention,
         "threads": _THREADS,
         "cv2_threads": cv2.getNumThreads(),
         "cpus_allowed": sorted(os.sched_getaffinity(0)),
@@ -246,6 +324,32 @@ def render_child(config_path: str) -> None:
         "loadavg": [round(x, 2) for x in os.getloadavg()],
     }
     print("RESULT " + json.dumps(result))
+
+
+def compare_rasterisers(rig: Any, params: Sequence[Any]) -> dict[str, Any]:
+    """The one-call-per-triangle rasteriser ("polygons", every frame before 2026-12-03) and the
+    vectorised one ("spans", the default), alternating in blocks of 24 frames over the same
+    FaceParams, so both see the same machine: per-frame CPU of ``render``."""
+    from talkie.render import MeshWarpRenderer, RenderOptions
+
+    rs = {
+        k: MeshWarpRenderer(rig, options=RenderOptions(size=SIZE, rasteriser=k))
+        for k in ("polygons", "spans")
+    }
+    cpu: dict[str, list[float]] = {k: [] for k in rs}
+    for r in rs.values():
+        r.render(params[0])
+    for start in range(0, len(params), 24):
+        for k, r in rs.items():
+            for p in params[start : start + 24]:
+                c0 = time.thread_time()
+                r.render(p)
+                cpu[k].append((time.thread_time() - c0) * 1000.0)
+    out: dict[str, Any] = {k: summary(v) for k, v in cpu.items()}
+    out["ratio_polygons_over_spans"] = round(
+        float(np.median(cpu["polygons"]) / np.median(cpu["spans"])), 3
+    )
+    return out
 
 
 # --------------------------------------------------------------------------- likeness
@@ -514,6 +618,8 @@ def main(argv: list[str] | None = None) -> int:
         "cpu": summary(total_cpu.tolist()),
     }
     log(f"render median {np.median(render_ms):.2f} ms, p95 {np.percentile(render_ms, 95):.2f} ms")
+    res["rasterisers"] = compare_rasterisers(rig, params)
+    log(f"rasterisers: {res['rasterisers']['ratio_polygons_over_spans']}")
 
     # ---- encode
     silence = np.zeros(int(round(LEAD_IN * clip.sample_rate)), np.float32)
@@ -607,6 +713,16 @@ def table(res: dict[str, Any]) -> str:
             if k in bd2:
                 add((f"  {k} (2 threads)", f"{bd2[k]['median_ms']:.2f}",
                      f"{bd2[k]['p95_ms']:.2f}", f"{bd2[k]['max_ms']:.2f}", "", ""))  # fmt: skip
+    ras = res.get("rasterisers", {})
+    if "spans" in ras:
+        for k in ("polygons", "spans"):
+            add((f"render CPU, rasteriser {k}", f"{ras[k]['median_ms']:.2f}",
+                 f"{ras[k]['p95_ms']:.2f}", f"{ras[k]['max_ms']:.2f}", "",
+                 f"x{ras['ratio_polygons_over_spans']:.2f}" if k == "spans" else ""))  # fmt: skip
+    for k, c in two.get("contention", {}).items():
+        walls = "/".join(f"{w:.1f}" for w in c["wall_median_ms"])
+        fps = "/".join(f"{f:g}" for f in c["frames_per_s"])
+        add((f"3 renders + event loop, {k}", walls, "", "", "", f"{fps} frames/s"))
     for p in ("ultrafast", "veryfast"):
         e = enc[p]
         add((f"encode x264 {p} (write_frame)", f"{e['median_ms']:.2f}", f"{e['p95_ms']:.2f}",

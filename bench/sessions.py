@@ -702,6 +702,12 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         help="experiment: cv2.setNumThreads(N) in the server process (default: as the server)",
     )
+    ap.add_argument(
+        "--rasteriser",
+        default=None,
+        choices=("spans", "polygons"),
+        help="experiment: the renderer's triangle rasteriser (default: the renderer's default)",
+    )
     ap.add_argument("--client", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, default=1, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -713,11 +719,23 @@ def main(argv: list[str] | None = None) -> int:
     from talkie.server.app import ServerOptions
     from talkie.server.ops import AdmissionOptions, OpsOptions
 
+    # Capacity is measured at full 720p24: no session's video is lowered for a busy machine.
+    os.environ["TALKIE_VIDEO_BUDGET"] = "0"
     _install_profilers()
     if args.cv2_threads is not None:
         import cv2
 
         cv2.setNumThreads(args.cv2_threads)
+    if args.rasteriser is not None:
+        import functools
+
+        import talkie.session.parts as session_parts
+        from talkie.render import RenderOptions
+
+        # The sessions build their renderer options here (build_parts).
+        session_parts.RenderOptions = functools.partial(  # type: ignore[misc]
+            RenderOptions, rasteriser=args.rasteriser
+        )
     sampler = PeakSampler()
     machine = wait_for_quiet()
     print(f"load {machine['loadavg']}", flush=True)
@@ -766,6 +784,7 @@ def main(argv: list[str] | None = None) -> int:
             "late_threshold_ms": round(1000 * LATE_S, 1),
             "max_bad_pct": 100 * MAX_BAD,
             "cv2_threads_override": args.cv2_threads,
+            "rasteriser_override": args.rasteriser,
         },
         "machine": {
             **machine,

@@ -14,6 +14,9 @@ os.environ.setdefault("TALKIE_DATA_DIR", tempfile.mkdtemp(prefix="talkie-test-da
 # Tests get the deterministic built-in brain unless they ask for the local model themselves
 # (tests/brain/test_brain_local.py): a live LLM would make every conversation test slow.
 os.environ.setdefault("TALKIE_LOCAL_LLM", "0")
+# Sessions get full 720p24 video however loaded the test machine is (what the tests measure on
+# frames assumes it); tests of the video budget give it a machine load of their own.
+os.environ.setdefault("TALKIE_VIDEO_BUDGET", "0")
 
 
 @pytest.fixture(scope="session")

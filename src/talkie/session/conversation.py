@@ -58,8 +58,9 @@ from talkie.session.events import (
     ToolCallFinished,
     ToolCallRequested,
     UserTranscript,
+    VideoLowered,
 )
-from talkie.session.parts import SessionOptions, SessionParts, build_parts
+from talkie.session.parts import SessionOptions, SessionParts, build_parts, plan_video
 from talkie.session.reply import APOLOGY, Reply
 from talkie.session.timeline import MediaClock, ScheduledSpeech, SpeechTimeline, resample
 from talkie.session.trace import TraceLog, TurnTrace
@@ -89,7 +90,9 @@ class Conversation:
     ) -> None:
         self.id = uuid.uuid4().hex[:12]
         self.character = character
-        self.options = opts = options or SessionOptions()
+        # On a busy machine a new session gets smaller or fewer frames (opts then say which).
+        opts, self.video = plan_video(options or SessionOptions())
+        self.options = opts
         self.parts = parts or build_parts(character, opts)
         self.fps = opts.fps
         self.brain = self.parts.brain
@@ -184,6 +187,10 @@ class Conversation:
         self.spawn(self._video_loop(), "video")
         self.spawn(self._hearing_loop(), "hearing")
         self._set_state("listening")
+        if self.video.reduced:
+            width, height = self.video.size
+            self.emit(VideoLowered(self.clock.now(), width, height, self.video.fps,
+                                   self.video.reason))  # fmt: skip
         if self.options.greet:
             self._greet(self.brain.greeting())
 

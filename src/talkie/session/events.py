@@ -24,6 +24,7 @@ __all__ = [
     "TurnFinished",
     "TurnTraced",
     "UserTranscript",
+    "VideoLowered",
     "VisionObserved",
 ]
 
@@ -96,6 +97,18 @@ class Interrupted(SessionEvent):
     """The character stopped talking (``reason``: barge-in, typed message, client, ...)."""
 
     type: ClassVar[str] = "interrupted"
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class VideoLowered(SessionEvent):
+    """The session's video is below what was asked for (the machine was busy when it started):
+    ``width`` x ``height`` at ``fps``, and why. The voice is not affected."""
+
+    type: ClassVar[str] = "video_lowered"
+    width: int = 0
+    height: int = 0
+    fps: float = 0.0
     reason: str = ""
 
 

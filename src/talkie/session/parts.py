@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from talkie.hearing.turn_end import TurnEndPolicy
 from talkie.hearing.turn_model import SmartTurnModel, smart_turn_model_path
 from talkie.render import RenderOptions, load_renderer
 from talkie.render.base import Renderer
+from talkie.render.budget import VideoBudget, VideoQuality
 from talkie.session.character import Character
 from talkie.session.group import GroupOptions
 from talkie.session.timeline import MediaClock
@@ -36,7 +38,7 @@ from talkie.session.vision import VisionOptions
 from talkie.session.voices import shared_recognizer, shared_voice
 from talkie.voice import TextToSpeech
 
-__all__ = ["SessionOptions", "SessionParts", "TurnTakingOptions", "build_parts"]
+__all__ = ["SessionOptions", "SessionParts", "TurnTakingOptions", "build_parts", "plan_video"]
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,19 @@ class SessionOptions:
     turns: TurnTakingOptions = field(default_factory=TurnTakingOptions)
     hearing: HearingOptions = field(default_factory=HearingOptions)
     vision: VisionOptions = field(default_factory=VisionOptions)
+    # When set, a session started on a busy machine gets smaller or fewer frames (``size`` and
+    # ``fps`` are then what it asked for; see talkie.render.budget). The server sets it.
+    video_budget: VideoBudget | None = None
+
+
+def plan_video(opts: SessionOptions) -> tuple[SessionOptions, VideoQuality]:
+    """The options a new session runs with, and its video: what ``opts`` ask for, or less when
+    ``opts.video_budget`` finds the machine busy (then ``size`` and ``fps`` are lowered)."""
+    video = VideoQuality(opts.size, opts.fps)
+    if opts.video_budget is None:
+        return opts, video
+    video = opts.video_budget.plan(video)
+    return dataclasses.replace(opts, size=video.size, fps=video.fps), video
 
 
 # Waiting for the shared voice process gets its own threads: it must never take the threads
