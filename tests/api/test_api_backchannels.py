@@ -47,11 +47,22 @@ def test_migration_7_keeps_old_transcripts_and_adds_the_flag(tmp_path: Path) -> 
         store.close()
 
 
+class _Operations:
+    """``svc.ops`` (metrics and spans; not what this test is about): sees every event."""
+
+    def __init__(self) -> None:
+        self.seen: list[Any] = []
+
+    def on_event(self, session: Any, event: Any) -> None:
+        self.seen.append(event)
+
+
 class _Services:
-    """Just what ``_event`` uses: the store, written at once."""
+    """Just what ``_event`` uses: the store, written at once, and the operations hook."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
+        self.ops = _Operations()
 
     def write_later(self, fn: Any, *args: Any) -> None:
         fn(*args)
