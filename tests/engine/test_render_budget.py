@@ -95,8 +95,12 @@ def test_budget_plans_from_the_machine_load(tmp_path: Path) -> None:
     assert VideoBudget(load=idle).plan(FULL) == FULL
 
 
-def test_the_environment_can_turn_it_off(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_environment_turns_it_on_and_it_is_off_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TALKIE_VIDEO_BUDGET", "1")
+    assert isinstance(video_budget_from_env(), VideoBudget)
     monkeypatch.setenv("TALKIE_VIDEO_BUDGET", "0")
     assert video_budget_from_env() is None
     monkeypatch.delenv("TALKIE_VIDEO_BUDGET")
-    assert isinstance(video_budget_from_env(), VideoBudget)
+    assert video_budget_from_env() is None

@@ -276,8 +276,8 @@ class RealConversations:
         from talkie.render.budget import video_budget_from_env
         from talkie.session.conversation import Conversation, SessionOptions
 
-        # A session started on a busy machine gets smaller or fewer frames (TALKIE_VIDEO_BUDGET=0:
-        # always 720p24). Read where the session runs: a worker measures its own machine.
+        # With TALKIE_VIDEO_BUDGET=1, a session started on a busy machine gets smaller or fewer
+        # frames. Read where the session runs: a worker measures its own machine.
         options = SessionOptions(webhook=self.webhook, video_budget=video_budget_from_env())
         conversation: LiveConversation = Conversation(character=character, options=options)
         return conversation
