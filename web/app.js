@@ -26,6 +26,7 @@ import { VoicePanel } from "./voices.js";
 import { Eyes } from "./vision.js";
 
 const MAX_RECONNECTS = 3;
+const LEAVE_LINE = "Leave the line";
 
 const $ = (id) => document.getElementById(id);
 const el = {
@@ -364,6 +365,13 @@ async function connect() {
       message: onServerMessage,
       closed: () => lost("The connection closed."),
       connection: (s) => connectionChanged(live, s),
+      queued: ({ position }) => {
+        if (seq !== app.connectSeq) return;
+        const ahead = position - 1;
+        showOverlay(`${character.name} is talking with others right now. You are number ${position} in line`
+          + (ahead ? ` (${ahead} ${ahead === 1 ? "person" : "people"} ahead of you)` : "") + "…",
+          { button: LEAVE_LINE });
+      },
     },
   });
   app.live = live;
@@ -447,25 +455,27 @@ function closePeer() {
   el.hangup.disabled = true;
 }
 
-function hangup() {
+function hangup(message = "") {
   app.wantConnected = false;
   eyes.stopAll(); // hanging up turns the camera and screen share off
   app.connectSeq += 1;
   closePeer();
   el.video.srcObject = null;
   setState("offline");
-  showOverlay(app.character ? `You hung up. Pick ${app.character.name} again to reconnect.` : "Pick a character to start talking.");
+  showOverlay(message || (app.character ? `You hung up. Pick ${app.character.name} again to reconnect.` : "Pick a character to start talking."));
 }
 
 el.overlayButton.addEventListener("click", () => {
-  if (app.live && el.overlayButton.textContent === "Start") {
+  if (el.overlayButton.textContent === LEAVE_LINE) {
+    hangup(`You left the line. Pick ${app.character.name} again to queue again.`);
+  } else if (app.live && el.overlayButton.textContent === "Start") {
     el.video.play().then(hideOverlay).catch(() => {});
   } else if (app.character) {
     app.reconnects = 0;
     connect();
   }
 });
-el.hangup.addEventListener("click", hangup);
+el.hangup.addEventListener("click", () => hangup());
 window.addEventListener("pagehide", () => app.live?.deleteSession());
 
 // ---------------------------------------------------------------- events from the server

@@ -10,6 +10,9 @@
 
 const ICE_GATHER_TIMEOUT_MS = 3000;
 const HEARTBEAT_MS = 1000;
+// A busy server answers 503 with a place in line; the ticket keeps it when asking again sooner
+// than twice the Retry-After, so the page asks again at most this often (seconds).
+const QUEUE_RECHECK_MAX_S = 5;
 
 /** A refused /v1 call: `status` (HTTP), `code` (the server's error code), the server's words. */
 export class ApiError extends Error {
@@ -27,8 +30,8 @@ export class ApiError extends Error {
  * carries a credential: that key, or a session's `token`.
  */
 export function makeApi(base, key) {
-  return async (path, { method = "GET", json, token, keepalive = false, raw = false } = {}) => {
-    const headers = { Authorization: `Bearer ${token || (await key())}` };
+  return async (path, { method = "GET", json, token, keepalive = false, raw = false, headers: extra = {} } = {}) => {
+    const headers = { ...extra, Authorization: `Bearer ${token || (await key())}` };
     if (json !== undefined) headers["Content-Type"] = "application/json";
     let res;
     try {
@@ -79,7 +82,8 @@ export async function openMicrophone() {
  * came first) and rejects with an ApiError when the server refuses. Handlers (all optional):
  * `track(track, remoteStream)`, `message(event)` (parsed JSON, pongs dropped), `open()` (data
  * channel), `connection(state)` (the peer connection's state), `closed()` (the data channel
- * closed by the other side), `peer(pc)` (the RTCPeerConnection before the offer: more tracks).
+ * closed by the other side), `peer(pc)` (the RTCPeerConnection before the offer: more tracks),
+ * `queued({position, message})` (the server is full: the user's place in line, while it waits).
  */
 export class LiveSession {
   constructor({ api, characterId, mic = null, handlers = {} }) {
@@ -99,12 +103,35 @@ export class LiveSession {
 
   get id() { return this.session?.id || null; }
 
+  /** POST /v1/sessions; when the server is full, wait in its line (null if closed meanwhile). */
+  async createSession() {
+    let ticket = null;
+    for (;;) {
+      try {
+        return await this.api("/v1/sessions", {
+          method: "POST",
+          json: { character_id: this.characterId },
+          headers: ticket ? { "Talkie-Queue-Ticket": ticket } : {},
+        });
+      } catch (err) {
+        const queue = err?.body?.error?.queue;
+        if (err?.status !== 503 || !queue?.ticket) throw err;
+        ticket = queue.ticket;
+        this.handlers.queued?.({ position: queue.position, message: err.message });
+        const retry = Number(err.body.error.retry_after) || QUEUE_RECHECK_MAX_S;
+        await new Promise((done) => { this.wake = done; setTimeout(done, 1000 * Math.min(retry, QUEUE_RECHECK_MAX_S)); });
+        if (this.closed) return null;
+      }
+    }
+  }
+
   get connectionState() { return this.pc ? this.pc.connectionState : "none"; }
 
   async start() {
     const t0 = performance.now();
     const mark = (name) => { this.timings[name] = Math.round(performance.now() - t0); };
-    const created = await this.api("/v1/sessions", { method: "POST", json: { character_id: this.characterId } });
+    const created = await this.createSession();
+    if (!created) return false;
     mark("session");
     this.session = { id: created.session.id, token: created.token };
     if (this.closed) { this.deleteSession(); return false; }
@@ -161,6 +188,7 @@ export class LiveSession {
   close() {
     this.closed = true;
     this.handlers = {};
+    this.wake?.(); // stop waiting in the server's line
     clearInterval(this.heartbeat);
     if (this.dc) { this.dc.onclose = null; this.dc.onmessage = null; try { this.dc.close(); } catch { /* closed */ } }
     if (this.pc) { this.pc.onconnectionstatechange = null; this.pc.ontrack = null; try { this.pc.close(); } catch { /* closed */ } }

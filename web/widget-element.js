@@ -53,6 +53,8 @@ export const LABELS = {
   secretKey: "This page holds a secret Talkie key: only publishable keys (pk_…) belong in a web page. It was not sent.",
   notFound: "The character \u201c{character}\u201d was not found for this key.",
   busy: "{name} is busy right now. Try again in a moment.",
+  queued: "{name} is talking with others right now. You are number {position} in line…",
+  leaveLine: "Leave the line",
   network: "Could not reach the Talkie server ({server}).",
   config: "The widget needs a character and a publishable key (character=\u2026 key=\u2026).",
   failed: "Could not connect: {detail}",
@@ -140,6 +142,11 @@ export class TalkieCharacter extends HTMLElement {
         message: (ev) => this.onServerMessage(ev),
         closed: () => this.lost(),
         connection: (s) => { if (s === "failed") this.lost(); },
+        queued: ({ position }) => {
+          if (seq !== this.connectSeq) return;
+          this.showOverlay(this.t("queued", { position }), { button: this.t("leaveLine"), action: "leave" });
+          this.emit("queued", { position });
+        },
       },
     });
     this.live = live;
@@ -256,7 +263,9 @@ export class TalkieCharacter extends HTMLElement {
     el.call.addEventListener("click", () => (this.calling ? this.end() : this.start()));
     el.mute.addEventListener("click", () => this.mute());
     el.overlayButton.addEventListener("click", () => {
-      if (this.live && el.overlayButton.dataset.action === "play") this.el.video.play().then(() => this.hideOverlay(), () => {});
+      const action = el.overlayButton.dataset.action;
+      if (this.live && action === "play") this.el.video.play().then(() => this.hideOverlay(), () => {});
+      else if (action === "leave") this.end("left the line");
       else this.start();
     });
     el.say.addEventListener("submit", (e) => {

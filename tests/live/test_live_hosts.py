@@ -185,6 +185,9 @@ def test_the_warm_pool_refills_after_a_session_takes_a_worker(process_server: Li
             assert hosted.warm  # it got the pooled worker...
             await _await(lambda: host.ready_workers == 1, 120, "a fresh warm worker")
             assert hosted.stats()["pid"] != os.getpid()
+            # ...and the fresh one has the astronaut's images ready for the next session
+            fresh = host._pool[0]
+            assert await asyncio.to_thread(lambda: next(iter(fresh.call("prepared_stages")))) == 1
         finally:
             await session.close()
 

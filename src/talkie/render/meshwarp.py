@@ -8,6 +8,7 @@ static background plate, and paint the mouth interior into the opened lips.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from dataclasses import dataclass
@@ -57,7 +58,8 @@ class MeshWarpRenderer:
                 f"rasteriser must be one of {sorted(_RASTERISERS)}, not {self.options.rasteriser!r}"
             )
         self._triangle_ids = _RASTERISERS[self.options.rasteriser]
-        self.stage: Stage = frame_rig(rig, self.size)
+        self.stage, self._person = prepare_stage(rig, self.size)
+        self._plate = self.stage.plate
         vertices = self.stage.to_output(rig.mesh.vertices)
         self.deformer = FaceDeformer(mesh=rig.mesh, vertices=vertices)
         self.rest = self.deformer.rest[:, :2].copy()
@@ -79,23 +81,6 @@ class MeshWarpRenderer:
         order = np.lexsort((-depth, rig.mesh.layers[moving]))
         self.triangles = tris[moving][order]
         self.rest_tris = self.rest[self.triangles]  # (T, 3, 2)
-
-        # Premultiplied person layer: composite(P, A, plate) reproduces the canvas exactly at rest,
-        # so a still face matches the photo and the region edge leaves no seam.
-        # Alpha is raised to the least value that explains each photo pixel as some colour over
-        # the plate (the plate is inpainted a little beyond the matte, darker or brighter than the
-        # photo there): premultiplied colour then never clips, the composite reproduces the
-        # photo exactly at rest, and the fringe moves with the head instead of ghosting.
-        canvas = self.stage.canvas.astype(np.float32)
-        plate = self.stage.plate.astype(np.float32)
-        darker = (plate - canvas) / np.maximum(plate, 1.0)
-        brighter = (canvas - plate) / np.maximum(255.0 - plate, 1.0)
-        needed = np.clip(np.max(np.maximum(darker, brighter), axis=2), 0.0, 1.0)
-        a = np.maximum(self.stage.alpha.astype(np.float32) / 255.0, needed)[..., None]
-        self._plate = self.stage.plate
-        premult = np.clip(canvas - (1.0 - a) * plate + 0.5, 0, 255).astype(np.uint8)
-        alpha = np.clip(a[..., 0] * 255.0 + 0.5, 0, 255).astype(np.uint8)
-        self._person = np.ascontiguousarray(np.dstack([premult, alpha]))
         self._lock = threading.Lock()
 
     def render(self, params: FaceParams) -> np.ndarray:
@@ -191,6 +176,66 @@ class MeshWarpRenderer:
 
 
 _RASTERISERS = {"spans": span_ids, "polygons": polygon_ids}
+
+# The framed rig and its person layer take ~0.6 s to build and are the same for every session
+# of a character at one size: a process keeps the last few (read-only; renderers share them),
+# and a warm session worker builds them before its session (talkie.server.hosts).
+_PREPARED_KEPT = 4
+_prepared: dict[tuple[bytes, tuple[int, int]], tuple[Stage, np.ndarray]] = {}
+_prepared_lock = threading.Lock()
+
+
+def prepare_stage(rig: CharacterRig, size: tuple[int, int]) -> tuple[Stage, np.ndarray]:
+    """``rig`` framed at ``size`` and its premultiplied RGBA person layer, built once per
+    process for each rig (by content, so a rig unpickled in another process matches)."""
+    key = (_fingerprint(rig), (int(size[0]), int(size[1])))
+    with _prepared_lock:
+        found = _prepared.pop(key, None)
+        if found is not None:
+            _prepared[key] = found  # most recently used last
+            return found
+    stage = frame_rig(rig, size)
+    prepared = (stage, _person_layer(stage))
+    for array in (stage.canvas, stage.plate, stage.alpha, prepared[1]):
+        array.flags.writeable = False  # shared by every renderer of this rig
+    with _prepared_lock:
+        _prepared[key] = prepared
+        while len(_prepared) > _PREPARED_KEPT:
+            _prepared.pop(next(iter(_prepared)))
+    return prepared
+
+
+def prepared_stages() -> int:
+    """How many framed rigs this process holds ready (warm-up reports and tests)."""
+    with _prepared_lock:
+        return len(_prepared)
+
+
+def _fingerprint(rig: CharacterRig) -> bytes:
+    digest = hashlib.blake2b(digest_size=16)
+    for array in (rig.image, rig.alpha, rig.plate, rig.mesh.vertices, rig.face.points):
+        digest.update(str((array.shape, array.dtype)).encode())
+        digest.update(np.ascontiguousarray(array).data)
+    digest.update(repr(rig.crop).encode())
+    return digest.digest()
+
+
+def _person_layer(stage: Stage) -> np.ndarray:
+    # Premultiplied person layer: composite(P, A, plate) reproduces the canvas exactly at rest,
+    # so a still face matches the photo and the region edge leaves no seam.
+    # Alpha is raised to the least value that explains each photo pixel as some colour over
+    # the plate (the plate is inpainted a little beyond the matte, darker or brighter than the
+    # photo there): premultiplied colour then never clips, the composite reproduces the
+    # photo exactly at rest, and the fringe moves with the head instead of ghosting.
+    canvas = stage.canvas.astype(np.float32)
+    plate = stage.plate.astype(np.float32)
+    darker = (plate - canvas) / np.maximum(plate, 1.0)
+    brighter = (canvas - plate) / np.maximum(255.0 - plate, 1.0)
+    needed = np.clip(np.max(np.maximum(darker, brighter), axis=2), 0.0, 1.0)
+    a = np.maximum(stage.alpha.astype(np.float32) / 255.0, needed)[..., None]
+    premult = np.clip(canvas - (1.0 - a) * plate + 0.5, 0, 255).astype(np.uint8)
+    alpha = np.clip(a[..., 0] * 255.0 + 0.5, 0, 255).astype(np.uint8)
+    return np.ascontiguousarray(np.dstack([premult, alpha]))
 
 
 def _affine_coeffs(dst: np.ndarray, src: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -54,6 +54,10 @@ def models_dir(environ: Mapping[str, str] | None = None) -> Path:
     return (Path(cache).expanduser() if cache else Path.home() / ".cache") / "talkie" / "models"
 
 
+# (path, sha256, size, mtime_ns) of the model files this process has verified
+_verified_here: set[tuple[str, str, int, int]] = set()
+
+
 def _note_path(target: Path) -> Path:
     return target.with_name(target.name + ".verified")
 
@@ -68,6 +72,10 @@ def verify_model(spec: LocalModelSpec, path: Path, *, full: bool = False) -> Non
     ``full`` or when no valid verification note exists. Raises ``InvalidInputError``."""
     if not path.is_file():
         raise InvalidInputError(f"{path} does not exist")
+    stat = path.stat()
+    seen = (str(path), spec.sha256, stat.st_size, stat.st_mtime_ns)
+    if not full and seen in _verified_here:
+        return  # every new session asks; the file has not changed since this process checked
     if path.stat().st_size != spec.size:
         raise InvalidInputError(
             f"{path} has {path.stat().st_size} bytes, not the {spec.size} of {spec.filename}"
@@ -88,11 +96,13 @@ def verify_model(spec: LocalModelSpec, path: Path, *, full: bool = False) -> Non
         except (OSError, ValueError):
             recorded = {}
         if recorded == {**_stat_key(path), "sha256": spec.sha256}:
+            _verified_here.add(seen)
             return
     digest = _sha256_file(path)
     if digest != spec.sha256:
         raise InvalidInputError(f"{path} has SHA-256 {digest}, expected {spec.sha256}")
     note.write_text(json.dumps({**_stat_key(path), "sha256": spec.sha256}))
+    _verified_here.add(seen)
 
 
 def find_model(

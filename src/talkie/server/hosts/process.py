@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from pathlib import Path
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 
 WORKER_START_TIMEOUT = 120.0  # a cold worker on a loaded 2-core box imports for a while
 CLOSE_GRACE = 10.0  # a worker asked to end has this long before it is killed
+RIGS_PREPARED = 2  # pooled workers prepare the images of the last characters talked to
 
 
 class ProcessSession:
@@ -201,6 +203,7 @@ class ProcessHost:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         self._count = 0
+        self._recent_rigs: dict[str, Any] = {}  # character id -> rig, most recent last
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -211,6 +214,12 @@ class ProcessHost:
         return len(self._pool)
 
     def open(self, spec: SessionSpec, listener: SessionListener) -> ProcessSession:
+        rig = getattr(spec.character, "rig", None)
+        if rig is not None:  # the next pooled workers prepare this character's images
+            self._recent_rigs.pop(spec.character.id, None)
+            self._recent_rigs[spec.character.id] = rig
+            while len(self._recent_rigs) > RIGS_PREPARED:
+                self._recent_rigs.pop(next(iter(self._recent_rigs)))
         session = ProcessSession(self, portable(spec, self._knowledge_path), listener)
         self._sessions[spec.session_id] = session
         return session
@@ -265,8 +274,9 @@ class ProcessHost:
 
     def _new_worker(self) -> WorkerProcess:
         self._count += 1
+        warm_up = dataclasses.replace(self._warm_up, rigs=tuple(self._recent_rigs.values()))
         return WorkerProcess(
-            factory=self._warm_up, name=f"session-worker-{self._count}",
+            factory=warm_up, name=f"session-worker-{self._count}",
             start_timeout=self._start_timeout, niceness=0, daemon=False,
         )  # fmt: skip
 

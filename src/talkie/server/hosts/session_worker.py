@@ -40,6 +40,9 @@ class WarmUp:
     for them (measured: offer -> answer 13 s without, 3.4 s with; bench/session_hosts.py)."""
 
     models: bool = False
+    # the rigs of the characters most recently talked to: their framed images are built ahead
+    # (~0.6 s each, talkie.render.meshwarp.prepare_stage), as most sessions are of the same few
+    rigs: tuple[Any, ...] = ()
 
     def __call__(self) -> SessionWorker:
         return SessionWorker(self)
@@ -70,9 +73,20 @@ class SessionWorker:
             start_local_llm()  # loads in the background when the local LLM is the brain
             shared_recognizer().load()
             shared_voice(DEFAULT_VOICE).load()
+        if warm_up.rigs:
+            from talkie.render.meshwarp import RenderOptions, prepare_stage
+
+            for rig in warm_up.rigs:
+                prepare_stage(rig, RenderOptions().size)
 
     def ping(self) -> str:
         return "ready"
+
+    def prepared_stages(self) -> int:
+        """How many characters' images this worker has ready (see ``WarmUp.rigs``)."""
+        from talkie.render.meshwarp import prepared_stages
+
+        return prepared_stages()
 
     def serve_connection(self, conn: Connection, spec: SessionSpec, sdp: str, kind: str) -> None:
         """Run the session until it closes (called by ``talkie.worker`` on hand-over)."""
