@@ -332,6 +332,16 @@ def _children(pid: int) -> list[int]:
     return out
 
 
+def _descendants(pid: int, skip: set[int | None]) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        for child in _children(todo.pop()):
+            if child not in skip:
+                out.append(child)
+                todo.append(child)
+    return out
+
+
 def _system_busy() -> float:
     """Busy CPU seconds of the whole machine (all cores) since boot."""
     parts = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
@@ -383,7 +393,9 @@ def snapshot(client_pid: int | None) -> dict[str, Any]:
         groups[group] = groups.get(group, 0.0) + cpu
     workers = worker_pids()
     known = set(workers.values()) | {client_pid}
-    others = [p for p in _children(me) if p not in known]
+    # Every other descendant: session worker processes (--host process) and their model
+    # processes, or a local LLM server.
+    others = [p for p in _descendants(me, skip={client_pid}) if p not in known]
     return {
         "t": time.monotonic(),
         "server": total,
@@ -502,18 +514,77 @@ class PeakSampler:
         self._stop.set()
 
 
+def _proc_status(pid: int) -> tuple[float, int, int] | None:
+    """(RSS MB, threads, open files) of one process, or None if it is gone."""
+    try:
+        fields = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        )
+        fds = len(os.listdir(f"/proc/{pid}/fd"))
+    except (OSError, ValueError):
+        return None
+    return int(fields["VmRSS"].split()[0]) / 1024, int(fields["Threads"]), fds
+
+
+class TreeSampler:
+    """Every ``period`` s: memory, threads and open files of the server process and of all its
+    other descendants (session workers, model processes; the client excluded) — a soak run
+    shows whether they stay flat."""
+
+    def __init__(self, client_pid: int | None = None, period: float = 5.0) -> None:
+        self.client_pid = client_pid
+        self.rows: list[list[float]] = []
+        self._stop = threading.Event()
+        self._period = period
+        self._thread = threading.Thread(target=self._run, name="bench-tree", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        me = os.getpid()
+        while True:
+            own = _proc_status(me) or (0.0, 0, 0)
+            rest = [_proc_status(p) for p in _descendants(me, skip={self.client_pid})]
+            alive = [r for r in rest if r is not None]
+            self.rows.append([
+                time.monotonic(), round(own[0], 1), own[1], own[2],
+                round(sum(r[0] for r in alive), 1), sum(r[1] for r in alive),
+                sum(r[2] for r in alive), len(alive),
+            ])  # fmt: skip
+            if self._stop.wait(self._period):
+                return
+
+    def window(self, t0: float, t1: float) -> dict[str, Any]:
+        rows = [r for r in self.rows if t0 <= r[0] < t1]
+        if not rows:
+            return {}
+        names = ["server_rss_mb", "server_threads", "server_fds", "others_rss_mb",
+                 "others_threads", "others_fds", "other_processes"]  # fmt: skip
+        minute = [r for r in rows if r[0] < t0 + 60], [r for r in rows if r[0] >= t1 - 60]
+        out: dict[str, Any] = {"period_s": self._period, "columns": ["t", *names]}
+        for i, name in enumerate(names, start=1):
+            first = statistics.median(r[i] for r in minute[0]) if minute[0] else rows[0][i]
+            last = statistics.median(r[i] for r in minute[1]) if minute[1] else rows[-1][i]
+            out[name] = {"first_minute": first, "last_minute": last,
+                         "max": max(r[i] for r in rows)}  # fmt: skip
+        out["series"] = [[round(r[0] - t0, 1), *r[1:]] for r in rows]
+        return out
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
 async def _counters(server: Any) -> list[dict[str, Any]]:
+    """Each session's frame counters (a worker process reports its own every 2 s)."""
     out = []
-    for peer in server.registry.peers():
-        conv = peer.conversation
-        stats = peer.stats()
+    for hosted in server.registry.peers():
+        stats = hosted.stats()
         out.append(
             {
-                "id": peer.session_id,
-                "frames_sent": conv.frames_sent,
-                "late_frames": conv.late_frames,
-                "encode_ms_p95": stats["encode_ms_p95"],
-                "bitrate": stats["video_bitrate"],
+                "id": hosted.session_id,
+                "frames_sent": int(stats.get("video_frames") or 0),
+                "late_frames": int(stats.get("late_frames") or 0),
+                "encode_ms_p95": stats.get("encode_ms_p95"),
+                "bitrate": stats.get("video_bitrate"),
             }
         )
     return out
@@ -604,6 +675,7 @@ def measure(
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     assert proc.stdout is not None
+    tree = TreeSampler(proc.pid)
     marks: dict[str, Any] = {}
     result: dict[str, Any] | None = None
     for line in proc.stdout:
@@ -614,6 +686,7 @@ def measure(
         elif line.startswith("RESULT "):
             result = json.loads(line[7:])
     proc.wait(timeout=60)
+    tree.stop()
     if result is None or "start" not in marks or "end" not in marks:
         raise RuntimeError(f"the client failed (exit {proc.returncode})")
     (s0, c0), (s1, c1) = marks["start"], marks["end"]
@@ -638,6 +711,7 @@ def measure(
     result["profile"] = _profile_window(s0["t"], s1["t"])
     result["worker_peak_pct_100ms"] = sampler.peaks(s0["t"], s1["t"])
     result["server_lag"] = probe.window(s0["t"], s1["t"])
+    result["memory"] = tree.window(s0["t"], s1["t"])
     # Where the late frames fall: within -0.3..+0.6 s of an answer starting in ANY session?
     starts = [t for m in result["sessions"] for t in m.get("speaking_at", [])]
     near = elsewhere = 0
@@ -693,6 +767,7 @@ def report_row(r: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--max", type=int, default=5)
+    ap.add_argument("--only", type=int, default=None, help="measure N sessions only (a soak run)")
     ap.add_argument("--seconds", type=float, default=30.0)
     ap.add_argument("--ask-every", type=float, default=10.0, help="0: idle characters only")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "sessions.json")
@@ -707,6 +782,13 @@ def main(argv: list[str] | None = None) -> int:
         default=None,
         choices=("spans", "polygons"),
         help="experiment: the renderer's triangle rasteriser (default: the renderer's default)",
+    )
+    ap.add_argument(
+        "--host",
+        default="inprocess",
+        choices=("inprocess", "process"),
+        help="where sessions run: the server's process, or a worker process each (the default "
+        "of `talkie serve`; render/encode profiles are then not available)",
     )
     ap.add_argument("--client", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--n", type=int, default=1, help=argparse.SUPPRESS)
@@ -741,7 +823,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load {machine['loadavg']}", flush=True)
     # Measured admission off: this sweep overloads the machine on purpose to find the limit.
     no_admission = OpsOptions(admission=AdmissionOptions(max_late_ratio=None))
-    server = LiveServer(options=ServerOptions(max_sessions=args.max + 1, ops=no_admission)).start()
+    top = args.only or args.max
+    in_workers = args.host == "process"
+    options = ServerOptions(
+        max_sessions=top + 1, ops=no_admission, host_kind=args.host,
+        # every session of a step gets a warm worker (a cold one loads models for ~20 s)
+        warm=top if in_workers else 0, preload_models=in_workers,
+    )  # fmt: skip
+    server = LiveServer(options=options).start()
     steps = []
     probe = LagProbe(server)
     try:
@@ -751,7 +840,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{'bad%':>7} {'srvCPU%':>7} {'cliCPU%':>7} {'other%':>7}",
             flush=True,
         )
-        for n in range(1, args.max + 1):
+        for n in [args.only] if args.only else range(1, args.max + 1):
+            if args.host == "process":
+                host = server.app.state.host
+                server.call(lambda host=host: host.wait_ready(900), timeout=960)
             gate = wait_for_others() if n > 1 else {"loadavg": machine["loadavg"]}
             r = measure(server, n, args.seconds, args.ask_every, sampler, probe)
             r["before"] = gate
@@ -785,6 +877,7 @@ def main(argv: list[str] | None = None) -> int:
             "max_bad_pct": 100 * MAX_BAD,
             "cv2_threads_override": args.cv2_threads,
             "rasteriser_override": args.rasteriser,
+            "host": args.host,
         },
         "machine": {
             **machine,
@@ -813,6 +906,12 @@ def main(argv: list[str] | None = None) -> int:
             if key in prof:
                 parts.append(f"{key}: {prof[key]}")
         print(f"N={r['n']}: " + "; ".join(parts))
+        mem = r.get("memory", {})
+        if mem:
+            print("      first minute -> last minute: " + ", ".join(
+                f"{k} {v['first_minute']} -> {v['last_minute']}"
+                for k, v in mem.items() if isinstance(v, dict)
+            ))  # fmt: skip
         print(
             f"      model workers CPU % {r['cpu']['workers_pct']}, peak over 100 ms "
             f"{r['worker_peak_pct_100ms']}; late frames near an answer start "

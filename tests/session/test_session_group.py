@@ -102,7 +102,8 @@ def test_in_a_meeting_only_the_question_by_name_is_answered(nova, models) -> Non
     assert turn["user_text"].lower().startswith("how far away is the moon"), turn["user_text"]
     assert "kilometres" in turn["said"]
     overheard = " ".join(e["text"] for e in out.of_type("overheard")).lower()
-    assert "rain" in overheard, out.of_type("overheard")
+    # heard, not answered (Whisper tiny hears "rain" or "remain" depending on its earlier calls)
+    assert "think it will" in overheard and "today" in overheard, out.of_type("overheard")
     assert all(e["speaker"] == "meeting" for e in out.of_type("overheard"))
     # Nothing was said before the question: the character stayed quiet through the chatter.
     assert not [a for a, _ in out.sound_spans() if a < end + 3.0]

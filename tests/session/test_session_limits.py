@@ -57,8 +57,9 @@ async def test_user_activity_follows_speech_and_typing_not_answers(nova) -> None
             mic.cancel()
     ((seen, now),) = during
     assert seen == pytest.approx(now, abs=0.05)
-    # the end of the question, as heard
-    assert 0.5 < after_question <= spoken_until[0] + 0.05
+    # the end of the question, as heard (media time; on a loaded machine the 20 ms packets
+    # arrive late, so it runs up to a few packets past the clock; an answer starts later still)
+    assert 0.5 < after_question <= spoken_until[0] + 0.25
     assert typed == pytest.approx(typed_at, abs=0.05)
 
 

@@ -2,10 +2,9 @@
 
 The parts come in one bundle (``talkie.session.parts``); this core only runs them:
 
-- **Video**: motion (4-frame steps) -> renderer, kept ``render_ahead`` frames ahead of the playout
-  clock and handed out at each frame's presentation time; idle life goes on while nobody
-  speaks, so the picture never freezes. When speech is placed sooner than the frames already
-  rendered, those are produced again with the mouth for it (motion rewind).
+- **Video**: motion -> renderer, a few frames ahead of the playout clock
+  (``talkie.session.frames``); idle life goes on while nobody speaks, so the picture never
+  freezes. Speech placed sooner than the frames already rendered has them produced again.
 - **Audio**: replies are placed on a timeline on the same media clock and read out in 20 ms
   frames; each frame is also handed to the ears as the echo reference.
 - **Turns**: the ears' segments go to ``TurnTaker``, which prepares answers early and decides
@@ -17,7 +16,6 @@ The parts come in one bundle (``talkie.session.parts``); this core only runs the
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import contextvars
 import itertools
@@ -60,6 +58,7 @@ from talkie.session.events import (
     UserTranscript,
     VideoLowered,
 )
+from talkie.session.frames import VideoLine
 from talkie.session.parts import SessionOptions, SessionParts, build_parts, plan_video
 from talkie.session.reply import APOLOGY, Reply
 from talkie.session.timeline import MediaClock, ScheduledSpeech, SpeechTimeline, resample
@@ -110,17 +109,13 @@ class Conversation:
         self.memory = ConversationMemory(budget_tokens=opts.history_tokens, recall=character.recall)
         self.turns = TurnTaker(self, opts.turns)
         self.hands_free = opts.hands_free
-        self.late_frames = 0
-        self.frames_sent = 0
         self._user_activity = 0.0  # media time of the user's latest speech or message
 
         self._events: asyncio.Queue[SessionEvent] = asyncio.Queue(maxsize=_MAX_EVENTS)
-        self._frames: collections.deque[VideoFrame] = collections.deque()
-        self._frame_ready = asyncio.Event()
-        self._rewound = asyncio.Event()
-        self._epoch = 0  # bumped whenever frames rendered ahead become invalid
-        self._next_render = 0  # index of the next frame to render
-        self._shown = -1  # index of the last frame handed to the transport
+        self.frames = VideoLine(
+            motion=self.motion, clock=self.clock, fps=opts.fps,
+            render_ahead=opts.render_ahead, offload=self.parts.offload,
+        )  # fmt: skip
         self._audio_index = 0
         self._generation = 0  # stamps frames; bumped when speech is cut
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -144,6 +139,14 @@ class Conversation:
             ConversationEyes(self, opts.vision), options=opts.vision,
             keep_image=accepts_images(self.brain),
         )  # fmt: skip
+
+    @property
+    def late_frames(self) -> int:
+        return self.frames.late_frames
+
+    @property
+    def frames_sent(self) -> int:
+        return self.frames.frames_sent
 
     @property
     def history(self) -> list[Turn]:
@@ -182,9 +185,9 @@ class Conversation:
             await asyncio.gather(
                 parts.offload_voice(_warm_tts, self.tts), parts.offload(self.hearing.load)
             )
-        self.clock = parts.clock()
+        self.clock = self.frames.clock = parts.clock()
         self.hearing.set_prompt(self.hotwords.prompt())
-        self.spawn(self._video_loop(), "video")
+        self.spawn(self.frames.run(self.renderer), "video")
         self.spawn(self._hearing_loop(), "hearing")
         self._set_state("listening")
         if self.video.reduced:
@@ -209,7 +212,7 @@ class Conversation:
         with contextlib.suppress(Exception):
             self.hearing.clear()
             await self.hearing.aclose()
-        self._frames.clear()
+        self.frames.close()
 
     def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro, name=f"talkie-{self.id}-{name}")
@@ -230,30 +233,9 @@ class Conversation:
     # -- media out --
 
     async def next_video_frame(self) -> VideoFrame:
-        period = 1.0 / self.fps
-        while True:
-            if self._closed:
-                raise asyncio.CancelledError
-            if not self._frames:
-                self._frame_ready.clear()
-                await self._frame_ready.wait()
-                continue
-            frame = self._frames[0]
-            # Behind the clock by more than a frame (the machine was busy): skip to catch up.
-            if frame.pts + period < self.clock.now() and len(self._frames) > 1:
-                self._frames.popleft()
-                self.late_frames += 1
-                continue
-            await self.clock.sleep_until(frame.pts)
-            if not self._frames or self._frames[0] is not frame:
-                continue  # barge-in or a new answer replaced the frames meanwhile
-            self._frames.popleft()
-            if self.clock.now() - frame.pts > period:
-                self.late_frames += 1  # handed out more than a frame after its time
-            self._shown = frame.index
-            self.frames_sent += 1
-            self._mark_frame(frame)
-            return frame
+        frame = await self.frames.next_frame()
+        self._mark_frame(frame)
+        return frame
 
     async def next_audio_frame(self) -> AudioChunk:
         duration = AUDIO_FRAME_SAMPLES / AUDIO_SAMPLE_RATE
@@ -275,56 +257,6 @@ class Conversation:
             with contextlib.suppress(Exception):
                 self.hearing.push_reference(chunk)
         return chunk
-
-    async def _video_loop(self) -> None:
-        assert self.renderer is not None
-        renderer = self.renderer
-        period = 1.0 / self.fps
-        pending: collections.deque[Any] = collections.deque()
-        while True:
-            # Produce frame k once the clock is within `render_ahead` frames of showing it.
-            due = self._next_render * period - self.options.render_ahead * period
-            if due > self.clock.now():
-                # Sleep until due, but wake at once if a rewind moves the work earlier.
-                self._rewound.clear()
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._rewound.wait(), due - self.clock.now())
-                continue
-            if self.motion.frame_index != self._next_render + len(pending):
-                pending.clear()  # a rewind happened: motion restarts at _next_render
-            if not pending:
-                if self.motion.frame_index != self._next_render:
-                    self.motion.rewind(self._next_render)
-                pending.extend(self.motion.next_step())
-            face = pending.popleft()
-            if face.pts + period < self.clock.now():
-                # Overloaded: this frame's moment has passed. Skip it rather than render it late,
-                # so the picture stays on the audio's clock instead of drifting behind the voice.
-                self.late_frames += 1
-                self._next_render = face.index + 1
-                continue
-            epoch = self._epoch
-            image = await self.parts.offload(renderer.render, face.params)
-            if epoch != self._epoch:
-                pending.clear()
-                continue  # rendered for a future that was rewritten while we rendered
-            self._frames.append(VideoFrame(image, face.pts, face.index, face.generation))
-            self._next_render = face.index + 1
-            self._frame_ready.set()
-
-    def _rewind_unseen(self) -> None:
-        """Drop frames rendered ahead but not shown; they will be rendered again (from the
-        motion state they started from) with whatever was just scheduled or cut."""
-        first_unseen = self._shown + 1
-        self._frames.clear()
-        self._epoch += 1
-        self._rewound.set()
-        if self._next_render > first_unseen:
-            try:
-                self.motion.rewind(first_unseen)
-            except ValueError:
-                first_unseen = self.motion.frame_index
-            self._next_render = first_unseen
 
     def _mark_frame(self, frame: VideoFrame) -> None:
         reply = self._active
@@ -547,10 +479,10 @@ class Conversation:
         start = max(now + self.options.start_margin, self.timeline.end)
         item = self.timeline.schedule(clip, start=start, generation=self._generation, audio=audio)
         self.motion.push(clip, start=start, generation=self._generation)
-        if start - self.motion.options.lead < self._next_render / self.fps:
+        if start - self.motion.options.lead < self.frames.next_render / self.fps:
             # Frames rendered ahead did not know about this speech (or its anticipation):
             # produce them again so sound and mouth start together.
-            self._rewind_unseen()
+            self.frames.rewind_unseen()
         self._set_state("speaking")
         self.emit(ReplySpoken(
             t=now, text=clip.text, start=round(start, 3), turn=reply.trace.turn,
@@ -564,7 +496,7 @@ class Conversation:
         self._generation += 1
         # Frames not yet shown still carry the old mouth: produce them again, releasing the
         # mouth from the state on screen (clear after the rewind, which restores pushed clips).
-        self._rewind_unseen()
+        self.frames.rewind_unseen()
         self.motion.clear(generation=self._generation)
         return cut
 
