@@ -523,6 +523,8 @@ def _proc_status(pid: int) -> tuple[float, int, int] | None:
         fds = len(os.listdir(f"/proc/{pid}/fd"))
     except (OSError, ValueError):
         return None
+    if "VmRSS" not in fields:  # a zombie: exited, not yet reaped
+        return None
     return int(fields["VmRSS"].split()[0]) / 1024, int(fields["Threads"]), fds
 
 

@@ -4,6 +4,7 @@ answers from the installed model (installed by `make setup`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import struct
 import time
@@ -18,9 +19,9 @@ from fake_openai import FakeOpenAIServer, Stream
 
 from talkie.brain import Passage, Persona, Turn, load_brain
 from talkie.brain.local import find_model, verify_model
-from talkie.brain.local.brain import LocalBrain, LocalBrainOptions, shared_engine
+from talkie.brain.local.brain import LocalBrain, LocalBrainOptions, node_engine, shared_engine
 from talkie.brain.local.catalog import MODELS, LocalModelSpec, WheelPart
-from talkie.brain.local.engine import LocalEngine
+from talkie.brain.local.engine import AttachedEngine, LocalEngine
 from talkie.brain.local.gguf import read_gguf_metadata
 from talkie.brain.local.install import _join
 from talkie.errors import InvalidInputError
@@ -255,6 +256,27 @@ async def test_the_installed_model_answers_in_character_from_its_knowledge(
     answer = await say(brain, "Hello! How is your day going?")
     assert brain.last_route == "llm" and answer.strip() and "Qwen" not in answer, answer
     await brain.aclose()
+
+
+@pytest.mark.asyncio
+async def test_another_process_uses_the_loaded_model_through_its_endpoint(
+    real_engine: LocalEngine,
+) -> None:
+    endpoint = node_engine()
+    assert endpoint is not None and endpoint == real_engine.endpoint()
+    attached = AttachedEngine(endpoint)  # what a session worker builds from the endpoint
+    options = LocalBrainOptions(first_text_budget_s=60, max_tokens=60, facts="model")
+    brain = LocalBrain(engine=attached, persona=PERSONA, options=options)  # type: ignore[arg-type]
+    answer = await say(brain, "When do you open on Saturday?")
+    assert brain.last_route == "llm" and "10" in answer, answer
+    await brain.aclose()
+    # a wrong key is refused by the model's server: the brain answers by itself instead
+    wrong = AttachedEngine(dataclasses.replace(endpoint, api_key="not-the-key"))
+    brain = LocalBrain(engine=wrong, persona=PERSONA, options=options)  # type: ignore[arg-type]
+    await say(brain, "Hello! How is your day going?")
+    assert brain.last_route != "llm"
+    await brain.aclose()
+    assert "not-the-key" not in repr(endpoint) and endpoint.api_key not in repr(endpoint)
 
 
 def test_auto_picks_the_local_model_when_it_is_installed(real_engine: LocalEngine) -> None:

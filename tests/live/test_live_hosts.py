@@ -23,6 +23,7 @@ from live_client import ClientSession, connect
 from live_fakes import FakeConversation
 from live_server import LiveServer
 
+from talkie.brain.local.brain import node_engine
 from talkie.server.app import ServerOptions
 from talkie.server.ops import registry_sessions
 
@@ -187,7 +188,8 @@ def test_the_warm_pool_refills_after_a_session_takes_a_worker(process_server: Li
             assert hosted.stats()["pid"] != os.getpid()
             # ...and the fresh one has the astronaut's images ready for the next session
             fresh = host._pool[0]
-            assert await asyncio.to_thread(lambda: next(iter(fresh.call("prepared_stages")))) == 1
+            state = await asyncio.to_thread(lambda: next(iter(fresh.call("warm_state"))))
+            assert state["prepared_stages"] == 1
         finally:
             await session.close()
 
@@ -255,6 +257,9 @@ def test_the_real_conversation_runs_in_a_warm_worker_with_its_own_model_processe
     with LiveServer(options=options) as server:
         host = server.app.state.host
         _wait(lambda: host.ready_workers == 1, 300, "the warm worker to load its models")
+        # the local LLM is the web process's, reached over its socket, not loaded again
+        expected = "attached" if node_engine() is not None else None
+        assert next(iter(host._pool[0].call("warm_state")))["llm"] == expected
 
         async def scenario() -> None:
             session = await connect(server.url, "astronaut")

@@ -38,6 +38,8 @@ class EncoderOptions:
     fps: float = 24.0
     keyframe_interval: float = 3.0  # seconds; loss recovery also asks for keyframes (PLI)
     threads: int = 1  # x264 worker threads; 1 leaves the second core to the renderer
+    # more libx264 settings, "key=value:key=value" (after the preset's; bench/encoder_settings.py)
+    x264_params: str = ""
     # Re-opening the encoder for a new bitrate costs a keyframe: do it rarely and only for a
     # clear change.
     bitrate_change_ratio: float = 0.25
@@ -183,6 +185,7 @@ class X264Encoder:
             "x264-params": (
                 f"keyint={keyint}:min-keyint={keyint}:scenecut=0:repeat-headers=1"
                 ":colorprim=smpte170m:transfer=smpte170m:colormatrix=smpte170m"
+                + (f":{opts.x264_params}" if opts.x264_params else "")
             ),
         }
         return codec

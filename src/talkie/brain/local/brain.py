@@ -39,7 +39,7 @@ from talkie.brain.base import BrainUnavailable, ToolExchange, Turn
 from talkie.brain.builtin import BuiltinBrain
 from talkie.brain.kb.retrieval import Retriever
 from talkie.brain.local.catalog import MODELS
-from talkie.brain.local.engine import EngineOptions, LocalEngine
+from talkie.brain.local.engine import AttachedEngine, EngineEndpoint, EngineOptions, LocalEngine
 from talkie.brain.local.install import find_model
 from talkie.brain.openai_compat import LLMOptions, OpenAICompatibleBrain
 from talkie.brain.openai_tools import DeferredToolCalls
@@ -48,11 +48,11 @@ from talkie.brain.tools.executor import ToolExecutor
 from talkie.brain.tools.spec import Tool
 from talkie.errors import InvalidInputError
 
-__all__ = ["LocalBrain", "LocalBrainOptions", "shared_engine"]
+__all__ = ["LocalBrain", "LocalBrainOptions", "attach_engine", "node_engine", "shared_engine"]
 
 log = logging.getLogger(__name__)
 
-_ENGINES: dict[tuple[str, EngineOptions], LocalEngine] = {}
+_ENGINES: dict[tuple[str, EngineOptions], LocalEngine | AttachedEngine] = {}
 _SAID_BY_PERSONA = frozenset({"who", "capabilities"})
 _QUESTION = re.compile(
     r"\?|^\W*(?:what|when|where|who|whom|whose|why|which|how|do|does|did|can|could|is|are|was|"
@@ -62,7 +62,27 @@ _QUESTION = re.compile(
 _ENGINES_LOCK = threading.Lock()
 
 
-def shared_engine(name: str | None = None, *, options: EngineOptions | None = None) -> LocalEngine:
+def attach_engine(endpoint: EngineEndpoint) -> None:
+    """From now on this process's engine for ``endpoint.name`` is the one another process of
+    this machine loaded (a session worker uses the web process's model)."""
+    with _ENGINES_LOCK:
+        _ENGINES[(endpoint.name, EngineOptions())] = AttachedEngine(endpoint)
+
+
+def node_engine(timeout: float = 0.0) -> EngineEndpoint | None:
+    """The endpoint of the model this process loaded (default options), waiting up to
+    ``timeout`` s for it to be ready; ``None`` if there is none, or it is not ready."""
+    with _ENGINES_LOCK:
+        engines = [e for (_, opts), e in _ENGINES.items() if opts == EngineOptions()]
+    for engine in engines:
+        if isinstance(engine, LocalEngine) and (engine.ready or engine.wait_ready(timeout)):
+            return engine.endpoint()
+    return None
+
+
+def shared_engine(
+    name: str | None = None, *, options: EngineOptions | None = None
+) -> LocalEngine | AttachedEngine:
     """The process-wide engine for the installed model ``name`` (default:
     ``$TALKIE_LOCAL_MODEL`` or the default model), loading in the background. Raises
     ``InvalidInputError`` when the model is not installed."""
@@ -123,7 +143,7 @@ class LocalBrain:
     def __init__(
         self,
         *,
-        engine: LocalEngine,
+        engine: LocalEngine | AttachedEngine,
         persona: Persona = DEFAULT_PERSONA,
         retriever: Retriever | None = None,
         tools: Sequence[Tool] = (),

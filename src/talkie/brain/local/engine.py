@@ -27,7 +27,7 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ import httpx
 from talkie.errors import MissingDependencyError, TalkieError
 from talkie.worker import WorkerProcess
 
-__all__ = ["EngineOptions", "LocalEngine", "LlamaServerHost"]
+__all__ = ["AttachedEngine", "EngineEndpoint", "EngineOptions", "LocalEngine", "LlamaServerHost"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,16 @@ class EngineOptions:
     context: int = 4096
     niceness: int = 5
     start_timeout: float = 180.0
+
+
+@dataclass(frozen=True)
+class EngineEndpoint:
+    """Where a loaded engine answers: another process of this machine (a session worker) can
+    use it instead of loading the model again (its socket's folder is private to this user)."""
+
+    name: str
+    socket_path: str
+    api_key: str = field(repr=False)
 
 
 class LlamaServerHost:
@@ -165,17 +175,12 @@ class LocalEngine:
     def prefill(self, messages: list[dict[str, Any]]) -> None:
         """Process ``messages`` into the KV cache now (blocking; no answer is generated), so a
         request starting with them only processes what follows. Errors are logged only."""
-        if not self.ready:
-            return
-        try:
-            with httpx.Client(transport=httpx.HTTPTransport(uds=self._socket), timeout=120) as c:
-                c.post(
-                    "http://talkie-local-llm/v1/chat/completions",
-                    headers={"Authorization": f"Bearer {self._api_key}"},
-                    json={"messages": messages, "max_tokens": 1, "cache_prompt": True},
-                ).raise_for_status()
-        except httpx.HTTPError as exc:
-            log.warning("local LLM: prefill failed (%s)", type(exc).__name__)
+        if self.ready:
+            _prefill(self._socket, self._api_key, messages)
+
+    def endpoint(self) -> EngineEndpoint | None:
+        """Where this engine answers, once it is ready."""
+        return EngineEndpoint(self.name, self._socket, self._api_key) if self.ready else None
 
     def close(self) -> None:
         self._worker.close()
@@ -197,3 +202,53 @@ class LocalEngine:
                      time.perf_counter() - started, load_seconds)  # fmt: skip
         finally:
             self._ready.set()
+
+
+class AttachedEngine:
+    """An engine another process of this machine loaded (``EngineEndpoint``): the same
+    interface as ``LocalEngine``, without a model of its own. Session workers use the web
+    process's engine this way: one model in memory per machine, not one per session."""
+
+    base_url = LocalEngine.base_url
+
+    def __init__(self, endpoint: EngineEndpoint, options: EngineOptions | None = None) -> None:
+        self.name = endpoint.name
+        self.options = options or EngineOptions()
+        self._endpoint = endpoint
+        self.error: str | None = None
+        self.load_seconds: float | None = 0.0
+        self.ready = True  # if the owner's model went away, requests fail: the brain falls back
+
+    @property
+    def api_key(self) -> str:
+        return self._endpoint.api_key
+
+    def start(self) -> None:
+        """Nothing to load here (the owner process restarts its engine)."""
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        return True
+
+    def transport(self) -> httpx.AsyncHTTPTransport:
+        return httpx.AsyncHTTPTransport(uds=self._endpoint.socket_path)
+
+    def prefill(self, messages: list[dict[str, Any]]) -> None:
+        _prefill(self._endpoint.socket_path, self._endpoint.api_key, messages)
+
+    def endpoint(self) -> EngineEndpoint:
+        return self._endpoint
+
+    def close(self) -> None:
+        """The model belongs to the process that loaded it."""
+
+
+def _prefill(socket_path: str, api_key: str, messages: list[dict[str, Any]]) -> None:
+    try:
+        with httpx.Client(transport=httpx.HTTPTransport(uds=socket_path), timeout=120) as client:
+            client.post(
+                f"{LocalEngine.base_url}/chat/completions",
+                headers={"Authorization": f"Bearer {api_key}"},
+                json={"messages": messages, "max_tokens": 1, "cache_prompt": True},
+            ).raise_for_status()
+    except httpx.HTTPError as exc:
+        log.warning("local LLM: prefill failed (%s: %s)", type(exc).__name__, exc)

@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from talkie.brain.local.brain import node_engine
 from talkie.errors import EngineError, InvalidInputError
 from talkie.server.hosts.base import (
     HostKind,
@@ -40,6 +41,7 @@ log = logging.getLogger(__name__)
 
 WORKER_START_TIMEOUT = 120.0  # a cold worker on a loaded 2-core box imports for a while
 CLOSE_GRACE = 10.0  # a worker asked to end has this long before it is killed
+LLM_WAIT = 120.0  # a pooled worker waits this long for the web process's local LLM
 RIGS_PREPARED = 2  # pooled workers prepare the images of the last characters talked to
 
 
@@ -274,7 +276,9 @@ class ProcessHost:
 
     def _new_worker(self) -> WorkerProcess:
         self._count += 1
-        warm_up = dataclasses.replace(self._warm_up, rigs=tuple(self._recent_rigs.values()))
+        warm_up = dataclasses.replace(
+            self._warm_up, rigs=tuple(self._recent_rigs.values()), llm=node_engine()
+        )
         return WorkerProcess(
             factory=warm_up, name=f"session-worker-{self._count}",
             start_timeout=self._start_timeout, niceness=0, daemon=False,
@@ -288,6 +292,8 @@ class ProcessHost:
             task.add_done_callback(self._tasks.discard)
 
     async def _start_pooled(self) -> None:
+        # A worker started while this process's model is still loading would load its own.
+        await asyncio.to_thread(node_engine, LLM_WAIT)
         worker = self._new_worker()
         try:
             await asyncio.to_thread(worker.start)

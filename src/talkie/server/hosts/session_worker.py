@@ -43,6 +43,9 @@ class WarmUp:
     # the rigs of the characters most recently talked to: their framed images are built ahead
     # (~0.6 s each, talkie.render.meshwarp.prepare_stage), as most sessions are of the same few
     rigs: tuple[Any, ...] = ()
+    # the web process's local LLM (talkie.brain.local.engine.EngineEndpoint): sessions use it
+    # instead of loading the model in every worker (~1 GB and ~10 CPU-seconds each)
+    llm: Any = None
 
     def __call__(self) -> SessionWorker:
         return SessionWorker(self)
@@ -63,6 +66,10 @@ class SessionWorker:
             import talkie.session.conversation  # noqa: F401
         except ImportError as exc:  # pragma: no cover - a partial install
             log.warning("the real conversation is not importable here: %s", exc)
+        if warm_up.llm is not None:
+            from talkie.brain.local.brain import attach_engine
+
+            attach_engine(warm_up.llm)
         if warm_up.models:
             from talkie.hearing.hearing import warm_up as warm_recognizer
             from talkie.server.app import start_local_llm
@@ -83,11 +90,17 @@ class SessionWorker:
     def ping(self) -> str:
         return "ready"
 
-    def prepared_stages(self) -> int:
-        """How many characters' images this worker has ready (see ``WarmUp.rigs``)."""
+    def warm_state(self) -> dict[str, Any]:
+        """What this worker has ready: characters' images (``WarmUp.rigs``) and whose local
+        LLM its sessions use ("attached": the web process's; "own"; None: not loaded)."""
+        from talkie.brain.local.brain import _ENGINES, AttachedEngine
         from talkie.render.meshwarp import prepared_stages
 
-        return prepared_stages()
+        engines = list(_ENGINES.values())
+        llm = None if not engines else (
+            "attached" if all(isinstance(e, AttachedEngine) for e in engines) else "own"
+        )  # fmt: skip
+        return {"prepared_stages": prepared_stages(), "llm": llm}
 
     def serve_connection(self, conn: Connection, spec: SessionSpec, sdp: str, kind: str) -> None:
         """Run the session until it closes (called by ``talkie.worker`` on hand-over)."""
