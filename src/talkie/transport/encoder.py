@@ -34,12 +34,14 @@ class EncoderOptions:
 
     bitrate: int = 2_000_000  # target and ceiling (720p talking head: 1.5-2.5 Mbps looks clean)
     min_bitrate: int = 600_000  # floor when the receiver reports congestion (REMB)
-    preset: str = "superfast"  # ultrafast is ~1 ms cheaper but has no deblocking (blocky)
+    # ultrafast with its deblocking filter back on: 18-39 % less CPU than superfast (two runs)
+    # for 0.1-0.2 dB less mean PSNR and a better worst frame (bench/encoder_settings.py)
+    preset: str = "ultrafast"
     fps: float = 24.0
     keyframe_interval: float = 3.0  # seconds; loss recovery also asks for keyframes (PLI)
     threads: int = 1  # x264 worker threads; 1 leaves the second core to the renderer
     # more libx264 settings, "key=value:key=value" (after the preset's; bench/encoder_settings.py)
-    x264_params: str = ""
+    x264_params: str = "deblock=0,0"
     # Re-opening the encoder for a new bitrate costs a keyframe: do it rarely and only for a
     # clear change.
     bitrate_change_ratio: float = 0.25
