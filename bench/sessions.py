@@ -218,6 +218,7 @@ async def _client(url: str, n: int, seconds: float, ask_every: float) -> dict[st
             await asyncio.sleep(0.05)
         t1 = time.monotonic()
         print(f"END {t1}", flush=True)
+        await asyncio.sleep(1.0)  # the server reads its counters before the sessions close
         per = []
         for s, log, a0 in zip(sessions, logs, audio0, strict=True):
             m = _video_metrics(log, t0, t1)
