@@ -19,6 +19,7 @@ returns. The session host uses this for one-session worker processes prepared ah
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing as mp
 import os
@@ -41,11 +42,21 @@ _ERRORS: dict[str, type[TalkieError]] = {
 HAND_OVER = "serve_connection"
 
 
+def renice_threads(pid: int, niceness: int) -> None:
+    """Set ``niceness`` on every thread of process ``pid`` (Linux nice levels are per thread:
+    ``os.nice`` leaves the threads that already exist, e.g. BLAS pools started by imports)."""
+    with contextlib.suppress(OSError):
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, int(task), niceness)
+
+
 def _serve(factory: Callable[[], Any], conn: Connection, niceness: int) -> None:
     if niceness:
         # Model work yields to the latency-critical frame loop when the cores are contended,
         # and still runs at full speed when they are not.
         os.nice(niceness)
+        renice_threads(os.getpid(), os.getpriority(os.PRIO_PROCESS, 0))
     try:
         target = factory()
         conn.send(("ready",))

@@ -16,6 +16,7 @@ import os
 import signal
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -25,6 +26,7 @@ from live_server import LiveServer
 
 from talkie.brain.local.brain import node_engine
 from talkie.server.app import ServerOptions
+from talkie.server.hosts.process import POOL_NICENESS, can_raise_priority
 from talkie.server.ops import registry_sessions
 
 
@@ -62,6 +64,18 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def _nice_levels(pid: int) -> set[int]:
+    """The nice levels of every thread of ``pid`` and of its child processes."""
+    levels, todo = set(), [pid]
+    while todo:
+        current = todo.pop()
+        for task in os.listdir(f"/proc/{current}/task"):
+            levels.add(os.getpriority(os.PRIO_PROCESS, int(task)))
+            children = Path(f"/proc/{current}/task/{task}/children").read_text().split()
+            todo.extend(int(c) for c in children)
+    return levels
 
 
 def _transcript(server: LiveServer, session: ClientSession) -> list[dict[str, object]]:
@@ -188,8 +202,11 @@ def test_the_warm_pool_refills_after_a_session_takes_a_worker(process_server: Li
             assert hosted.stats()["pid"] != os.getpid()
             # ...and the fresh one has the astronaut's images ready for the next session
             fresh = host._pool[0]
-            state = await asyncio.to_thread(lambda: next(iter(fresh.call("warm_state"))))
+            state = await asyncio.to_thread(fresh.call_one, "warm_state")
             assert state["prepared_stages"] == 1
+            if can_raise_priority():  # the pool loads niced; a session runs at normal priority
+                assert _nice_levels(fresh.pid) == {POOL_NICENESS}
+                assert _nice_levels(hosted.stats()["pid"]) == {0}
         finally:
             await session.close()
 
@@ -259,7 +276,7 @@ def test_the_real_conversation_runs_in_a_warm_worker_with_its_own_model_processe
         _wait(lambda: host.ready_workers == 1, 300, "the warm worker to load its models")
         # the local LLM is the web process's, reached over its socket, not loaded again
         expected = "attached" if node_engine() is not None else None
-        assert next(iter(host._pool[0].call("warm_state")))["llm"] == expected
+        assert host._pool[0].call_one("warm_state")["llm"] == expected
 
         async def scenario() -> None:
             session = await connect(server.url, "astronaut")

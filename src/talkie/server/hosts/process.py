@@ -18,7 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import logging
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -35,12 +39,13 @@ from talkie.server.hosts.base import (
 )
 from talkie.server.hosts.session_worker import WarmUp
 from talkie.session.events import SessionEvent
-from talkie.worker import WorkerProcess
+from talkie.worker import WorkerProcess, renice_threads
 
 log = logging.getLogger(__name__)
 
 WORKER_START_TIMEOUT = 120.0  # a cold worker on a loaded 2-core box imports for a while
 CLOSE_GRACE = 10.0  # a worker asked to end has this long before it is killed
+POOL_NICENESS = 10  # a pooled worker loads at this nice level, so it never slows live sessions
 LLM_WAIT = 120.0  # a pooled worker waits this long for the web process's local LLM
 RIGS_PREPARED = 2  # pooled workers prepare the images of the last characters talked to
 
@@ -184,6 +189,31 @@ class ProcessSession:
             self._proc.kill()
 
 
+@functools.cache
+def can_raise_priority() -> bool:
+    """Whether this process may give a niced process its normal priority back (a child tries)."""
+    probe = "import os; os.nice(1); os.setpriority(os.PRIO_PROCESS, 0, 0)"
+    try:
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+def renice_tree(pid: int | None, niceness: int) -> None:
+    """Set ``niceness`` on every thread of process ``pid`` and of its descendants."""
+    todo, seen = ([] if pid is None else [pid]), set()
+    while todo:
+        current = todo.pop()
+        seen.add(current)
+        renice_threads(current, niceness)
+        with contextlib.suppress(OSError):
+            for task in os.listdir(f"/proc/{current}/task"):
+                with contextlib.suppress(OSError, ValueError):
+                    children = Path(f"/proc/{current}/task/{task}/children").read_text().split()
+                    todo.extend(int(c) for c in children if int(c) not in seen)
+
+
 class ProcessHost:
     """Sessions in worker processes on this machine, with a warm pool of ``warm`` workers."""
 
@@ -206,6 +236,9 @@ class ProcessHost:
         self._closed = False
         self._count = 0
         self._recent_rigs: dict[str, Any] = {}  # character id -> rig, most recent last
+        # Pooled workers start niced only where their priority can be raised again when taken
+        # (root or CAP_SYS_NICE); elsewhere a niced session would lose to every other one.
+        self._pool_niceness = POOL_NICENESS if can_raise_priority() else 0
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -256,6 +289,9 @@ class ProcessHost:
             raise SessionHostError("the server is shutting down")
         warm = bool(self._pool)
         worker = self._pool.pop() if warm else self._new_worker()
+        if warm and self._pool_niceness:
+            # Its session runs at normal priority (the worker, its model processes, their threads).
+            await asyncio.to_thread(renice_tree, worker.pid, 0)
         self._refill()
         if not warm:
             starting = asyncio.ensure_future(asyncio.to_thread(worker.start))
@@ -274,14 +310,14 @@ class ProcessHost:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def _new_worker(self) -> WorkerProcess:
+    def _new_worker(self, niceness: int = 0) -> WorkerProcess:
         self._count += 1
         warm_up = dataclasses.replace(
             self._warm_up, rigs=tuple(self._recent_rigs.values()), llm=node_engine()
         )
         return WorkerProcess(
             factory=warm_up, name=f"session-worker-{self._count}",
-            start_timeout=self._start_timeout, niceness=0, daemon=False,
+            start_timeout=self._start_timeout, niceness=niceness, daemon=False,
         )  # fmt: skip
 
     def _refill(self) -> None:
@@ -294,7 +330,7 @@ class ProcessHost:
     async def _start_pooled(self) -> None:
         # A worker started while this process's model is still loading would load its own.
         await asyncio.to_thread(node_engine, LLM_WAIT)
-        worker = self._new_worker()
+        worker = self._new_worker(self._pool_niceness)
         try:
             await asyncio.to_thread(worker.start)
         except Exception:
