@@ -26,7 +26,6 @@ import logging
 import queue
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -42,19 +41,7 @@ from talkie.hearing.turn_model import TurnModel
 from talkie.hearing.vad import SAMPLE_RATE, SileroVad
 from talkie.messages import AudioChunk, Transcript, VoiceActivity
 
-__all__ = ["Hearing", "HearingEvent", "warm_up"]
-
-_warmed: weakref.WeakSet[Any] = weakref.WeakSet()  # recognizers that have transcribed once
-
-
-def warm_up(recognizer: SpeechRecognizer) -> None:
-    """Load ``recognizer`` and transcribe a second of silence once (its first call is slow);
-    recognizers are shared by the sessions of a process, so later sessions skip this."""
-    recognizer.load()
-    if recognizer not in _warmed:
-        recognizer.transcribe(np.zeros(SAMPLE_RATE, dtype=np.float32))
-        _warmed.add(recognizer)
-
+__all__ = ["Hearing", "HearingEvent"]
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +103,8 @@ class Hearing:
     def load(self) -> None:
         """Load the VAD, ASR and end-of-turn models and warm the ASR up (blocking, ~0.5 s)."""
         self._vad.load()
-        warm_up(self.recognizer)
+        self.recognizer.load()
+        self.recognizer.transcribe(np.zeros(SAMPLE_RATE, dtype=np.float32))
         if self.turn_model is not None:
             self.turn_model.load()
 

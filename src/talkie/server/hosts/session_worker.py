@@ -71,7 +71,6 @@ class SessionWorker:
 
             attach_engine(warm_up.llm)
         if warm_up.models:
-            from talkie.hearing.hearing import warm_up as warm_recognizer
             from talkie.server.app import start_local_llm
             from talkie.session.character import DEFAULT_VOICE
             from talkie.session.voices import shared_recognizer, shared_voice
@@ -79,7 +78,7 @@ class SessionWorker:
             # Each worker has its own model processes (``talkie.session.voices`` keeps them per
             # process); loading them here keeps them off the session's first answer.
             start_local_llm()  # loads in the background when the local LLM is the brain
-            warm_recognizer(shared_recognizer())
+            shared_recognizer().load()
             shared_voice(DEFAULT_VOICE).load()
         if warm_up.rigs:
             from talkie.render.meshwarp import RenderOptions, prepare_stage
