@@ -35,18 +35,29 @@ def _overlay(page: TalkiePage) -> str:
     return text
 
 
+def _live(server: LiveServer, open_page: OpenPage) -> TalkiePage:
+    """A visitor who takes the server's only session."""
+    page = open_page(server)
+    page.pick("astronaut")
+    page.wait_playing(timeout=30, frames=2)
+    return page
+
+
+def _in_line(server: LiveServer, open_page: OpenPage) -> TalkiePage:
+    """A visitor who comes next and is told to wait."""
+    page = open_page(server)
+    page.pick("astronaut")
+    page.page.wait_for_function(
+        "() => document.getElementById('overlay').innerText.includes('in line')", timeout=15_000
+    )
+    return page
+
+
 def test_a_full_server_shows_the_place_in_line_then_connects(
     one_session_server: LiveServer, open_page: OpenPage, artifacts: Path
 ) -> None:
-    first = open_page(one_session_server)
-    first.pick("astronaut")
-    first.wait_playing(timeout=30, frames=2)
-
-    second = open_page(one_session_server)
-    second.pick("astronaut")
-    second.page.wait_for_function(
-        "() => document.getElementById('overlay').innerText.includes('in line')", timeout=15_000
-    )
+    first = _live(one_session_server, open_page)
+    second = _in_line(one_session_server, open_page)
     text = _overlay(second)
     assert "number 1 in line" in text, text
     assert second.page.is_visible("#overlay-button")
@@ -66,14 +77,8 @@ def test_a_full_server_shows_the_place_in_line_then_connects(
 
 
 def test_leaving_the_line_stops_asking(one_session_server: LiveServer, open_page: OpenPage) -> None:
-    first = open_page(one_session_server)
-    first.pick("astronaut")
-    first.wait_playing(timeout=30, frames=2)
-    second = open_page(one_session_server)
-    second.pick("astronaut")
-    second.page.wait_for_function(
-        "() => document.getElementById('overlay').innerText.includes('in line')", timeout=15_000
-    )
+    first = _live(one_session_server, open_page)
+    second = _in_line(one_session_server, open_page)
     requests: list[str] = []
     second.page.on(
         "request", lambda r: requests.append(r.url) if r.url.endswith("/v1/sessions") else None
@@ -92,9 +97,7 @@ def test_the_widget_waits_in_line_and_says_where(
     from live_host import HostSite
     from test_live_widget import _INJECT_JS, _PLAYING_JS, HOST_PAGE, _event, _publishable_key
 
-    first = open_page(one_session_server)
-    first.pick("astronaut")
-    first.wait_playing(timeout=30, frames=2)
+    first = _live(one_session_server, open_page)
     site = HostSite()
     site.pages["/"] = HOST_PAGE
     context = chromium.new_context(viewport={"width": 1280, "height": 860})
