@@ -34,7 +34,12 @@ def ray_cluster() -> Iterator[Cluster]:
     try:
         cluster.add_node(**node)
         cluster.wait_for_nodes()
-        ray.init(address=cluster.address, logging_level="WARNING", log_to_driver=False)
+        # The tests turn the local LLM off (tests/conftest.py); the nodes' sessions may use it
+        # (only the real-conversation test starts it, through NodeModels).
+        ray.init(
+            address=cluster.address, logging_level="WARNING", log_to_driver=False,
+            runtime_env={"env_vars": {"TALKIE_LOCAL_LLM": "1"}},
+        )  # fmt: skip
         # The fake conversation lives in the tests folder, which Ray's workers cannot import:
         # ship its code with the session spec.
         ray.cloudpickle.register_pickle_by_value(live_fakes)
@@ -107,3 +112,49 @@ def test_a_dead_actor_ends_its_session_with_a_reason(ray_cluster: Cluster) -> No
         session_id = asyncio.run(scenario())
         reason = server.end_reason(session_id)
         assert reason is not None and "Ray actor stopped" in reason
+
+
+def _node_llm_socket(node_id: str) -> str:
+    """The socket of the local LLM that ``node_id``'s NodeModels actor loaded."""
+    models = ray.get_actor(f"talkie-models-{node_id}")
+    endpoint = ray.get(models.llm.remote(0.0), timeout=30)
+    assert endpoint is not None, f"node {node_id[:8]} has no ready local LLM"
+    return str(endpoint.socket_path)
+
+
+def test_real_sessions_use_their_nodes_one_local_llm(ray_cluster: Cluster) -> None:
+    """The real conversation on Ray: each node loads the local LLM once (NodeModels) and its
+    sessions use it through the node's socket; a later session on a node finds it loaded."""
+    options = ServerOptions(
+        max_sessions=2, host_kind="ray", ray_address=ray_cluster.address, preload_models=True
+    )
+    with LiveServer(options=options) as server:
+
+        async def talk(count: int) -> list[dict[str, Any]]:
+            sessions = [await connect(server.url, "astronaut") for _ in range(count)]
+            try:
+                for s in sessions:
+                    await s.wait_video(5, timeout=120)
+                first = sessions[0]
+                await first.channel_open.wait()
+                first.send({"type": "text", "text": "What is your name?"})
+                reply = await first.wait_event(lambda e: e.get("type") == "reply", timeout=60)
+                assert reply["text"]
+                return [server.registry.get(s.session_id).stats() for s in sessions]
+            finally:
+                for s in sessions:
+                    await s.close()
+
+        placed = asyncio.run(talk(2))
+        print(f"\nray placement: {[(n['node_id'][:8], n['llm']) for n in placed]}")
+        assert len({n["node_id"] for n in placed}) == 2
+        assert all(n["llm"] == "attached" for n in placed), placed
+        sockets = {n["node_id"]: _node_llm_socket(n["node_id"]) for n in placed}
+        assert len(set(sockets.values())) == 2  # one model per node
+
+        deadline = time.monotonic() + 60
+        while len(server.registry) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        (again,) = asyncio.run(talk(1))
+        assert again["llm"] == "attached"
+        assert _node_llm_socket(again["node_id"]) == sockets[again["node_id"]]  # not reloaded

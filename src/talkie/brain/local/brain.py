@@ -48,7 +48,14 @@ from talkie.brain.tools.executor import ToolExecutor
 from talkie.brain.tools.spec import Tool
 from talkie.errors import InvalidInputError
 
-__all__ = ["LocalBrain", "LocalBrainOptions", "attach_engine", "node_engine", "shared_engine"]
+__all__ = [
+    "LocalBrain",
+    "LocalBrainOptions",
+    "attach_engine",
+    "engine_kind",
+    "node_engine",
+    "shared_engine",
+]
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +85,16 @@ def node_engine(timeout: float = 0.0) -> EngineEndpoint | None:
         if isinstance(engine, LocalEngine) and (engine.ready or engine.wait_ready(timeout)):
             return engine.endpoint()
     return None
+
+
+def engine_kind() -> str | None:
+    """Whose local LLM this process's brains use: "attached" (another process's, through its
+    endpoint), "own" (loaded here), or None (none yet)."""
+    with _ENGINES_LOCK:
+        engines = list(_ENGINES.values())
+    if not engines:
+        return None
+    return "attached" if all(isinstance(e, AttachedEngine) for e in engines) else "own"
 
 
 def shared_engine(

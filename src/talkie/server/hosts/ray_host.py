@@ -11,9 +11,12 @@ Networking: the browser's media flows straight to the node that runs the actor (
 candidates are the node's addresses), so nodes must be reachable from the browsers' network,
 or a TURN server must relay (``--ice-server``). The web server only sees signalling.
 
-Models load once per node process that runs sessions: a Ray worker process is reused by the
-actors Ray places on it, and ``talkie.session.voices`` keeps its speech model processes per
-process. ``ray`` is an optional extra: ``pip install 'talkie[ray]'``.
+Models: with ``models=True`` (``talkie serve`` preloads them) each node gets one ``NodeModels``
+actor (no CPU reserved, pinned to its node) that loads the local LLM once; the node's session
+actors use it through its endpoint, a Unix socket on that node (``EngineEndpoint``), as the
+process host's workers use the web process's model. Without it every session actor loads its
+own copy (~0.7 GB, ~10 CPU-seconds). The speech models are small and stay per actor process
+(``talkie.session.voices``). ``ray`` is an optional extra: ``pip install 'talkie[ray]'``.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0  # how long one long-poll waits for events in the actor
 ACTOR_START_TIMEOUT = 120.0
+LLM_WAIT = 120.0  # a session waits this long for its node's local LLM (the first on a node)
 
 
 def import_ray() -> Any:
@@ -67,8 +71,22 @@ class SessionActor:
         ray = import_ray()
         return {"node_id": ray.get_runtime_context().get_node_id(), "pid": os.getpid()}
 
-    async def start(self, spec: SessionSpec, offer_sdp: str, offer_type: str) -> tuple[str, str]:
+    def llm(self) -> str | None:
+        """Whose local LLM this actor's brain uses ("attached": its node's; "own"; None)."""
+        from talkie.brain.local.brain import engine_kind
+
+        return engine_kind()
+
+    async def start(
+        self, spec: SessionSpec, offer_sdp: str, offer_type: str, llm: Any = None
+    ) -> tuple[str, str]:
+        """Build the session and answer the offer; ``llm``: the node's model endpoint."""
         from talkie.server.hosts.inprocess import build_peer
+
+        if llm is not None:
+            from talkie.brain.local.brain import attach_engine
+
+            attach_engine(llm)
 
         def closed(reason: str) -> None:
             self._ended = True
@@ -95,6 +113,23 @@ class SessionActor:
         elif not self._ended:
             self._ended = True
             self._queue.put_nowait(("closed", reason))
+
+
+class NodeModels:
+    """The models one node's sessions share (an actor pinned to the node): the local LLM, when
+    it is the brain, loads here once and answers on a Unix socket of the node."""
+
+    def __init__(self) -> None:
+        from talkie.server.app import start_local_llm
+
+        start_local_llm()  # in the background; nothing when another LLM is configured
+
+    def llm(self, timeout: float) -> Any:
+        """The model's ``EngineEndpoint`` once it is ready (waits up to ``timeout`` s); None
+        when there is no local model here or it failed to load."""
+        from talkie.brain.local.brain import node_engine
+
+        return node_engine(timeout)
 
 
 class RaySession:
@@ -125,8 +160,10 @@ class RaySession:
             scheduling_strategy="SPREAD",
         ).remote()  # fmt: skip
         try:
-            sdp, kind = await self._actor.start.remote(self._spec, offer_sdp, offer_type)
             self.node = await self._actor.node.remote()
+            llm = await self._host.node_llm(self.node["node_id"])
+            sdp, kind = await self._actor.start.remote(self._spec, offer_sdp, offer_type, llm)
+            self.node["llm"] = await self._actor.llm.remote()
         except ray.exceptions.RayTaskError as exc:
             cause = exc.cause if isinstance(getattr(exc, "cause", None), Exception) else exc
             self._finish(f"the session could not start ({type(cause).__name__})")
@@ -188,15 +225,18 @@ class RayHost:
 
     def __init__(
         self, *, address: str | None = None, knowledge_path: Path | None = None,
-        cpus_per_session: float = 1.0, init: bool = True,
+        cpus_per_session: float = 1.0, init: bool = True, models: bool = False,
     ) -> None:  # fmt: skip
         self.ray = import_ray()
         self.address = address
         self.cpus_per_session = cpus_per_session
+        self.models = models
         self._knowledge_path = knowledge_path
         self._sessions: dict[str, RaySession] = {}
         self._init = init
         self.actor_class: Any = self.ray.remote(SessionActor)
+        self._models_class: Any = self.ray.remote(NodeModels)
+        self._node_models: dict[str, Any] = {}
 
     def __len__(self) -> int:
         return len(self._sessions)
@@ -218,7 +258,8 @@ class RayHost:
             await session.close(reason)
 
     async def prepare(self) -> None:
-        """Connect to the cluster (in a thread: ``ray.init`` blocks)."""
+        """Connect to the cluster (in a thread: ``ray.init`` blocks); with ``models``, every
+        node starts loading its shared models now, ahead of its first session."""
         if self._init and not self.ray.is_initialized():
             started = time.monotonic()
             await asyncio.to_thread(
@@ -227,6 +268,36 @@ class RayHost:
             )  # fmt: skip
             log.info("connected to Ray in %.1f s: %s", time.monotonic() - started,
                      self.ray.cluster_resources())  # fmt: skip
+        if self.models:
+            nodes = await asyncio.to_thread(self.ray.nodes)
+            for node in nodes:
+                if node.get("Alive") and node.get("Resources", {}).get("CPU", 0) > 0:
+                    self._models_on(node["NodeID"])
+
+    def _models_on(self, node_id: str) -> Any:
+        """The node's ``NodeModels`` actor, started if needed (it lives as long as this web
+        process's connection to the cluster)."""
+        actor = self._node_models.get(node_id)
+        if actor is None:
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            actor = self._node_models[node_id] = self._models_class.options(
+                name=f"talkie-models-{node_id}", get_if_exists=True, num_cpus=0,
+                scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False),
+            ).remote()  # fmt: skip
+        return actor
+
+    async def node_llm(self, node_id: str) -> Any:
+        """The endpoint of the local LLM on ``node_id`` for a session there (None: without
+        ``models``, no local model there, or it failed: the session's brain decides)."""
+        if not self.models:
+            return None
+        try:
+            return await self._models_on(node_id).llm.remote(LLM_WAIT)
+        except self.ray.exceptions.RayError as exc:
+            log.warning("the shared models of node %s are unavailable: %s", node_id[:8], exc)
+            self._node_models.pop(node_id, None)  # started again for the next session there
+            return None
 
     async def close(self, reason: str, *, timeout: float) -> None:
         sessions = list(self._sessions.values())
@@ -234,3 +305,7 @@ class RayHost:
             await asyncio.wait(
                 [asyncio.ensure_future(s.close(reason)) for s in sessions], timeout=timeout
             )
+        for actor in self._node_models.values():  # their models leave the nodes' memory
+            with contextlib.suppress(Exception):
+                self.ray.kill(actor)
+        self._node_models.clear()

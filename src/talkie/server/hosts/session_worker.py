@@ -92,14 +92,10 @@ class SessionWorker:
     def warm_state(self) -> dict[str, Any]:
         """What this worker has ready: characters' images (``WarmUp.rigs``) and whose local
         LLM its sessions use ("attached": the web process's; "own"; None: not loaded)."""
-        from talkie.brain.local.brain import _ENGINES, AttachedEngine
+        from talkie.brain.local.brain import engine_kind
         from talkie.render.meshwarp import prepared_stages
 
-        engines = list(_ENGINES.values())
-        llm = None if not engines else (
-            "attached" if all(isinstance(e, AttachedEngine) for e in engines) else "own"
-        )  # fmt: skip
-        return {"prepared_stages": prepared_stages(), "llm": llm}
+        return {"prepared_stages": prepared_stages(), "llm": engine_kind()}
 
     def serve_connection(self, conn: Connection, spec: SessionSpec, sdp: str, kind: str) -> None:
         """Run the session until it closes (called by ``talkie.worker`` on hand-over)."""
