@@ -166,6 +166,34 @@ def test_metrics_and_spans_after_a_real_turn(server: LiveServer) -> None:
     assert after[("talkie_video_late_frames_total", ())] >= late
 
 
+def test_errors_are_counted_by_what_failed(server: LiveServer) -> None:
+    """A session reporting a failed provider (``error`` events, as the real conversation sends
+    them: tests/session/test_session_failures.py) shows in ``talkie_errors_total{stage}``;
+    a stage nobody knows counts as "session" (no new time series from a session's words)."""
+    before = scrape(server)
+
+    async def scenario() -> None:
+        session = await open_session(server)
+        try:
+            for stage in ("tts", "asr", "asr", "made-up"):
+                session.send({"type": "text", "text": f"fail:{stage}"})
+            await session.wait_event(lambda e: e.get("stage") == "made-up", timeout=15)
+        finally:
+            await session.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+    after = scrape(server)
+
+    def added(stage: str) -> float:
+        key = ("talkie_errors_total", (("stage", stage),))
+        return after[key] - before[key]
+
+    assert {s: added(s) for s in ("tts", "asr", "llm", "video", "session")} == {
+        "tts": 1, "asr": 2, "llm": 0, "video": 0, "session": 1,
+    }  # fmt: skip
+    assert not [k for k in after if k[0] == "talkie_errors_total" and "made-up" in str(k)]
+
+
 def test_metrics_need_the_scrape_token_or_an_admin_key(server: LiveServer) -> None:
     url = server.url + "/metrics"
     assert httpx.get(url).status_code == 401

@@ -23,6 +23,7 @@ from talkie.messages import AudioChunk, VideoFrame
 from talkie.session.contract import AUDIO_FRAME_SAMPLES, AUDIO_SAMPLE_RATE
 from talkie.session.events import (
     ReplySpoken,
+    SessionError,
     SessionEvent,
     StateChanged,
     ToolCallRequested,
@@ -150,6 +151,8 @@ class FakeConversation:
                     arguments=json.loads(args or "{}"),
                 )  # fmt: skip
                 self._emit(call)
+            elif text.startswith("fail:"):  # as the real one reports a failed provider
+                self._emit(SessionError(t=self.now(), message="it failed", stage=text[5:].strip()))
             else:
                 self._reply(text.strip())
         elif kind == "tool_result":

@@ -353,6 +353,11 @@ class Hearing:
             with contextlib.suppress(RuntimeError):  # the loop is closed: nobody to wake
                 loop.call_soon_threadsafe(wake.set)
 
+    @property
+    def failed(self) -> bool:
+        """A stage failed: ``events()`` raises its error; nothing more is heard."""
+        return self._error is not None
+
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError("this Hearing is closed")

@@ -60,7 +60,7 @@ from talkie.session.events import (
 )
 from talkie.session.frames import VideoLine
 from talkie.session.parts import SessionOptions, SessionParts, build_parts, plan_video
-from talkie.session.reply import APOLOGY, Reply
+from talkie.session.reply import APOLOGY, Reply, VoiceFailed
 from talkie.session.timeline import MediaClock, ScheduledSpeech, SpeechTimeline, resample
 from talkie.session.trace import TraceLog, TurnTrace
 from talkie.session.turns import TurnTaker, UserTurn
@@ -222,13 +222,19 @@ class Conversation:
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error(
-                "session %s: task %s failed", self.id, task.get_name(), exc_info=task.exception()
-            )
-            self.emit(
-                SessionError(t=self.clock.now(), message="the character hit an internal error")
-            )
+        if task.cancelled() or task.exception() is None:
+            return
+        error = task.exception()
+        log.error("session %s: task %s failed", self.id, task.get_name(), exc_info=error)
+        if isinstance(error, VoiceFailed):
+            stage, message = "tts", "the character's voice failed"
+        elif task.get_name().endswith("-hearing"):
+            stage, message = "asr", "the character stopped hearing you; please reconnect"
+        elif task.get_name().endswith("-video"):
+            stage, message = "video", "the character's video stopped"
+        else:
+            stage, message = "session", "the character hit an internal error"
+        self.emit(SessionError(t=self.clock.now(), message=message, stage=stage))
 
     # -- media out --
 
@@ -267,7 +273,7 @@ class Conversation:
     # -- media in --
 
     def push_audio(self, chunk: AudioChunk) -> None:
-        if self._closed:
+        if self._closed or self.hearing.failed:  # the hearing task reports its failure
             return
         if not self.hands_free and not self._ptt_down:
             return
@@ -502,7 +508,9 @@ class Conversation:
 
     def brain_failed(self, reply: Reply, error: TalkieError) -> None:
         self.emit(
-            SessionError(t=self.clock.now(), message="the brain is not answering; please retry")
+            SessionError(
+                t=self.clock.now(), message="the brain is not answering; please retry", stage="llm"
+            )
         )
 
     # -- tools --

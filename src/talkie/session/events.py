@@ -114,10 +114,13 @@ class VideoLowered(SessionEvent):
 
 @dataclass(frozen=True)
 class SessionError(SessionEvent):
-    """A short message for the user (the brain is not answering, an internal error)."""
+    """A short message for the user (the brain is not answering, an internal error).
+    ``stage``: what failed, for operators ("llm", "tts", "asr", "video", or "session" for
+    anything else)."""
 
     type: ClassVar[str] = "error"
     message: str = ""
+    stage: str = "session"
 
 
 @dataclass(frozen=True)

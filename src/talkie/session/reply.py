@@ -56,6 +56,10 @@ class Speaker(Protocol):
     def brain_failed(self, reply: Reply, error: TalkieError) -> None: ...
 
 
+class VoiceFailed(TalkieError):
+    """Speech synthesis failed: the character cannot say anything, not even an apology."""
+
+
 class Reply:
     """See the module docstring. ``text`` is fixed words to say (a greeting); otherwise the
     ``brain`` answers ``user_text`` given ``history``. ``spawn`` starts the reply's tasks (the
@@ -234,6 +238,8 @@ class Reply:
             for clause in self._chunker.flush():
                 await self._say_next(clause)
             await self._say_next("")  # what a tool call left to say
+        except VoiceFailed:
+            raise  # the session reports it (an apology could not be heard either)
         except TalkieError as exc:
             # The LLM is down or slow: say so, briefly, and stay live.
             log.warning("reply %d: the brain failed: %s", trace.turn, exc)
@@ -256,7 +262,11 @@ class Reply:
             return
         clock = self.speaker.clock
         self.trace.mark("first_clause", clock.now())
-        clips = await self.speaker.synthesize(text)
+        try:
+            clips = await self.speaker.synthesize(text)
+        except TalkieError as exc:
+            self.trace.error = f"speech synthesis failed: {exc}"
+            raise VoiceFailed(str(exc)) from exc
         self.trace.mark("tts_first_audio", clock.now())
         if self.state == "cancelled":
             return

@@ -11,8 +11,9 @@ Names (all prefixed ``talkie_``):
   ``turn_stage_seconds{stage}``: end of speech -> each stage (histogram); ``asr_seconds``,
   ``llm_first_token_seconds``, ``tts_first_audio_seconds``: the time of each provider in the
   turn; ``tool_seconds{kind}``, ``tool_calls_total{kind,ok}``; ``turns_total{interrupted}``;
-  ``errors_total{stage}`` (``llm``: the brain failed; ``session``: the page was told of an
-  error).
+  ``errors_total{stage}``: errors the page was told of, by what failed (``llm``: the brain;
+  ``tts``: speech synthesis; ``asr``: hearing; ``video``: the frames; ``session``: anything
+  else).
 - ``video_frames_total``, ``video_late_frames_total``: frames handed out by every session, and
   those late or skipped (frame pacing).
 - ``process_cpu_cores``: this process's CPU use (cores) over the last sample;
@@ -46,6 +47,8 @@ HTTP_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 3
 # Label values come from these sets only: a client inventing methods or paths must not be able
 # to create time series without end.
 HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# what an error event can name as failed (``SessionError.stage``); anything else is "session"
+ERROR_STAGES = ("llm", "tts", "asr", "video", "session")
 # component times: (metric, from mark, to mark)
 COMPONENTS = (
     ("asr", "speech_end", "asr_final"),
@@ -92,12 +95,13 @@ class TalkieMetrics:
             "talkie_http_request_seconds", "HTTP request time (to the end of the response)",
             ["method", "route"], buckets=HTTP_BUCKETS, registry=r,
         )  # fmt: skip
-        for stage in ("llm", "session"):  # present from the start: a rate of 0 is news too
+        for stage in ERROR_STAGES:  # present from the start: a rate of 0 is news too
             self.errors.labels(stage)
 
     def observe_event(self, event: SessionEvent) -> None:
         if isinstance(event, SessionError):
-            self.errors.labels("session").inc()
+            stage = event.stage if event.stage in ERROR_STAGES else "session"
+            self.errors.labels(stage).inc()
         if not isinstance(event, TurnFinished):
             return
         trace = event.trace
@@ -114,8 +118,6 @@ class TalkieMetrics:
         for name, start, end in COMPONENTS:
             if start in marks and end in marks:
                 self.components[name].observe(max(0.0, marks[end] - marks[start]))
-        if trace.get("error"):
-            self.errors.labels("llm").inc()
         for call in trace.get("tools") or []:
             if not isinstance(call, dict):
                 continue
