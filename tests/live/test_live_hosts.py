@@ -213,6 +213,38 @@ def test_the_warm_pool_refills_after_a_session_takes_a_worker(process_server: Li
     asyncio.run(scenario())
 
 
+def test_a_session_arriving_while_the_pool_loads_takes_the_loading_worker(
+    process_server: LiveServer,
+) -> None:
+    """Two visitors seconds apart: the second takes the replacement the pool is loading
+    (further along, and then at normal priority) instead of starting a second worker cold."""
+    host = process_server.app.state.host
+    _wait(lambda: host.ready_workers == 1, 120, "the warm worker")
+
+    async def scenario() -> None:
+        first = await connect(process_server.url, "astronaut")
+        second = None
+        try:
+            await _await(lambda: bool(host._loading), 30, "the pool to load a replacement")
+            (loading,) = list(host._loading)
+            created = host._count
+            second = await connect(process_server.url, "astronaut")
+            hosted = process_server.registry.get(second.session_id)
+            # the pool's worker (taken while loading, or just ready if that took under a second)
+            assert hosted.stats()["worker"] == loading.name
+            await second.wait_video(3, timeout=60)
+            await _await(lambda: host.ready_workers == 1, 120, "the pool refilled")
+            assert host._count == created + 1  # the one replacement; no cold worker
+            if can_raise_priority():
+                assert _nice_levels(hosted.stats()["pid"]) == {0}
+        finally:
+            for session in (first, second):
+                if session is not None:
+                    await session.close()
+
+    asyncio.run(scenario())
+
+
 def test_shutting_down_drains_the_sessions_and_stops_the_workers() -> None:
     options = ServerOptions(max_sessions=2, host_kind="process", warm=1)
     server = LiveServer(options=options, conversation_factory=FakeConversation).start()

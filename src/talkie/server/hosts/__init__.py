@@ -54,7 +54,5 @@ def make_host(
     if kind == "ray":
         from talkie.server.hosts.ray_host import RayHost
 
-        return RayHost(
-            address=ray_address, knowledge_path=knowledge_path, models=preload_models
-        )
+        return RayHost(address=ray_address, knowledge_path=knowledge_path, models=preload_models)
     raise InvalidInputError(f"unknown session host {kind!r}: use one of {', '.join(HOST_KINDS)}")

@@ -65,6 +65,7 @@ class ProcessSession:
         self._end_reason = ""
         self._closing = False
         self.warm = False  # whether it got a pooled (already started) worker
+        self.worker_name = ""  # the worker process it runs in (pooled workers are numbered)
         self._counters: dict[str, Any] = {}  # the worker's latest ("stats", ...) report
         self.started_at = time.monotonic()
         self.answered_in: float | None = None  # seconds from start() to the answer
@@ -80,12 +81,13 @@ class ProcessSession:
 
     def stats(self) -> dict[str, Any]:
         return {**self._counters, "host": "process", "pid": self.pid, "warm": self.warm,
-                "answered_in": self.answered_in}  # fmt: skip
+                "worker": self.worker_name, "answered_in": self.answered_in}  # fmt: skip
 
     async def start(self, offer_sdp: str, offer_type: str) -> SessionAnswer:
         loop = asyncio.get_running_loop()
         started = time.monotonic()
         worker, self.warm = await self._host.take_worker()
+        self.worker_name = worker.name
         if self._closing:  # closed while the worker was starting
             await asyncio.to_thread(worker.close)
             raise SessionHostError(f"the session ended before it started ({self._end_reason})")
@@ -232,6 +234,9 @@ class ProcessHost:
         self._sessions: dict[str, ProcessSession] = {}
         self._pool: list[WorkerProcess] = []  # started, waiting for a session
         self._starting = 0  # pool workers being started
+        # pooled workers loading now (each with its start): a session arriving before any is
+        # ready takes one of these, further along than a new worker would be
+        self._loading: dict[WorkerProcess, asyncio.Future[None]] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
         self._count = 0
@@ -284,17 +289,27 @@ class ProcessHost:
         return True
 
     async def take_worker(self) -> tuple[WorkerProcess, bool]:
-        """A started worker: from the pool when one is ready (warm), else a new one (cold)."""
+        """A started worker: from the pool when one is ready (warm); else one the pool is
+        loading (it finishes at normal priority); else a new one (cold)."""
         if self._closed:
             raise SessionHostError("the server is shutting down")
         warm = bool(self._pool)
-        worker = self._pool.pop() if warm else self._new_worker()
-        if warm and self._pool_niceness:
+        starting: asyncio.Future[None] | None = None
+        if warm:
+            worker = self._pool.pop()
+        elif self._loading:  # the pool's next worker: further along than a new one
+            worker, starting = self._loading.popitem()
+            self._starting -= 1  # taken: the pool starts a replacement
+        else:
+            worker = self._new_worker()
+        adopted = starting is not None
+        if (warm or adopted) and self._pool_niceness:
             # Its session runs at normal priority (the worker, its model processes, their threads).
             await asyncio.to_thread(renice_tree, worker.pid, 0)
         self._refill()
         if not warm:
-            starting = asyncio.ensure_future(asyncio.to_thread(worker.start))
+            if starting is None:
+                starting = asyncio.ensure_future(asyncio.to_thread(worker.start))
             try:
                 await asyncio.shield(starting)
             except EngineError as exc:
@@ -303,6 +318,8 @@ class ProcessHost:
                 # The offer gave up (answer timeout): stop the worker once it has started.
                 starting.add_done_callback(lambda _: self._close_later(worker))
                 raise
+            if adopted and self._pool_niceness:  # again: what it started since it was taken
+                await asyncio.to_thread(renice_tree, worker.pid, 0)
         return worker, warm
 
     def _close_later(self, worker: WorkerProcess) -> None:
@@ -331,13 +348,18 @@ class ProcessHost:
         # A worker started while this process's model is still loading would load its own.
         await asyncio.to_thread(node_engine, LLM_WAIT)
         worker = self._new_worker(self._pool_niceness)
+        starting = self._loading[worker] = asyncio.ensure_future(asyncio.to_thread(worker.start))
         try:
-            await asyncio.to_thread(worker.start)
+            await asyncio.shield(starting)
         except Exception:
             log.exception("a warm session worker failed to start")
             return
         finally:
-            self._starting -= 1
+            taken = self._loading.pop(worker, None) is None
+            if not taken:
+                self._starting -= 1
+        if taken:
+            return  # a session took it while it loaded
         if self._closed:
             await asyncio.to_thread(worker.close)
         else:
