@@ -2,7 +2,9 @@
 
 - ``inprocess``: the session is built in the web server's process;
 - ``process-cold``: a worker process is spawned for the session (no warm pool);
-- ``process-warm``: the session takes a worker the warm pool started ahead of time.
+- ``process-warm``: the session takes a worker the warm pool started ahead of time;
+- ``process-burst``: two sessions ``--gap`` s apart with one warm worker: the first takes it,
+  the second (timed) takes the replacement the pool is loading.
 
 Each round connects a Python aiortc client (tests/live/live_client.py) to the real server,
 measures offer -> answer as the client sees it (``connect``: session create + offer POST) and as
@@ -46,9 +48,11 @@ def _wait(check: Any, timeout: float) -> None:
         time.sleep(0.05)
 
 
-def measure(kind: str, rounds: int, *, real: bool, preload: bool) -> dict[str, Any]:
+def measure(
+    kind: str, rounds: int, *, real: bool, preload: bool, gap: float = 2.0
+) -> dict[str, Any]:
     host_kind = "inprocess" if kind == "inprocess" else "process"
-    warm = 1 if kind == "process-warm" else 0
+    warm = 1 if kind in ("process-warm", "process-burst") else 0
     options = ServerOptions(
         max_sessions=2,
         host_kind=host_kind,
@@ -68,6 +72,10 @@ def measure(kind: str, rounds: int, *, real: bool, preload: bool) -> dict[str, A
                 _wait(lambda: host.ready_workers >= warm, 300)
 
             async def one() -> None:
+                first = None
+                if kind == "process-burst":  # takes the warm worker; the timed one comes next
+                    first = await connect(server.url, CHARACTER)
+                    await asyncio.sleep(gap)
                 started = time.perf_counter()
                 session = await connect(server.url, CHARACTER)
                 client_s.append(time.perf_counter() - started)
@@ -78,6 +86,8 @@ def measure(kind: str, rounds: int, *, real: bool, preload: bool) -> dict[str, A
                     warm_flags.append(bool(stats.get("warm")))
                 await session.wait_video(2, timeout=120)
                 await session.close()
+                if first is not None:
+                    await first.close()
 
             asyncio.run(one())
             _wait(lambda: len(server.registry) == 0, 60)
@@ -102,11 +112,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--hosts", default="inprocess,process-cold,process-warm", help="comma-separated"
     )
+    ap.add_argument("--gap", type=float, default=2.0, help="process-burst: seconds between")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "session_hosts.json")
     args = ap.parse_args(argv)
     results = []
     for kind in args.hosts.split(","):
-        r = measure(kind, args.rounds, real=args.real, preload=args.preload_models)
+        r = measure(kind, args.rounds, real=args.real, preload=args.preload_models, gap=args.gap)
         results.append(r)
         print(
             f"{kind:13s} offer->answer median {r['median_client_s']:.3f} s at the client"

@@ -110,6 +110,7 @@ class WorkerProcess:
         self._lock = threading.Lock()
         self._conn: Connection | None = None
         self._proc: Any = None
+        self._spawned_pid: int | None = None  # the process being started (its warm-up runs)
 
     def start(self) -> None:
         """Start the process now (and wait until its object is built)."""
@@ -156,12 +157,13 @@ class WorkerProcess:
             conn = self._ensure()
             proc = self._proc
             conn.send((HAND_OVER, args, kwargs))
-            self._conn, self._proc = None, None
+            self._conn, self._proc, self._spawned_pid = None, None, None
             return conn, proc
 
     @property
     def pid(self) -> int | None:
-        return None if self._proc is None else int(self._proc.pid)
+        """The process's id, also while it is starting (so it can be reniced then)."""
+        return int(self._proc.pid) if self._proc is not None else self._spawned_pid
 
     def _ensure(self) -> Connection:
         if self._conn is not None and self._proc is not None and self._proc.is_alive():
@@ -177,21 +179,25 @@ class WorkerProcess:
             daemon=self._daemon,
         )
         proc.start()
+        self._spawned_pid = proc.pid
         child.close()
         if not parent.poll(self._start_timeout):
             proc.kill()
+            self._spawned_pid = None
             raise EngineError(
                 f"the {self.name} process did not start within {self._start_timeout:.0f} s"
             )
         message = parent.recv()
         if message[0] == "error":
             proc.join(timeout=5)
+            self._spawned_pid = None
             raise _ERRORS.get(message[1], EngineError)(message[2])
         self._conn, self._proc = parent, proc
         log.info("started the %s process (pid %s)", self.name, proc.pid)
         return parent
 
     def _stop(self) -> None:
+        self._spawned_pid = None
         if self._conn is not None:
             self._conn.close()
         if self._proc is not None:
