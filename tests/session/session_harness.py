@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from talkie.messages import AudioChunk
 from talkie.session import Conversation, SessionOptions
 
 
@@ -71,6 +72,24 @@ async def running(
             t.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await conversation.close()
+
+
+def espeak_48k(text: str, voice: str = "en-us+m3") -> np.ndarray:
+    """``text`` said by espeak-ng (a voice unlike the character's), at 48 kHz like WebRTC."""
+    from scipy.signal import resample_poly
+
+    from talkie.offline import synthesize
+    from talkie.voice import load_tts
+
+    said = synthesize(load_tts(f"espeak:{voice}"), text)
+    return resample_poly(said.audio, 320, 147).astype(np.float32)  # 22050 -> 48000 Hz
+
+
+async def speak(conversation: Conversation, audio48: np.ndarray) -> None:
+    """Push ``audio48`` into the conversation in 20 ms packets in real time, like WebRTC."""
+    for k in range(0, len(audio48), 960):
+        conversation.push_audio(AudioChunk(audio48[k : k + 960], 48000))
+        await asyncio.sleep(0.02)
 
 
 async def wait_for(pulled: Pulled, predicate, timeout: float) -> None:  # type: ignore[no-untyped-def]

@@ -6,13 +6,9 @@ import asyncio
 
 import numpy as np
 import pytest
-from scipy.signal import resample_poly
-from session_harness import make_conversation, running, wait_for
+from session_harness import espeak_48k, make_conversation, running, speak, wait_for
 
-from talkie.messages import AudioChunk
-from talkie.offline import synthesize
 from talkie.quality import FaceMeasurer
-from talkie.voice import load_tts
 
 pytestmark = pytest.mark.asyncio
 
@@ -84,16 +80,13 @@ async def test_barge_in_stops_sound_and_keeps_only_what_was_heard(nova) -> None:
 
 
 async def test_spoken_question_is_heard_and_answered(nova) -> None:  # type: ignore[no-untyped-def]
-    question = synthesize(load_tts("espeak:en-us+m3"), "How far away is the Moon?")
-    audio48 = resample_poly(question.audio, 320, 147).astype(np.float32)  # 22050 -> 48000 Hz
+    question = espeak_48k("How far away is the Moon?")
     pad = np.zeros(int(0.5 * 48000), np.float32)
-    audio48 = np.concatenate([pad, audio48, np.zeros(int(1.5 * 48000), np.float32)])
+    audio48 = np.concatenate([pad, question, np.zeros(int(1.5 * 48000), np.float32)])
     conv = make_conversation(nova, greet=False)
     async with running(conv) as pulled:
         await asyncio.sleep(0.3)
-        for k in range(0, len(audio48), 960):  # 20 ms packets in real time, like WebRTC
-            conv.push_audio(AudioChunk(audio48[k : k + 960], 48000))
-            await asyncio.sleep(0.02)
+        await speak(conv, audio48)
         await wait_for(pulled, lambda p: p.of_type("trace"), timeout=20)
     finals = [e for e in pulled.of_type("transcript") if e["final"]]
     assert finals and "moon" in finals[0]["text"].lower()
@@ -114,21 +107,16 @@ async def test_spoken_question_is_heard_and_answered(nova) -> None:  # type: ign
 async def test_push_to_talk_hears_only_while_held_and_answers_on_release(nova) -> None:  # type: ignore[no-untyped-def]
     # A statement, not a question: hands-free, it would wait out the end-of-turn pause (the
     # shortest is 1.35 s) in case more is coming; released, it is answered without that wait.
-    said = synthesize(load_tts("espeak:en-us+f2"), "I was reading about the moon yesterday.")
-    audio48 = resample_poly(said.audio, 320, 147).astype(np.float32)
+    audio48 = espeak_48k("I was reading about the moon yesterday.", "en-us+f2")
     conv = make_conversation(nova, greet=False, hands_free=False)
     async with running(conv) as pulled:
         await asyncio.sleep(0.3)
         # Not held: ignored, even though it is speech.
-        for k in range(0, len(audio48), 960):
-            conv.push_audio(AudioChunk(audio48[k : k + 960], 48000))
-            await asyncio.sleep(0.02)
+        await speak(conv, audio48)
         await asyncio.sleep(0.8)
         assert not pulled.of_type("transcript")
         conv.handle_client_event({"type": "ptt", "down": True})
-        for k in range(0, len(audio48), 960):
-            conv.push_audio(AudioChunk(audio48[k : k + 960], 48000))
-            await asyncio.sleep(0.02)
+        await speak(conv, audio48)
         released = conv.clock.now()
         conv.handle_client_event({"type": "ptt", "down": False})
         await wait_for(pulled, lambda p: p.of_type("trace"), timeout=20)

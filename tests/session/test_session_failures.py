@@ -13,17 +13,14 @@ from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from scipy.signal import resample_poly
-from session_harness import running, wait_for
+from session_harness import espeak_48k, running, speak, wait_for
 
 from talkie.errors import EngineError
 from talkie.hearing import Hearing
 from talkie.hearing.asr import AsrResult
-from talkie.messages import AudioChunk, SpeechClip
-from talkie.offline import synthesize
+from talkie.messages import SpeechClip
 from talkie.session import Conversation, SessionOptions
 from talkie.session.parts import build_parts
-from talkie.voice import load_tts
 
 pytestmark = pytest.mark.asyncio
 
@@ -100,15 +97,12 @@ async def test_a_failing_voice_is_reported_as_tts_and_the_next_turn_is_spoken(
 
 
 async def test_a_failing_recogniser_is_reported_as_asr(nova, models) -> None:  # type: ignore[no-untyped-def]
-    question = synthesize(load_tts("espeak:en-us+m3"), "How far away is the Moon?")
-    audio48 = resample_poly(question.audio, 320, 147).astype(np.float32)  # 22050 -> 48000 Hz
-    audio48 = np.concatenate([audio48, np.zeros(int(1.5 * 48000), np.float32)])
+    question = espeak_48k("How far away is the Moon?")
+    audio48 = np.concatenate([question, np.zeros(int(1.5 * 48000), np.float32)])
     conv = _conversation(nova, models, recognizer=BrokenRecognizer(models.recognizer))
     async with running(conv) as pulled:
         await asyncio.sleep(0.3)
-        for k in range(0, len(audio48), 960):  # 20 ms packets in real time, like WebRTC
-            conv.push_audio(AudioChunk(audio48[k : k + 960], 48000))
-            await asyncio.sleep(0.02)
+        await speak(conv, audio48)
         await wait_for(pulled, lambda p: p.of_type("error"), timeout=20)
         frames_before = len(pulled.video_pts)
         await asyncio.sleep(1.0)
