@@ -125,8 +125,12 @@ def test_a_question_in_two_breaths_gets_one_answer_and_the_page_shows_the_wait(
         page.wait_playing(timeout=60, frames=5)
         turn = page.wait_event("e.type === 'turn' && e.user_text", timeout=60)
         words = turn["user_text"].lower()
-        # One turn holds both breaths: "yesterday" ends the first, "far away" is the second.
-        assert "yesterday" in words and "far" in words, turn["user_text"]
+        # One turn holds both breaths: words of the first ("reading about the Moon yesterday")
+        # and of the second ("how far away"). Whisper tiny hears this synthetic voice through
+        # WebRTC differently from run to run (CI: "I will read it in the afternoon yesterday",
+        # "I will read it about the Moon, Yes, okay?"), so two of the first breath's words do.
+        first = [w for w in ("read", "about", "moon", "yesterday") if w in words]
+        assert len(first) >= 2 and "far" in words, turn["user_text"]
         # The answer takes its subject from the first breath. Whisper tiny, through Chromium's
         # audio path, now and then hears this voice's "about the Moon" as "in the afternoon"
         # (seen once in CI): then there is no subject to answer about, and that is the

@@ -61,6 +61,29 @@ def test_the_address_is_not_part_of_the_question(said: str, asked: str) -> None:
     assert without_address(said, NOVA.names) == asked
 
 
+@pytest.mark.parametrize(
+    ("heard", "asked"),
+    [("Hey, no, what is your name...?", "What is your name...?"),  # heard in a real meeting
+     ("Hi, no va, how far is the moon?", "How far is the moon?"),
+     ("Okay, Nava, tell me a joke.", "Tell me a joke.")],
+)  # fmt: skip
+def test_a_clipped_name_after_a_greeting_calls_the_character_when_a_question_follows(
+    heard: str, asked: str
+) -> None:
+    assert is_addressed(heard, NOVA, since_character_spoke=None)
+    assert without_address(heard, NOVA.names) == asked
+
+
+@pytest.mark.parametrize(
+    "heard",
+    ["Hey, no, that's wrong.", "Hey, no, what?", "Hey, Noah, what time is it?",
+     "Hey, so, what do you think?", "No, what is your name?"],
+)  # fmt: skip
+def test_a_word_like_the_name_is_not_a_call_without_a_greeting_and_a_question(heard: str) -> None:
+    assert not is_addressed(heard, NOVA, since_character_spoke=None)
+    assert without_address(heard, NOVA.names) == heard
+
+
 def test_names_of_several_words_must_come_in_order() -> None:
     captain = GroupOptions(("Captain Nova",))
     assert names_in("Captain Nova, are you there?", captain.names)
