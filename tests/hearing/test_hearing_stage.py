@@ -194,3 +194,14 @@ async def test_input_checks_and_close() -> None:
     with pytest.raises(RuntimeError, match="closed"):
         hearing.push(AudioChunk(np.zeros(320, np.float32), RATE))
     assert [e async for e in hearing] == []  # a closed stage's iterator ends at once
+
+
+@pytest.mark.asyncio
+async def test_a_shared_recognizer_is_warmed_by_the_first_session_only() -> None:
+    """A session's start waits for ``load``: the recognizer's warm-up call (a second of
+    silence, slow the first time) is made once per recognizer, not once per session."""
+    shared, other = FakeRecognizer(), FakeRecognizer()
+    for recognizer in (shared, shared, shared, other):
+        async with Hearing(recognizer=recognizer) as hearing:
+            await asyncio.to_thread(hearing.load)
+    assert shared.calls == [1.0] and other.calls == [1.0]

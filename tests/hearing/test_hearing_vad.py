@@ -57,6 +57,23 @@ def test_state_and_reset() -> None:
         vad.probability(np.zeros(480, np.float32))
 
 
+def test_streams_share_the_model_but_not_their_state(question: Utterance) -> None:
+    """Every session's VAD uses the process's one ONNX session (creating it costs up to 0.2 s
+    at a session's start); interleaving two streams must give each what it gives alone."""
+    speech, _, _ = scene(question, before=0.5, after=0.5)
+    silence = np.zeros_like(speech)
+    alone, _ = _probabilities(speech)
+    a, b = SileroVad(), SileroVad()
+    a.load()
+    b.load()
+    assert a._session is b._session
+    together = []
+    for (frame, _), (quiet, _) in zip(frames(speech), frames(silence), strict=True):
+        together.append(a.probability(frame))
+        assert b.probability(quiet) < 0.35
+    assert together == pytest.approx(list(alone), abs=1e-6)
+
+
 @pytest.mark.parametrize("in_rate", [48_000, 44_100, 24_000, 22_050, 8_000])
 def test_resampler_streams_like_one_shot(in_rate: int) -> None:
     t = np.arange(in_rate) / in_rate

@@ -27,22 +27,41 @@ class SineTrack(MediaStreamTrack):
         self._n = 0
         self._t0: float | None = None
 
+    def samples(self, start: int, count: int) -> np.ndarray:
+        """int16 samples ``start`` .. ``start + count`` of what the microphone hears."""
+        t = (np.arange(count) + start) / self._rate
+        return (0.2 * np.sin(2 * np.pi * 300 * t) * 32767).astype(np.int16)
+
     async def recv(self) -> av.AudioFrame:
         if self.readyState != "live":
             raise MediaStreamError
         if self._t0 is None:
             self._t0 = time.monotonic()
-        samples = 960
+        count = 960
         due = self._t0 + self._n / self._rate
         await asyncio.sleep(max(0.0, due - time.monotonic()))
-        t = (np.arange(samples) + self._n) / self._rate
-        pcm = (0.2 * np.sin(2 * np.pi * 300 * t) * 32767).astype(np.int16)
+        pcm = self.samples(self._n, count)
         frame = av.AudioFrame.from_ndarray(pcm.reshape(1, -1), format="s16", layout="mono")
         frame.sample_rate = self._rate
         frame.pts = self._n
         frame.time_base = fractions.Fraction(1, self._rate)
-        self._n += samples
+        self._n += count
         return frame
+
+
+class SpeechTrack(SineTrack):
+    """A microphone that says ``speech`` (int16 mono at ``rate``, e.g. a WAV of
+    ``live_browser.make_question_wav``) once, then stays silent."""
+
+    def __init__(self, speech: np.ndarray, rate: int = 48_000) -> None:
+        super().__init__(rate)
+        self._speech = np.asarray(speech, dtype=np.int16)
+
+    def samples(self, start: int, count: int) -> np.ndarray:
+        out = np.zeros(count, dtype=np.int16)
+        part = self._speech[start : start + count]
+        out[: len(part)] = part
+        return out
 
 
 @dataclass
@@ -89,20 +108,22 @@ async def connect(
     base_url: str,
     character_id: str,
     *,
-    microphone: bool = True,
+    microphone: bool | MediaStreamTrack = True,
     keep_frames: int = 0,
     decode: bool = True,
     api_key: str | None = None,
     session_fields: dict[str, Any] | None = None,
 ) -> ClientSession:
     """Offer like the web page (recvonly video, sendrecv audio, data channel "events").
+    ``microphone``: a quiet tone (True), none (False), or the track to send.
 
     Without ``api_key``, authenticates like the bundled page: its publishable key from
     ``/api/config``, sent with this server's own origin."""
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
     pc.addTransceiver("video", direction="recvonly")
     if microphone:
-        pc.addTransceiver(SineTrack(), direction="sendrecv")
+        track = microphone if isinstance(microphone, MediaStreamTrack) else SineTrack()
+        pc.addTransceiver(track, direction="sendrecv")
     else:
         pc.addTransceiver("audio", direction="recvonly")
     channel = pc.createDataChannel("events")

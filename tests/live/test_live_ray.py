@@ -11,13 +11,16 @@ import asyncio
 import os
 import signal
 import time
+import wave
 from collections.abc import Iterator
 from typing import Any
 
 import live_fakes
+import numpy as np
 import pytest
 import ray
-from live_client import connect
+from live_browser import make_question_wav
+from live_client import SpeechTrack, connect
 from live_fakes import FakeConversation
 from live_server import LiveServer
 from ray.cluster_utils import Cluster
@@ -122,31 +125,49 @@ def _node_llm_socket(node_id: str) -> str:
     return str(endpoint.socket_path)
 
 
-def test_real_sessions_use_their_nodes_one_local_llm(ray_cluster: Cluster) -> None:
+@pytest.fixture(scope="module")
+def question_pcm(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
+    """ "What is your name?" (espeak-ng), after 1 s of silence, as 48 kHz int16."""
+    path = make_question_wav(tmp_path_factory.mktemp("ray") / "question.wav", before=1.0)
+    with wave.open(str(path), "rb") as w:
+        return np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+
+
+def test_real_sessions_use_their_nodes_one_local_llm(
+    ray_cluster: Cluster, question_pcm: np.ndarray
+) -> None:
     """The real conversation on Ray: each node loads the local LLM once (NodeModels) and its
-    sessions use it through the node's socket; a later session on a node finds it loaded."""
+    sessions use it through the node's socket; a later session on a node finds it loaded.
+    Every session is asked by voice: the microphone's audio reaches the actor on either node
+    (over WebRTC, not through the web server) and is heard and answered there."""
     options = ServerOptions(
         max_sessions=2, host_kind="ray", ray_address=ray_cluster.address, preload_models=True
     )
     with LiveServer(options=options) as server:
 
         async def talk(count: int) -> list[dict[str, Any]]:
-            sessions = [await connect(server.url, "astronaut") for _ in range(count)]
+            sessions = [
+                await connect(server.url, "astronaut", microphone=SpeechTrack(question_pcm))
+                for _ in range(count)
+            ]
             try:
+                placed = []
                 for s in sessions:
                     await s.wait_video(5, timeout=120)
-                first = sessions[0]
-                await first.channel_open.wait()
-                first.send({"type": "text", "text": "What is your name?"})
-                reply = await first.wait_event(lambda e: e.get("type") == "reply", timeout=60)
-                assert reply["text"]
-                return [server.registry.get(s.session_id).stats() for s in sessions]
+                    turn = await s.wait_event(
+                        lambda e: e.get("type") == "turn" and bool(e.get("user_text")),
+                        timeout=90,
+                    )
+                    assert "name" in turn["user_text"].lower() and turn["said"], turn
+                    placed.append({**server.registry.get(s.session_id).stats(), "turn": turn})
+                return placed
             finally:
                 for s in sessions:
                     await s.close()
 
         placed = asyncio.run(talk(2))
-        print(f"\nray placement: {[(n['node_id'][:8], n['llm']) for n in placed]}")
+        print(f"\nray placement: {[(n['node_id'][:8], n['llm']) for n in placed]}; "
+              f"heard {[n['turn']['user_text'] for n in placed]}")  # fmt: skip
         assert len({n["node_id"] for n in placed}) == 2
         assert all(n["llm"] == "attached" for n in placed), placed
         sockets = {n["node_id"]: _node_llm_socket(n["node_id"]) for n in placed}

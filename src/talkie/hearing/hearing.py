@@ -26,6 +26,7 @@ import logging
 import queue
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -44,6 +45,21 @@ from talkie.messages import AudioChunk, Transcript, VoiceActivity
 __all__ = ["Hearing", "HearingEvent"]
 
 log = logging.getLogger(__name__)
+
+# Recognizers that have transcribed once in this process (the shared ones live as long as it).
+_warm_recognizers: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def _warm_up(recognizer: SpeechRecognizer) -> None:
+    """Transcribe a second of silence the first time ``recognizer`` is used here: its first
+    call allocates and is several times slower than the next."""
+    with contextlib.suppress(TypeError):  # an unhashable recognizer is warmed every time
+        if recognizer in _warm_recognizers:
+            return
+    recognizer.transcribe(np.zeros(SAMPLE_RATE, dtype=np.float32))
+    with contextlib.suppress(TypeError):
+        _warm_recognizers.add(recognizer)
+
 
 HearingEvent = VoiceActivity | Transcript
 
@@ -101,10 +117,12 @@ class Hearing:
     # -- public API ---------------------------------------------------------------------------
 
     def load(self) -> None:
-        """Load the VAD, ASR and end-of-turn models and warm the ASR up (blocking, ~0.5 s)."""
+        """Load the VAD, ASR and end-of-turn models and warm the ASR up (blocking; ~0.5 s the
+        first time in a process, then ~0.1 s: the models are shared, and a recognizer that
+        has transcribed once is warm)."""
         self._vad.load()
         self.recognizer.load()
-        self.recognizer.transcribe(np.zeros(SAMPLE_RATE, dtype=np.float32))
+        _warm_up(self.recognizer)
         if self.turn_model is not None:
             self.turn_model.load()
 

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from talkie.errors import EngineError, MissingDependencyError
+from talkie.hearing.onnx import shared_session
 
 __all__ = [
     "SMART_TURN_SHA256",
@@ -118,7 +119,8 @@ def whisper_log_mel(audio: np.ndarray) -> np.ndarray:
 class SmartTurnModel:
     """Smart Turn v3.2 on ONNX Runtime, one thread (it must not take a core from rendering).
 
-    Thread-safe (calls are serialised); the session is created on first use or by ``load()``.
+    Thread-safe (ONNX Runtime's ``run`` is); the process's one session for the model
+    (``talkie.hearing.onnx``) is taken on first use or by ``load()``.
     """
 
     def __init__(self, *, model_path: Path | None = None, verify: bool = True) -> None:
@@ -136,17 +138,15 @@ class SmartTurnModel:
         features = whisper_log_mel(audio)[None]
         with self._lock:
             self._ensure_loaded()
-            try:
-                (out,) = self._session.run(None, {"input_features": features})
-            except Exception as exc:  # onnxruntime raises its own types
-                raise EngineError(f"the end-of-turn model failed: {exc}") from exc
+        try:
+            (out,) = self._session.run(None, {"input_features": features})
+        except Exception as exc:  # onnxruntime raises its own types
+            raise EngineError(f"the end-of-turn model failed: {exc}") from exc
         return float(np.clip(out.reshape(-1)[0], 0.0, 1.0))
 
     def _ensure_loaded(self) -> None:
         if self._session is not None:
             return
-        import onnxruntime as ort
-
         path = self._path or smart_turn_model_path()
         if self._verify:
             digest = hashlib.sha256(path.read_bytes()).hexdigest()
@@ -155,15 +155,5 @@ class SmartTurnModel:
                     f"{path} is not the expected Smart Turn v3.2 model (sha256 {digest[:12]}...); "
                     "run `python scripts/fetch_smart_turn.py --force`"
                 )
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        options.log_severity_level = 3
-        try:
-            self._session = ort.InferenceSession(
-                str(path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:
-            raise EngineError(f"cannot load the end-of-turn model {path}: {exc}") from exc
+        self._session = shared_session(path, what="end-of-turn")
         log.debug("Smart Turn loaded from %s", path)

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import threading
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from talkie.errors import EngineError, MissingDependencyError
+from talkie.hearing.onnx import shared_session
 
 __all__ = ["CONTEXT_SAMPLES", "FRAME_SAMPLES", "SAMPLE_RATE", "SileroVad", "silero_model_path"]
 
@@ -59,22 +59,22 @@ class SileroVad:
     """Speech probability for consecutive 32 ms frames of 16 kHz mono audio.
 
     Stateful: frames must be fed in stream order; call ``reset()`` between unrelated streams.
-    The ONNX session is created on first use (or by ``load()``) with one intra-op thread, since
-    a 0.2 ms call gains nothing from more threads and must not steal a core from rendering.
-    Not thread-safe: one instance belongs to one stream and one thread.
+    The ONNX session is the process's one for the model (``talkie.hearing.onnx``), taken on
+    first use (or by ``load()``). Not thread-safe: one instance belongs to one stream and one
+    thread (the recurrent state is the instance's own).
     """
 
     def __init__(self, *, model_path: str | Path | None = None) -> None:
         self._model_path = Path(model_path) if model_path is not None else None
         self._session: Any = None
-        self._load_lock = threading.Lock()
         self._state = np.zeros(_STATE_SHAPE, dtype=np.float32)
         self._context = np.zeros(CONTEXT_SAMPLES, dtype=np.float32)
         self._input = np.zeros((1, CONTEXT_SAMPLES + FRAME_SAMPLES), dtype=np.float32)
         self._sr = np.array(SAMPLE_RATE, dtype=np.int64)
 
     def load(self) -> None:
-        """Create the ONNX Runtime session now instead of on the first frame (~20 ms)."""
+        """Take the ONNX Runtime session now instead of on the first frame (its creation, once
+        per process, takes 60-200 ms)."""
         self._get_session()
 
     def reset(self) -> None:
@@ -104,34 +104,13 @@ class SileroVad:
 
     def _get_session(self) -> Any:
         if self._session is None:
-            with self._load_lock:
-                if self._session is None:
-                    self._session = self._create_session()
+            path = self._model_path or silero_model_path()
+            session = shared_session(path, what="Silero VAD")
+            names = {i.name for i in session.get_inputs()}
+            if names != {"input", "state", "sr"}:
+                raise EngineError(
+                    f"{path.name} is not a Silero VAD v5/v6 model (inputs {sorted(names)}); "
+                    "install silero-vad==6.2.3"
+                )
+            self._session = session
         return self._session
-
-    def _create_session(self) -> Any:
-        try:
-            import onnxruntime as ort
-        except ImportError as exc:
-            raise MissingDependencyError(
-                "onnxruntime is not installed: run `pip install onnxruntime`"
-            ) from exc
-        path = self._model_path or silero_model_path()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        options.log_severity_level = 3  # the model triggers harmless initializer warnings
-        try:
-            session = ort.InferenceSession(
-                str(path), sess_options=options, providers=["CPUExecutionProvider"]
-            )
-        except Exception as exc:
-            raise EngineError(f"cannot load the Silero VAD model {path}: {exc}") from exc
-        names = {i.name for i in session.get_inputs()}
-        if names != {"input", "state", "sr"}:
-            raise EngineError(
-                f"{path.name} is not a Silero VAD v5/v6 model (inputs {sorted(names)}); "
-                "install silero-vad==6.2.3"
-            )
-        log.debug("Silero VAD loaded from %s", path)
-        return session

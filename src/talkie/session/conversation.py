@@ -59,7 +59,13 @@ from talkie.session.events import (
     VideoLowered,
 )
 from talkie.session.frames import VideoLine
-from talkie.session.parts import SessionOptions, SessionParts, build_parts, plan_video
+from talkie.session.parts import (
+    SessionOptions,
+    SessionParts,
+    build_parts,
+    plan_video,
+    warm_voice,
+)
 from talkie.session.reply import APOLOGY, Reply, VoiceFailed
 from talkie.session.timeline import MediaClock, ScheduledSpeech, SpeechTimeline, resample
 from talkie.session.trace import TraceLog, TurnTrace
@@ -178,16 +184,22 @@ class Conversation:
 
     async def start(self) -> None:
         parts = self.parts
-        self.renderer = await parts.offload(parts.renderer)
+        building = parts.offload(parts.renderer)
         if parts.warm:
-            # Load the models now, in worker threads: loading them lazily would stall the
-            # event loop (and the media with it) on the first answer or the first words heard.
-            await asyncio.gather(
-                parts.offload_voice(_warm_tts, self.tts), parts.offload(self.hearing.load)
+            # Load the models now, in worker threads, beside the renderer: loading them lazily
+            # would stall the event loop (and the media with it) on the first answer or the
+            # first words heard.
+            renderer, _, _ = await asyncio.gather(
+                building,
+                parts.offload_voice(warm_voice, self.tts),
+                parts.offload(self.hearing.load),
             )
+        else:
+            renderer = await building
+        self.renderer = renderer
         self.clock = self.frames.clock = parts.clock()
         self.hearing.set_prompt(self.hotwords.prompt())
-        self.spawn(self.frames.run(self.renderer), "video")
+        self.spawn(self.frames.run(renderer), "video")
         self.spawn(self._hearing_loop(), "hearing")
         self._set_state("listening")
         if self.video.reduced:
@@ -554,9 +566,3 @@ class Conversation:
         if state != self._state:
             self._state = state
             self.emit(StateChanged(t=self.clock.now(), state=state))
-
-
-def _warm_tts(tts: Any) -> None:
-    with contextlib.suppress(Exception):
-        for _ in tts.synthesize("Hi."):
-            pass

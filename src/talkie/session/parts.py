@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
+import functools
 import logging
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +41,15 @@ from talkie.session.vision import VisionOptions
 from talkie.session.voices import shared_recognizer, shared_voice
 from talkie.voice import TextToSpeech
 
-__all__ = ["SessionOptions", "SessionParts", "TurnTakingOptions", "build_parts", "plan_video"]
+__all__ = [
+    "SessionOptions",
+    "SessionParts",
+    "TurnTakingOptions",
+    "build_parts",
+    "plan_video",
+    "warm_up_models",
+    "warm_voice",
+]
 
 log = logging.getLogger(__name__)
 
@@ -149,13 +160,41 @@ class SessionParts:
     warm: bool = True  # load the models before the session starts (not for scripted fakes)
 
 
+@functools.cache
 def _turn_model() -> SmartTurnModel | None:
+    """The process's end-of-turn model, shared by its sessions (each has its own listener
+    state; the model is read-only, and checking its file costs ~0.1 s)."""
     try:
         smart_turn_model_path()
     except TalkieError as exc:  # hearing works without it (text cues and silence only)
         log.warning("%s; ending turns without it", exc)
         return None
     return SmartTurnModel()
+
+
+# Voices that have spoken once in this process (the shared ones live as long as it).
+_warm_voices: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def warm_voice(tts: Any) -> None:
+    """Say "Hi." the first time ``tts`` is used in this process (its first clause is slow)."""
+    with contextlib.suppress(TypeError):  # an unhashable voice is warmed every time
+        if tts in _warm_voices:
+            return
+    with contextlib.suppress(Exception):
+        for _ in tts.synthesize("Hi."):
+            pass
+        _warm_voices.add(tts)
+
+
+def warm_up_models(voice: str) -> None:
+    """Load and warm what a session of the product uses, so the next one here starts in a
+    fraction of a second (a worker's warm-up; blocking): the speech recognizer, the VAD and
+    end-of-turn models, and ``voice``."""
+    Hearing(recognizer=shared_recognizer(), turn_model=_turn_model()).load()
+    tts = shared_voice(voice)
+    tts.load()
+    warm_voice(tts)
 
 
 def build_parts(character: Character, options: SessionOptions | None = None) -> SessionParts:

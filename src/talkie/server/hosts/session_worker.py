@@ -73,13 +73,13 @@ class SessionWorker:
         if warm_up.models:
             from talkie.server.app import start_local_llm
             from talkie.session.character import DEFAULT_VOICE
-            from talkie.session.voices import shared_recognizer, shared_voice
+            from talkie.session.parts import warm_up_models
 
             # Each worker has its own model processes (``talkie.session.voices`` keeps them per
-            # process); loading them here keeps them off the session's first answer.
+            # process); loading and warming them here keeps them off the session's start (0.8
+            # -> 0.3 s offer to answer, bench/session_hosts.py) and its first answer.
             start_local_llm()  # loads in the background when the local LLM is the brain
-            shared_recognizer().load()
-            shared_voice(DEFAULT_VOICE).load()
+            warm_up_models(DEFAULT_VOICE)
         if warm_up.rigs:
             from talkie.render.meshwarp import RenderOptions, prepare_stage
 
