@@ -4,7 +4,9 @@
 - ``process-cold``: a worker process is spawned for the session (no warm pool);
 - ``process-warm``: the session takes a worker the warm pool started ahead of time;
 - ``process-burst``: two sessions ``--gap`` s apart with one warm worker: the first takes it,
-  the second (timed) takes the replacement the pool is loading.
+  the second (timed) takes the replacement the pool is loading;
+- ``warm-up``: how long a pooled worker's warm-up with the speech models takes (``WarmUp``
+  built in a fresh interpreter, as in a new worker process; no server).
 
 Each round connects a Python aiortc client (tests/live/live_client.py) to the real server,
 measures offer -> answer as the client sees it (``connect``: session create + offer POST) and as
@@ -24,6 +26,7 @@ import datetime as dt
 import json
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -47,6 +50,31 @@ def _wait(check: Any, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError("the server did not get ready in time")
         time.sleep(0.05)
+
+
+_WARM_UP = """
+import time
+t = time.perf_counter()
+from talkie.server.hosts.session_worker import WarmUp
+WarmUp(models=True)()
+print("WARM-UP", time.perf_counter() - t, flush=True)
+"""
+
+
+def measure_warm_up(rounds: int) -> dict[str, Any]:
+    seconds = []
+    for _ in range(rounds):
+        done = subprocess.run(
+            [sys.executable, "-c", _WARM_UP], capture_output=True, text=True, check=True
+        )
+        line = next(x for x in done.stdout.splitlines() if x.startswith("WARM-UP"))
+        seconds.append(float(line.split()[1]))
+    return {
+        "host": "warm-up",
+        "rounds": rounds,
+        "warm_up_s": [round(x, 3) for x in seconds],
+        "median_warm_up_s": round(statistics.median(seconds), 3),
+    }
 
 
 def measure(
@@ -122,6 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     results = []
     for kind in args.hosts.split(","):
+        if kind == "warm-up":
+            r = measure_warm_up(args.rounds)
+            results.append(r)
+            print(f"warm-up median {r['median_warm_up_s']:.3f} s ({r['warm_up_s']})", flush=True)
+            continue
         r = measure(kind, args.rounds, real=args.real, preload=args.preload_models, gap=args.gap)
         results.append(r)
         print(

@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import signal
+import threading
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -51,26 +52,16 @@ class WarmUp:
         return SessionWorker(self)
 
 
-class SessionWorker:
-    """Built in the worker process at its start (the warm-up), then serves one session."""
+class _ModelWarmUp:
+    """Loads and warms the session's models in a thread (``WarmUp.models``)."""
 
-    def __init__(self, warm_up: WarmUp) -> None:
-        # Ctrl-C in a terminal reaches the whole process group: the web process drains its
-        # sessions (graceful shutdown); a worker killed by the same signal would cut them off.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        import aiortc  # noqa: F401 - the WebRTC stack, imported ahead of the offer
+    def __init__(self) -> None:
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="talkie-warm-up", daemon=True)
+        self._thread.start()
 
-        import talkie.transport.webrtc  # noqa: F401
-
-        try:  # the real conversation and its engines (absent only in stripped-down installs)
-            import talkie.session.conversation  # noqa: F401
-        except ImportError as exc:  # pragma: no cover - a partial install
-            log.warning("the real conversation is not importable here: %s", exc)
-        if warm_up.llm is not None:
-            from talkie.brain.local.brain import attach_engine
-
-            attach_engine(warm_up.llm)
-        if warm_up.models:
+    def _run(self) -> None:
+        try:
             from talkie.server.app import start_local_llm
             from talkie.session.character import DEFAULT_VOICE
             from talkie.session.parts import warm_up_models
@@ -80,6 +71,40 @@ class SessionWorker:
             # -> 0.3 s offer to answer, bench/session_hosts.py) and its first answer.
             start_local_llm()  # loads in the background when the local LLM is the brain
             warm_up_models(DEFAULT_VOICE)
+        except BaseException as exc:  # reported by wait(), in the worker's start
+            self._error = exc
+
+    def wait(self) -> None:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+class SessionWorker:
+    """Built in the worker process at its start (the warm-up), then serves one session."""
+
+    def __init__(self, warm_up: WarmUp) -> None:
+        # Ctrl-C in a terminal reaches the whole process group: the web process drains its
+        # sessions (graceful shutdown); a worker killed by the same signal would cut them off.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        if warm_up.llm is not None:  # before the warm-up, which would load an LLM of its own
+            from talkie.brain.local.brain import attach_engine
+
+            attach_engine(warm_up.llm)
+        # The models load in their own processes: start them first, and import the WebRTC
+        # stack meanwhile (the warm-up took 7.4 s instead of 8.9 s, medians of six; noisy:
+        # bench/session_hosts.py --hosts warm-up).
+        models = _ModelWarmUp() if warm_up.models else None
+        import aiortc  # noqa: F401 - the WebRTC stack, imported ahead of the offer
+
+        import talkie.transport.webrtc  # noqa: F401
+
+        try:  # the real conversation and its engines (absent only in stripped-down installs)
+            import talkie.session.conversation  # noqa: F401
+        except ImportError as exc:  # pragma: no cover - a partial install
+            log.warning("the real conversation is not importable here: %s", exc)
+        if models is not None:
+            models.wait()
         if warm_up.rigs:
             from talkie.render.meshwarp import RenderOptions, prepare_stage
 
