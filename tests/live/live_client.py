@@ -113,6 +113,7 @@ async def connect(
     decode: bool = True,
     api_key: str | None = None,
     session_fields: dict[str, Any] | None = None,
+    timeout: float = 30.0,
 ) -> ClientSession:
     """Offer like the web page (recvonly video, sendrecv audio, data channel "events").
     ``microphone``: a quiet tone (True), none (False), or the track to send.
@@ -132,7 +133,7 @@ async def connect(
     await pc.setLocalDescription(await pc.createOffer())  # aiortc gathers ICE here
     try:
         body = await _signal(
-            base_url, character_id, pc.localDescription.sdp, api_key, session_fields or {}
+            base_url, character_id, pc.localDescription.sdp, api_key, session_fields or {}, timeout
         )
     except BaseException:
         await pc.close()
@@ -164,10 +165,15 @@ async def connect(
 
 
 async def _signal(
-    base_url: str, character_id: str, sdp: str, api_key: str | None, fields: dict[str, Any]
+    base_url: str,
+    character_id: str,
+    sdp: str,
+    api_key: str | None,
+    fields: dict[str, Any],
+    timeout: float,
 ) -> Any:
     """Create a session, then send the offer with its token; returns the answer JSON."""
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=base_url, timeout=timeout) as http:
         headers = {"Origin": base_url}
         if api_key is None:
             api_key = (await http.get("/api/config")).json()["api_key"]
