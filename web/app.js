@@ -365,6 +365,9 @@ async function connect() {
       message: onServerMessage,
       closed: () => lost("The connection closed."),
       connection: (s) => connectionChanged(live, s),
+      slow: () => {
+        if (seq === app.connectSeq) showOverlay(`Getting ${character.name} ready… this takes up to half a minute when several people arrive at once.`);
+      },
       queued: ({ position }) => {
         if (seq !== app.connectSeq) return;
         const ahead = position - 1;

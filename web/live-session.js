@@ -13,6 +13,8 @@ const HEARTBEAT_MS = 1000;
 // A busy server answers 503 with a place in line; the ticket keeps it when asking again sooner
 // than twice the Retry-After, so the page asks again at most this often (seconds).
 const QUEUE_RECHECK_MAX_S = 5;
+// A started session answers in under a second; past this the user is told it is on its way.
+const SLOW_START_MS = 5000;
 
 /** A refused /v1 call: `status` (HTTP), `code` (the server's error code), the server's words. */
 export class ApiError extends Error {
@@ -167,10 +169,18 @@ export class LiveSession {
     await iceGatheringComplete(pc);
     mark("ice_gathered");
     if (this.closed) return false;
-    const body = await this.api(created.offer_url, {
-      method: "POST", token: this.session.token,
-      json: { sdp: pc.localDescription.sdp, type: pc.localDescription.type },
-    });
+    // A session that needs a fresh worker (more visitors at once than the server keeps ready)
+    // takes 20-40 s on 2 cores: say so instead of a bare "Connecting…".
+    const slow = setTimeout(() => this.handlers.slow?.(), SLOW_START_MS);
+    let body;
+    try {
+      body = await this.api(created.offer_url, {
+        method: "POST", token: this.session.token,
+        json: { sdp: pc.localDescription.sdp, type: pc.localDescription.type },
+      });
+    } finally {
+      clearTimeout(slow);
+    }
     if (this.closed) return false;
     mark("answer");
     await pc.setRemoteDescription({ type: body.type, sdp: body.sdp });

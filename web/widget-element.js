@@ -35,6 +35,7 @@ export const LABELS = {
   controls: "Call controls",
   ready: "Talk to {name}: start, then just speak.",
   connecting: "Connecting to {name}…",
+  slow: "Getting {name} ready… this takes up to half a minute when several people arrive at once.",
   tapToPlay: "{name} is ready.",
   play: "Play",
   ended: "The conversation has ended.",
@@ -142,6 +143,7 @@ export class TalkieCharacter extends HTMLElement {
         message: (ev) => this.onServerMessage(ev),
         closed: () => this.lost(),
         connection: (s) => { if (s === "failed") this.lost(); },
+        slow: () => { if (seq === this.connectSeq) this.showOverlay(this.t("slow")); },
         queued: ({ position }) => {
           if (seq !== this.connectSeq) return;
           this.showOverlay(this.t("queued", { position }), { button: this.t("leaveLine"), action: "leave" });

@@ -4,6 +4,7 @@ leave the line. Screenshots go to the live artifacts folder."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -119,3 +120,34 @@ def test_the_widget_waits_in_line_and_says_where(
     finally:
         context.close()
         site.close()
+
+
+class SlowStartConversation(FakeConversation):
+    """Starts like a session that had to wait for a fresh worker (20-40 s on 2 cores), shorter."""
+
+    async def start(self) -> None:
+        await asyncio.sleep(8.0)
+        await super().start()
+
+
+def test_a_slow_start_says_the_character_is_on_its_way_then_connects(
+    open_page: OpenPage, artifacts: Path
+) -> None:
+    server = LiveServer(conversation_factory=SlowStartConversation).start()
+    try:
+        page = open_page(server)
+        page.pick("astronaut")
+        page.page.wait_for_function(
+            "() => document.getElementById('overlay').innerText.includes('ready…')",
+            timeout=15_000,
+        )
+        text = _overlay(page)
+        page.screenshot(artifacts / "slow-start.png")
+        assert "Getting" in text and "half a minute" in text, text
+        page.wait_playing(timeout=30, frames=2)
+        page.page.wait_for_function(  # the overlay fades out (it stays in the layout)
+            "() => document.getElementById('overlay').classList.contains('hidden')", timeout=5000
+        )
+        assert not [c for c in page.console if c.startswith("pageerror")], page.console
+    finally:
+        server.stop()
