@@ -47,11 +47,22 @@ class PacedConversation(FakeConversation):
 def server() -> Iterator[LiveServer]:
     ops = OpsOptions(
         metrics_token=SCRAPE_TOKEN, sample_seconds=0.25,
-        admission=AdmissionOptions(max_late_ratio=0.05, min_frames=24, retry_after=7),
+        # 20 %: the other tests' sessions (an eighth of their frames late, plus what a loaded
+        # CI box adds) must not close admission for the test after them; the admission test
+        # makes half of its frames late.
+        admission=AdmissionOptions(max_late_ratio=0.2, min_frames=24, retry_after=7),
     )  # fmt: skip
     options = ServerOptions(max_sessions=3, ops=ops)
     with LiveServer(options=options, conversation_factory=PacedConversation) as live:
         yield live
+
+
+@pytest.fixture(autouse=True)
+def _frames_on_time() -> Iterator[None]:
+    """Each test says how late its sessions' frames are; none carries over to the next."""
+    PacedConversation.late_every = None
+    yield
+    PacedConversation.late_every = None
 
 
 def scrape(server: LiveServer, token: str = SCRAPE_TOKEN) -> dict[tuple[str, tuple], float]:
@@ -253,7 +264,7 @@ def test_an_idle_sessions_cost_is_measured_and_reported(server: LiveServer) -> N
 
 
 def test_admission_refuses_while_live_sessions_drop_frames(server: LiveServer) -> None:
-    PacedConversation.late_every = 4  # a quarter of the frames late: no headroom
+    PacedConversation.late_every = 2  # half of the frames late: no headroom
 
     def create() -> httpx.Response:
         with server.admin() as admin:
@@ -267,7 +278,7 @@ def test_admission_refuses_while_live_sessions_drop_frames(server: LiveServer) -
                 d = dashboard(server)
                 late = d["pacing"]["late_ratio"]
                 return (
-                    d if late is not None and late > 0.05 and d["pacing"]["frames"] >= 24 else None
+                    d if late is not None and late > 0.2 and d["pacing"]["frames"] >= 24 else None
                 )
 
             d = await asyncio.to_thread(wait_for, exhausted, 30, "late frames to be measured")
