@@ -24,6 +24,7 @@ import logging
 import multiprocessing as mp
 import os
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from typing import Any
@@ -40,6 +41,23 @@ _ERRORS: dict[str, type[TalkieError]] = {
 
 
 HAND_OVER = "serve_connection"
+
+
+# Models warmed up in this process (the shared ones live as long as it does).
+_warmed: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
+def warm_once(model: Any, warm_up: Callable[[Any], object]) -> None:
+    """Call ``warm_up(model)`` the first time ``model`` is warmed in this process: a model's
+    first call allocates and is several times slower than the next, and every session would
+    otherwise pay it again at its start. A model that cannot be remembered (unhashable) is
+    warmed every time."""
+    with contextlib.suppress(TypeError):
+        if model in _warmed:
+            return
+    warm_up(model)
+    with contextlib.suppress(TypeError):
+        _warmed.add(model)
 
 
 def renice_threads(pid: int, niceness: int) -> None:

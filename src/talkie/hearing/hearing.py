@@ -26,7 +26,6 @@ import logging
 import queue
 import threading
 import time
-import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,27 +40,18 @@ from talkie.hearing.resample import StreamResampler
 from talkie.hearing.turn_model import TurnModel
 from talkie.hearing.vad import SAMPLE_RATE, SileroVad
 from talkie.messages import AudioChunk, Transcript, VoiceActivity
+from talkie.worker import warm_once
 
 __all__ = ["Hearing", "HearingEvent"]
 
 log = logging.getLogger(__name__)
 
-# Recognizers that have transcribed once in this process (the shared ones live as long as it).
-_warm_recognizers: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
-def _warm_up(recognizer: SpeechRecognizer) -> None:
-    """Transcribe a second of silence the first time ``recognizer`` is used here: its first
-    call allocates and is several times slower than the next."""
-    with contextlib.suppress(TypeError):  # an unhashable recognizer is warmed every time
-        if recognizer in _warm_recognizers:
-            return
-    recognizer.transcribe(np.zeros(SAMPLE_RATE, dtype=np.float32))
-    with contextlib.suppress(TypeError):
-        _warm_recognizers.add(recognizer)
-
-
 HearingEvent = VoiceActivity | Transcript
+
+
+def _transcribe_silence(recognizer: SpeechRecognizer) -> None:
+    recognizer.transcribe(np.zeros(SAMPLE_RATE, dtype=np.float32))
+
 
 _CLOSE_TIMEOUT_S = 5.0
 _PROMPT_CHARS = 600
@@ -122,7 +112,7 @@ class Hearing:
         has transcribed once is warm)."""
         self._vad.load()
         self.recognizer.load()
-        _warm_up(self.recognizer)
+        warm_once(self.recognizer, _transcribe_silence)
         if self.turn_model is not None:
             self.turn_model.load()
 

@@ -81,7 +81,7 @@ class ServerOptions:
     max_upload_bytes: int = 15 * MIB
     max_concurrent_uploads: int = 2  # rigging is CPU-heavy; more uploads wait their turn
     # offer -> answer (includes starting the conversation). A visitor beyond the warm pool
-    # waits for a worker to load: 34-37 s on 2 cores beside a live session
+    # waits for a worker to load: 31-57 s on 2 cores beside a live session
     # (bench/session_hosts.py --hosts process-burst), so 30 s turned such visitors away.
     answer_timeout: float = 90.0
     shutdown_timeout: float = 10.0

@@ -16,7 +16,6 @@ import contextlib
 import dataclasses
 import functools
 import logging
-import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +39,7 @@ from talkie.session.tools import SessionTools
 from talkie.session.vision import VisionOptions
 from talkie.session.voices import shared_recognizer, shared_voice
 from talkie.voice import TextToSpeech
+from talkie.worker import warm_once
 
 __all__ = [
     "SessionOptions",
@@ -172,19 +172,10 @@ def _turn_model() -> SmartTurnModel | None:
     return SmartTurnModel()
 
 
-# Voices that have spoken once in this process (the shared ones live as long as it).
-_warm_voices: weakref.WeakSet[Any] = weakref.WeakSet()
-
-
 def warm_voice(tts: Any) -> None:
     """Say "Hi." the first time ``tts`` is used in this process (its first clause is slow)."""
-    with contextlib.suppress(TypeError):  # an unhashable voice is warmed every time
-        if tts in _warm_voices:
-            return
-    with contextlib.suppress(Exception):
-        for _ in tts.synthesize("Hi."):
-            pass
-        _warm_voices.add(tts)
+    with contextlib.suppress(Exception):  # a voice that fails says so on its first answer
+        warm_once(tts, lambda voice: list(voice.synthesize("Hi.")))
 
 
 def warm_up_models(voice: str) -> None:
