@@ -283,8 +283,8 @@ def _install_profilers() -> None:
 
     original = Conversation.next_video_frame
 
-    async def next_video_frame(self: Any) -> Any:
-        frame = await original(self)
+    async def next_video_frame(self: Any, lead: float = 0.0) -> Any:
+        frame = await original(self, lead)
         HANDED_OUT.append((time.monotonic(), self.clock.now() - frame.pts))
         return frame
 

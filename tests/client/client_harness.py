@@ -54,7 +54,10 @@ class TinyConversation:
     def push_frame(self, frame: Any) -> None:
         pass
 
-    async def next_video_frame(self) -> VideoFrame:
+    def media_time(self) -> float:
+        return time.monotonic() - self._t0
+
+    async def next_video_frame(self, lead: float = 0.0) -> VideoFrame:
         await asyncio.sleep(1 / 24)
         return VideoFrame(np.zeros((720, 1280, 3), np.uint8), pts=time.monotonic() - self._t0)
 

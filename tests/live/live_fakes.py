@@ -97,8 +97,8 @@ class FakeConversation:
             self._heard_reported = int(self.mic_seconds)
             self._emit(UserTranscript(t=self.now(), text=f"heard {self._heard_reported} s"))
 
-    async def next_video_frame(self) -> VideoFrame:
-        index = await self._pace("_video_index", FPS)
+    async def next_video_frame(self, lead: float = 0.0) -> VideoFrame:
+        index = await self._pace("_video_index", FPS, lead)
         img = self._bg.copy()
         t = index / FPS
         cx = int(640 + 400 * np.sin(t * 1.3))
@@ -187,6 +187,9 @@ class FakeConversation:
     def now(self) -> float:
         return time.monotonic() - self._t0
 
+    def media_time(self) -> float:
+        return self.now()
+
     def _emit(self, event: SessionEvent) -> None:
         if not self.closed:
             self._events.put_nowait(event)
@@ -225,14 +228,14 @@ class FakeConversation:
             )
         )  # fmt: skip
 
-    async def _pace(self, attr: str, rate: float) -> int:
+    async def _pace(self, attr: str, rate: float, lead: float = 0.0) -> int:
         if self.closed:
             raise RuntimeError("the conversation is closed")
         index: int = getattr(self, attr)
         now = self.now()
         if now - index / rate > CATCH_UP:
             index = int(now * rate)
-        delay = index / rate - now
+        delay = index / rate - lead - now
         if delay > 0:
             await asyncio.sleep(delay)
         setattr(self, attr, index + 1)

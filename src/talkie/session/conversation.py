@@ -165,6 +165,9 @@ class Conversation:
         they are speaking (0.0 until then). The transport's idle timeout reads it."""
         return self.clock.now() if self.hearing.speaking else self._user_activity
 
+    def media_time(self) -> float:
+        return self.clock.now()
+
     async def farewell(self, text: str) -> None:
         """Say ``text`` as the character (cutting any answer in progress) and return once it
         has played (or was cut by the user): the transport then ends the session."""
@@ -250,8 +253,8 @@ class Conversation:
 
     # -- media out --
 
-    async def next_video_frame(self) -> VideoFrame:
-        frame = await self.frames.next_frame()
+    async def next_video_frame(self, lead: float = 0.0) -> VideoFrame:
+        frame = await self.frames.next_frame(lead)
         self._mark_frame(frame)
         return frame
 

@@ -49,8 +49,9 @@ class VideoLine:
         self._shown = -1  # index of the last frame handed to the transport
         self._closed = False
 
-    async def next_frame(self) -> VideoFrame:
-        """The next frame, at its presentation time (``CancelledError`` once closed)."""
+    async def next_frame(self, lead: float = 0.0) -> VideoFrame:
+        """The next frame, ``lead`` seconds before its presentation time (``CancelledError``
+        once closed). A frame handed out is shown: a rewind starts after it."""
         while True:
             if self._closed:
                 raise asyncio.CancelledError
@@ -64,12 +65,12 @@ class VideoLine:
                 self._frames.popleft()
                 self.late_frames += 1
                 continue
-            await self.clock.sleep_until(frame.pts)
+            await self.clock.sleep_until(frame.pts - lead)
             if not self._frames or self._frames[0] is not frame:
                 continue  # barge-in or a new answer replaced the frames meanwhile
             self._frames.popleft()
-            if self.clock.now() - frame.pts > self.period:
-                self.late_frames += 1  # handed out more than a frame after its time
+            if self.clock.now() - (frame.pts - lead) > self.period:
+                self.late_frames += 1  # handed out more than a frame after it was asked for
             self._shown = frame.index
             self.frames_sent += 1
             return frame

@@ -30,6 +30,14 @@ VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK_RATE)
 # Called when a media loop hits an unexpected error: the peer tears the session down.
 FailureHandler = Callable[[str], None]
 
+# H.264 frames are taken this long before their time, encoded, then sent on time: aiortc sends
+# what recv() returns at once, so encoding after the frame's moment made every frame late by
+# the encoder's time, and its jitter (12 ms median, 25 ms p95 at 720p on one talking session
+# here) made 3-4 % of them more than a frame late (bench/sessions.py). Below the answer's start
+# margin (SessionOptions.start_margin, 60 ms), so the first mouth frames are still re-rendered
+# when an answer is placed.
+ENCODE_LEAD_S = 0.04
+
 
 class ConversationVideoTrack(MediaStreamTrack):
     """Outgoing video: the conversation's RGB frames, encoded to H.264 packets here (or handed to
@@ -48,18 +56,22 @@ class ConversationVideoTrack(MediaStreamTrack):
     async def recv(self) -> Any:
         if self.readyState != "live":
             raise MediaStreamError
+        conversation = self._conversation
         try:
-            frame = await self._conversation.next_video_frame()
-            pts = round(frame.pts * VIDEO_CLOCK_RATE)
             encoder = self.encoder
             if encoder is not None:
-                packets = await asyncio.to_thread(encoder.encode, frame.image, pts)
+                packets: list[av.Packet] = []
                 while not packets:  # zerolatency emits one packet per frame; be safe anyway
-                    frame = await self._conversation.next_video_frame()
+                    frame = await conversation.next_video_frame(lead=ENCODE_LEAD_S)
                     pts = round(frame.pts * VIDEO_CLOCK_RATE)
                     packets = await asyncio.to_thread(encoder.encode, frame.image, pts)
+                wait = frame.pts - conversation.media_time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
                 result: Any = packets[0] if len(packets) == 1 else _join_packets(packets)
             else:
+                frame = await conversation.next_video_frame()
+                pts = round(frame.pts * VIDEO_CLOCK_RATE)
                 result = av.VideoFrame.from_ndarray(frame.image, format="rgb24")
                 result.pts = pts
                 result.time_base = VIDEO_TIME_BASE
