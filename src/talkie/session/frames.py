@@ -69,8 +69,8 @@ class VideoLine:
             if not self._frames or self._frames[0] is not frame:
                 continue  # barge-in or a new answer replaced the frames meanwhile
             self._frames.popleft()
-            if self.clock.now() - (frame.pts - lead) > self.period:
-                self.late_frames += 1  # handed out more than a frame after it was asked for
+            if self.clock.now() - frame.pts > self.period:
+                self.late_frames += 1  # handed out more than a frame after its time
             self._shown = frame.index
             self.frames_sent += 1
             return frame
