@@ -126,6 +126,18 @@ def test_admission_refuses_on_late_frames_and_opens_when_pacing_recovers() -> No
     assert gate.limit() == 4
 
 
+def test_late_frames_of_sessions_that_have_ended_refuse_nobody() -> None:
+    box = Box(sessions={"a": SessionSample("a", 0, 0, True)})
+    m = box.monitor()
+    gate = admission(box, m, min_frames=48, max_late_ratio=0.05)
+    box.run(4.0, cores=1.0, late_share=0.3)
+    m.sample()
+    assert gate.decide().reason == "frames_late"
+    del box.sessions["a"]  # the burst is over: nobody is left whose frames a newcomer could spoil
+    assert gate.decide().admitted
+    assert gate.limit() == 4
+
+
 def test_admission_by_cap_and_by_cpu() -> None:
     box = Box(sessions={k: SessionSample(k, 0, 0, False) for k in "ab"})
     m = box.monitor(machine_busy=0.7)

@@ -222,7 +222,9 @@ class Admission:
     def _pacing_exhausted(self) -> float | None:
         """The late share if it is over the limit (on enough frames), else ``None``."""
         limit = self.options.max_late_ratio
-        if limit is None:
+        if limit is None or self.occupied() == 0:
+            # No session left to spoil: the late frames were those of sessions that have ended
+            # (a burst that is over), and refusing would turn the next visitor away for nothing.
             return None
         ratio, frames = self.monitor.late_ratio()
         if ratio is None or frames < self.options.min_frames or ratio <= limit:
