@@ -85,7 +85,7 @@ def main() -> None:
             print(json.dumps(run))
             runs.append(run)
     result = {
-        "when": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "when": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "machine": platform.platform(),
         "frames_per_run": args.frames,
         "runs": runs,

@@ -241,4 +241,3 @@ async def pump_seen(
         arrived = time.monotonic() - started_at  # on the conversation's media clock
         image = await asyncio.to_thread(frame.to_ndarray, format="rgb24")
         conversation.push_frame(SeenFrame(source, image, arrived))
-
