@@ -14,7 +14,9 @@ Processes are spawned (not forked), so a script that starts one needs the usual
 
 A worker can also be *handed over* (``hand_over``): its object, built and warm, takes the pipe
 for a protocol of its own (``serve_connection(conn, *args)``) and the process ends when that
-returns. The session host uses this for one-session worker processes prepared ahead of time.
+returns. The session host uses this for one-session worker processes prepared ahead of time,
+and for a model service: ``serve_endpoint`` answers several processes of this machine at once
+on a Unix socket (``ServiceEndpoint``), which they call through ``RemoteWorker``.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ import logging
 import multiprocessing as mp
 import os
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator
-from multiprocessing.connection import Connection
+from dataclasses import dataclass, field
+from multiprocessing.connection import Client, Connection, Listener
 from typing import Any
 
 from talkie.errors import EngineError, InvalidInputError, MissingDependencyError, TalkieError
@@ -81,15 +85,27 @@ def _serve(factory: Callable[[], Any], conn: Connection, niceness: int) -> None:
     except Exception as exc:  # reported to the parent, which raises it there
         conn.send(("error", type(exc).__name__, str(exc)))
         return
+    serve_requests(target, conn, hand_over=True)
+
+
+def serve_requests(
+    target: Any, conn: Connection, *, hand_over: bool = False, public_only: bool = False
+) -> None:
+    """Answer ``(method, args, kwargs)`` requests on ``conn`` until it closes (``public_only``:
+    no method whose name starts with "_", for callers other than the process's parent)."""
     while True:
         try:
             method, args, kwargs = conn.recv()
         except (EOFError, OSError):
             return
-        if method == HAND_OVER:
+        if hand_over and method == HAND_OVER:
             # The object owns the pipe from now on; this process lives as long as it serves.
             target.serve_connection(conn, *args, **kwargs)
             return
+        if public_only and method.startswith("_"):
+            with contextlib.suppress(OSError):
+                conn.send(("error", "InvalidInputError", f"{method} is not a public method"))
+            continue
         try:
             try:
                 result = getattr(target, method)(*args, **kwargs)
@@ -104,10 +120,76 @@ def _serve(factory: Callable[[], Any], conn: Connection, niceness: int) -> None:
             except Exception as exc:
                 conn.send(("error", type(exc).__name__, str(exc)))
         except (BrokenPipeError, EOFError, OSError):
-            return  # the parent went away (closed or stopped this worker): exit quietly
+            return  # the caller went away (closed or stopped this worker): stop quietly
 
 
-class WorkerProcess:
+def _exchange(conn: Connection, method: str, args: Any, kwargs: Any) -> Iterator[Any]:
+    """One request on ``conn``: yields the result (or each item streamed back)."""
+    conn.send((method, args, kwargs))
+    while True:
+        message = conn.recv()
+        if message[0] == "done":
+            return
+        if message[0] == "error":
+            raise _ERRORS.get(message[1], EngineError)(message[2])
+        yield message[1]
+
+
+@dataclass(frozen=True)
+class ServiceEndpoint:
+    """Where a model service answers (``serve_endpoint``): a Unix socket in a folder only this
+    user can open, and the key a caller must prove it knows (multiprocessing's HMAC handshake)."""
+
+    address: str
+    authkey: bytes = field(repr=False)
+
+
+def serve_endpoint(target: Any, parent: Connection, endpoint: ServiceEndpoint) -> None:
+    """Serve ``target``'s methods to every process that connects to ``endpoint`` (a thread per
+    connection), until ``parent`` (the pipe of the process that started this one) closes."""
+    # Many callers connect at once when a pool of session workers warms up: a backlog of one
+    # (the default) reset their connections.
+    listener = Listener(endpoint.address, family="AF_UNIX", backlog=64, authkey=endpoint.authkey)
+
+    def accept() -> None:
+        while True:
+            try:
+                conn = listener.accept()
+            except OSError:
+                return  # closed below
+            except Exception:  # a caller without the key (AuthenticationError): refused
+                log.warning("refused a connection to the %s service", type(target).__name__)
+                continue
+            threading.Thread(
+                target=serve_requests, args=(target, conn), kwargs={"public_only": True},
+                daemon=True,
+            ).start()  # fmt: skip
+
+    threading.Thread(target=accept, name="service-accept", daemon=True).start()
+    parent.send(("serving",))
+    with contextlib.suppress(EOFError, OSError):
+        while True:
+            parent.recv()  # nothing is expected; EOF: the starting process went away
+    listener.close()
+
+
+class _Caller:
+    """What ``WorkerProcess`` and ``RemoteWorker`` share: ``call_one`` on top of ``call``."""
+
+    name: str
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        raise NotImplementedError
+
+    def call_one(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call a method that returns one value (reading the reply through to its end)."""
+        items = list(self.call(method, *args, **kwargs))
+        if len(items) != 1:
+            raise EngineError(f"the {self.name} answered {len(items)} values, not 1")
+        return items[0]
+
+
+class WorkerProcess(_Caller):
     def __init__(
         self,
         *,
@@ -140,14 +222,7 @@ class WorkerProcess:
         with self._lock:
             conn = self._ensure()
             try:
-                conn.send((method, args, kwargs))
-                while True:
-                    message = conn.recv()
-                    if message[0] == "done":
-                        return
-                    if message[0] == "error":
-                        raise _ERRORS.get(message[1], EngineError)(message[2])
-                    yield message[1]
+                yield from _exchange(conn, method, args, kwargs)
             except (EOFError, OSError) as exc:
                 self._stop()
                 raise EngineError(f"the {self.name} process stopped unexpectedly ({exc})") from exc
@@ -155,13 +230,6 @@ class WorkerProcess:
                 # The caller stopped reading mid-answer: the child is out of step, replace it.
                 self._stop()
                 raise
-
-    def call_one(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Call a method that returns one value (reading the reply through to its end)."""
-        items = list(self.call(method, *args, **kwargs))
-        if len(items) != 1:
-            raise EngineError(f"the {self.name} process answered {len(items)} values, not 1")
-        return items[0]
 
     def close(self) -> None:
         with self._lock:
@@ -223,3 +291,70 @@ class WorkerProcess:
             if self._proc.is_alive():
                 self._proc.kill()
         self._conn, self._proc = None, None
+
+
+class RemoteWorker(_Caller):
+    """Calls a model service (``serve_endpoint``) like ``WorkerProcess`` calls its own process:
+    one connection, one request at a time, opened on first use and again after a failure."""
+
+    def __init__(
+        self, endpoint: ServiceEndpoint, *, name: str, reconnect_wait: float = 30.0
+    ) -> None:
+        self.endpoint = endpoint
+        self.name = name
+        self.reconnect_wait = reconnect_wait
+        self._lock = threading.Lock()
+        self._conn: Connection | None = None
+
+    def start(self) -> None:
+        with self._lock:
+            self._connect()
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Iterator[Any]:
+        """Like ``WorkerProcess.call``. A connection that broke before the first answer (the
+        service was restarted since the last call) is opened again and the request resent."""
+        with self._lock:
+            for attempt in (1, 2):
+                conn = self._connect()
+                answered = False
+                try:
+                    for item in _exchange(conn, method, args, kwargs):
+                        answered = True
+                        yield item
+                    return
+                except (EOFError, OSError) as exc:
+                    self._drop()
+                    if attempt == 1 and not answered:
+                        continue
+                    raise EngineError(
+                        f"the {self.name} service stopped unexpectedly ({exc})"
+                    ) from exc
+                except GeneratorExit:
+                    self._drop()  # out of step with the service: a fresh connection next time
+                    raise
+
+    def close(self) -> None:
+        with self._lock:
+            self._drop()
+
+    def _connect(self) -> Connection:
+        # A service that stopped is restarted by the process that runs it (a few seconds to
+        # load its models): wait for it rather than fail the session's next turn.
+        deadline = time.monotonic() + self.reconnect_wait
+        while self._conn is None:
+            try:
+                self._conn = Client(
+                    self.endpoint.address, family="AF_UNIX", authkey=self.endpoint.authkey
+                )
+            except (FileNotFoundError, ConnectionRefusedError, ConnectionResetError) as exc:
+                if time.monotonic() > deadline:
+                    raise EngineError(f"the {self.name} service is not running ({exc})") from exc
+                time.sleep(0.1)
+            except (OSError, EOFError, mp.AuthenticationError) as exc:
+                raise EngineError(f"could not reach the {self.name} service ({exc})") from exc
+        return self._conn
+
+    def _drop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = None

@@ -15,12 +15,15 @@ import contextlib
 import os
 import signal
 import time
+import wave
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
-from live_client import ClientSession, connect
+from live_browser import make_question_wav
+from live_client import ClientSession, SpeechTrack, connect
 from live_fakes import FakeConversation
 from live_server import LiveServer
 
@@ -299,24 +302,68 @@ def test_an_offer_the_worker_cannot_answer_is_refused_cleanly(process_server: Li
     _wait(lambda: process_server.registry.get(body["session"]["id"]) is None, 30, "the slot")
 
 
-def test_the_real_conversation_runs_in_a_warm_worker_with_its_own_model_processes() -> None:
-    """The product's default path: a pooled worker loads the speech models (processes of its
-    own) before its session, then runs the real conversation, which greets the user."""
-    options = ServerOptions(max_sessions=1, host_kind="process", warm=1, preload_models=True)
+def _spawned_descendants(pid: int) -> list[int]:
+    """Processes below ``pid`` started by multiprocessing (model or session workers)."""
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        for task in os.listdir(f"/proc/{current}/task"):
+            for child in Path(f"/proc/{current}/task/{task}/children").read_text().split():
+                todo.append(int(child))
+                if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                    found.append(int(child))
+    return found
+
+
+def test_the_real_conversation_runs_in_a_warm_worker_on_the_machines_speech_service(
+    tmp_path: Path,
+) -> None:
+    """The product's default path: pooled workers load no speech model of their own; the
+    real conversation hears and speaks through the machine's speech service (one process of
+    the web process), and when that service dies, it is restarted and the session goes on."""
+    from talkie.session import voices
+
+    options = ServerOptions(max_sessions=2, host_kind="process", warm=1, preload_models=True)
     with LiveServer(options=options) as server:
         host = server.app.state.host
-        _wait(lambda: host.ready_workers == 1, 300, "the warm worker to load its models")
+        _wait(lambda: host.ready_workers == 1, 300, "the warm worker to load")
         # the local LLM is the web process's, reached over its socket, not loaded again
         expected = "attached" if node_engine() is not None else None
         assert host._pool[0].call_one("warm_state")["llm"] == expected
+        worker_pid = host._pool[0].pid
+        assert worker_pid is not None
+        assert _spawned_descendants(worker_pid) == [], "the worker started model processes"
+        service = voices._service[0]._proc
+        assert service.is_alive() and service.pid in _spawned_descendants(os.getpid())
+        question = make_question_wav(tmp_path / "question.wav", before=1.0)
+        with wave.open(str(question), "rb") as w:
+            pcm = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
 
         async def scenario() -> None:
-            session = await connect(server.url, "astronaut")
+            session = await connect(server.url, "astronaut", microphone=SpeechTrack(pcm))
             try:
                 assert server.registry.get(session.session_id).warm
                 await session.wait_video(24, timeout=120)
                 greeting = await session.wait_event(lambda e: e.get("type") == "reply", 120)
                 assert greeting["text"]
+                # heard through the service's recognizer
+                heard = await session.wait_event(
+                    lambda e: e.get("type") == "transcript" and e.get("final"), 120
+                )
+                assert "name" in str(heard["text"]).lower(), heard
+                # chaos: the service dies; it is restarted and the next answer is spoken
+                os.kill(service.pid, signal.SIGKILL)
+                await _await(
+                    lambda: voices._service[0]._proc not in (None, service), 60,
+                    "the speech service to restart",
+                )  # fmt: skip
+                session.send({"type": "text", "text": "How far away is the Moon?"})
+                answer = await session.wait_event(
+                    lambda e: e.get("type") == "reply" and "kilometres" in str(e.get("text")),
+                    120,
+                )
+                assert answer["text"]
+                assert not [e for e in session.events if e.get("type") == "error"]
             finally:
                 await session.close()
 

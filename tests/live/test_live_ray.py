@@ -117,12 +117,13 @@ def test_a_dead_actor_ends_its_session_with_a_reason(ray_cluster: Cluster) -> No
         assert reason is not None and "Ray actor stopped" in reason
 
 
-def _node_llm_socket(node_id: str) -> str:
-    """The socket of the local LLM that ``node_id``'s NodeModels actor loaded."""
+def _node_sockets(node_id: str) -> tuple[str, str]:
+    """The sockets of the local LLM and of the speech service of ``node_id``'s NodeModels."""
     models = ray.get_actor(f"talkie-models-{node_id}")
-    endpoint = ray.get(models.llm.remote(0.0), timeout=30)
-    assert endpoint is not None, f"node {node_id[:8]} has no ready local LLM"
-    return str(endpoint.socket_path)
+    shared = ray.get(models.shared.remote(0.0), timeout=30)
+    assert shared.llm is not None, f"node {node_id[:8]} has no ready local LLM"
+    assert shared.speech is not None, f"node {node_id[:8]} has no speech service"
+    return str(shared.llm.socket_path), str(shared.speech.address)
 
 
 @pytest.fixture(scope="module")
@@ -133,11 +134,12 @@ def question_pcm(tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
         return np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
 
 
-def test_real_sessions_use_their_nodes_one_local_llm(
+def test_real_sessions_use_their_nodes_shared_models(
     ray_cluster: Cluster, question_pcm: np.ndarray
 ) -> None:
-    """The real conversation on Ray: each node loads the local LLM once (NodeModels) and its
-    sessions use it through the node's socket; a later session on a node finds it loaded.
+    """The real conversation on Ray: each node loads the local LLM and the speech models once
+    (NodeModels) and its sessions use them through the node's sockets; a later session on a
+    node finds them loaded.
     Every session is asked by voice: the microphone's audio reaches the actor on either node
     (over WebRTC, not through the web server) and is heard and answered there."""
     options = ServerOptions(
@@ -174,12 +176,14 @@ def test_real_sessions_use_their_nodes_one_local_llm(
               f"heard {[n['turn']['user_text'] for n in placed]}")  # fmt: skip
         assert len({n["node_id"] for n in placed}) == 2
         assert all(n["llm"] == "attached" for n in placed), placed
-        sockets = {n["node_id"]: _node_llm_socket(n["node_id"]) for n in placed}
-        assert len(set(sockets.values())) == 2  # one model per node
+        # ...and heard the question, and spoke, through their node's speech service
+        assert all(n["speech"] == "node" for n in placed), placed
+        sockets = {n["node_id"]: _node_sockets(n["node_id"]) for n in placed}
+        assert len(set(sockets.values())) == 2  # one LLM and one speech service per node
 
         deadline = time.monotonic() + 60
         while len(server.registry) and time.monotonic() < deadline:
             time.sleep(0.1)
         (again,) = asyncio.run(talk(1, ask=False))  # only where its model comes from
-        assert again["llm"] == "attached"
-        assert _node_llm_socket(again["node_id"]) == sockets[again["node_id"]]  # not reloaded
+        assert again["llm"] == "attached" and again["speech"] == "node"
+        assert _node_sockets(again["node_id"]) == sockets[again["node_id"]]  # not reloaded

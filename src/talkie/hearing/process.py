@@ -7,7 +7,7 @@ import functools
 import numpy as np
 
 from talkie.hearing.asr import AsrResult, SpeechRecognizer, WhisperAsr, WhisperOptions
-from talkie.worker import WorkerProcess
+from talkie.worker import RemoteWorker, WorkerProcess
 
 
 def _make_recognizer(options: WhisperOptions) -> SpeechRecognizer:
@@ -18,13 +18,20 @@ def _make_recognizer(options: WhisperOptions) -> SpeechRecognizer:
 
 
 class ProcessRecognizer:
-    """``SpeechRecognizer`` backed by a worker process running ``WhisperAsr``. Requests from
+    """``SpeechRecognizer`` backed by a worker process running ``WhisperAsr``, or by a speech
+    service's recognizer (``service``: any object with the same ``transcribe``). Requests from
     several sessions are served one at a time (a final takes ~60-120 ms)."""
 
-    def __init__(self, *, options: WhisperOptions | None = None, niceness: int = 5) -> None:
+    def __init__(
+        self,
+        *,
+        options: WhisperOptions | None = None,
+        niceness: int = 5,
+        service: RemoteWorker | None = None,
+    ) -> None:
         opts = options or WhisperOptions()
         self.name = "process:whisper"
-        self._worker = WorkerProcess(
+        self._worker: WorkerProcess | RemoteWorker = service or WorkerProcess(
             factory=functools.partial(_make_recognizer, opts), name="speech recognizer",
             niceness=niceness,
         )  # fmt: skip

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 from talkie.messages import SpeechClip
 from talkie.voice.base import TextToSpeech
-from talkie.worker import WorkerProcess
+from talkie.worker import RemoteWorker, WorkerProcess
 
 
 def _make_tts(spec: str) -> TextToSpeech:
@@ -25,12 +25,16 @@ def _make_tts(spec: str) -> TextToSpeech:
 
 
 class ProcessTTS:
-    """``TextToSpeech`` backed by a worker process running ``load_tts(spec)``."""
+    """``TextToSpeech`` backed by a worker process running ``load_tts(spec)``, or by a speech
+    service that holds many voices (``service``: ``talkie.session.voices.SpeechModels``)."""
 
-    def __init__(self, *, spec: str = "piper", niceness: int = 5) -> None:
+    def __init__(
+        self, *, spec: str = "piper", niceness: int = 5, service: RemoteWorker | None = None
+    ) -> None:
         self.spec = spec
         self.name = f"process:{spec}"
-        self._worker = WorkerProcess(
+        self._service = service
+        self._worker = service or WorkerProcess(
             factory=functools.partial(_make_tts, spec), name="voice", niceness=niceness
         )
         self._sample_rate = 0
@@ -38,16 +42,22 @@ class ProcessTTS:
     @property
     def sample_rate(self) -> int:
         if not self._sample_rate:
-            self._sample_rate = int(
-                next(iter(self._worker.call("__getattribute__", "sample_rate")))
-            )
+            if self._service is not None:
+                self._sample_rate = int(self._service.call_one("sample_rate", self.spec))
+            else:
+                self._sample_rate = int(
+                    next(iter(self._worker.call("__getattribute__", "sample_rate")))
+                )
         return self._sample_rate
 
     def load(self) -> None:
         self._worker.start()
 
     def synthesize(self, text: str) -> Iterator[SpeechClip]:
-        yield from self._worker.call("synthesize", text)
+        if self._service is not None:
+            yield from self._service.call("synthesize", self.spec, text)
+        else:
+            yield from self._worker.call("synthesize", text)
 
     def close(self) -> None:
         self._worker.close()

@@ -38,8 +38,10 @@ from talkie.server.hosts.base import (
     portable,
 )
 from talkie.server.hosts.session_worker import WarmUp
+from talkie.session.character import DEFAULT_VOICE
 from talkie.session.events import SessionEvent
-from talkie.worker import WorkerProcess, renice_threads
+from talkie.session.voices import start_speech_service
+from talkie.worker import ServiceEndpoint, WorkerProcess, renice_threads
 
 log = logging.getLogger(__name__)
 
@@ -241,6 +243,7 @@ class ProcessHost:
         self._closed = False
         self._count = 0
         self._recent_rigs: dict[str, Any] = {}  # character id -> rig, most recent last
+        self._speech: ServiceEndpoint | None = None  # the machine's speech service, once started
         # Pooled workers start niced only where their priority can be raised again when taken
         # (root or CAP_SYS_NICE); elsewhere a niced session would lose to every other one.
         self._pool_niceness = POOL_NICENESS if can_raise_priority() else 0
@@ -301,6 +304,7 @@ class ProcessHost:
             worker, starting = self._loading.popitem()
             self._starting -= 1  # taken: the pool starts a replacement
         else:
+            await asyncio.to_thread(self._ensure_speech_service)
             worker = self._new_worker()
         adopted = starting is not None
         if (warm or adopted) and self._pool_niceness:
@@ -330,12 +334,24 @@ class ProcessHost:
     def _new_worker(self, niceness: int = 0) -> WorkerProcess:
         self._count += 1
         warm_up = dataclasses.replace(
-            self._warm_up, rigs=tuple(self._recent_rigs.values()), llm=node_engine()
-        )
+            self._warm_up, rigs=tuple(self._recent_rigs.values()), llm=node_engine(),
+            speech=self._speech,
+        )  # fmt: skip
         return WorkerProcess(
             factory=warm_up, name=f"session-worker-{self._count}",
             start_timeout=self._start_timeout, niceness=niceness, daemon=False,
         )  # fmt: skip
+
+    def _ensure_speech_service(self) -> None:
+        """With models preloaded, the workers share the machine's speech service: started (or
+        restarted after a crash) here, before the worker that will use it."""
+        if not self._warm_up.models:
+            return
+        try:
+            self._speech = start_speech_service((DEFAULT_VOICE,))
+        except EngineError as exc:  # the workers load their own models instead
+            log.warning("no shared speech service (%s): each worker loads its own models", exc)
+            self._speech = None
 
     def _refill(self) -> None:
         while not self._closed and len(self._pool) + self._starting < self.warm:
@@ -347,6 +363,7 @@ class ProcessHost:
     async def _start_pooled(self) -> None:
         # A worker started while this process's model is still loading would load its own.
         await asyncio.to_thread(node_engine, LLM_WAIT)
+        await asyncio.to_thread(self._ensure_speech_service)
         worker = self._new_worker(self._pool_niceness)
         starting = self._loading[worker] = asyncio.ensure_future(asyncio.to_thread(worker.start))
         try:

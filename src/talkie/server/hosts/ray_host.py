@@ -12,11 +12,12 @@ candidates are the node's addresses), so nodes must be reachable from the browse
 or a TURN server must relay (``--ice-server``). The web server only sees signalling.
 
 Models: with ``models=True`` (``talkie serve`` preloads them) each node gets one ``NodeModels``
-actor (no CPU reserved, pinned to its node) that loads the local LLM once; the node's session
-actors use it through its endpoint, a Unix socket on that node (``EngineEndpoint``), as the
-process host's workers use the web process's model. Without it every session actor loads its
-own copy (~0.7 GB, ~10 CPU-seconds). The speech models are small and stay per actor process
-(``talkie.session.voices``). ``ray`` is an optional extra: ``pip install 'talkie[ray]'``.
+actor (no CPU reserved, pinned to its node) that loads the local LLM once and runs the node's
+speech service (``talkie.session.voices``: the recognizer and the voices); the node's session
+actors use them through Unix sockets on that node (``EngineEndpoint``, ``ServiceEndpoint``), as
+the process host's workers use the web process's. Without it every session actor loads its own
+copies (~0.7 GB and ~10 CPU-seconds for the LLM, ~0.6 GB and two processes for speech).
+``ray`` is an optional extra: ``pip install 'talkie[ray]'``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +46,7 @@ log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0  # how long one long-poll waits for events in the actor
 ACTOR_START_TIMEOUT = 120.0
-LLM_WAIT = 120.0  # a session waits this long for its node's local LLM (the first on a node)
+LLM_WAIT = 120.0  # a session waits this long for its node's shared models (the first there)
 
 
 def import_ray() -> Any:
@@ -77,16 +80,26 @@ class SessionActor:
 
         return engine_kind()
 
+    def speech(self) -> str:
+        """Where this actor's speech models run ("node": its node's service; "own")."""
+        from talkie.session.voices import uses_speech_service
+
+        return "node" if uses_speech_service() else "own"
+
     async def start(
-        self, spec: SessionSpec, offer_sdp: str, offer_type: str, llm: Any = None
+        self, spec: SessionSpec, offer_sdp: str, offer_type: str, models: Any = None
     ) -> tuple[str, str]:
-        """Build the session and answer the offer; ``llm``: the node's model endpoint."""
+        """Build the session and answer the offer; ``models``: the node's ``SharedModels``."""
         from talkie.server.hosts.inprocess import build_peer
 
-        if llm is not None:
+        if models is not None and models.llm is not None:
             from talkie.brain.local.brain import attach_engine
 
-            attach_engine(llm)
+            attach_engine(models.llm)
+        if models is not None and models.speech is not None:
+            from talkie.session.voices import use_speech_service
+
+            use_speech_service(models.speech)
 
         def closed(reason: str) -> None:
             self._ended = True
@@ -115,21 +128,47 @@ class SessionActor:
             self._queue.put_nowait(("closed", reason))
 
 
+@dataclass(frozen=True)
+class SharedModels:
+    """Where a node's shared models answer (each None when unavailable)."""
+
+    llm: Any = None  # talkie.brain.local.engine.EngineEndpoint
+    speech: Any = None  # talkie.worker.ServiceEndpoint
+
+
 class NodeModels:
     """The models one node's sessions share (an actor pinned to the node): the local LLM, when
-    it is the brain, loads here once and answers on a Unix socket of the node."""
+    it is the brain, and the speech service load here once and answer on Unix sockets."""
 
     def __init__(self) -> None:
         from talkie.server.app import start_local_llm
 
         start_local_llm()  # in the background; nothing when another LLM is configured
+        self._speech: Any = None
+        self._speech_error = ""
+        self._speech_thread = threading.Thread(target=self._start_speech, daemon=True)
+        self._speech_thread.start()
 
-    def llm(self, timeout: float) -> Any:
-        """The model's ``EngineEndpoint`` once it is ready (waits up to ``timeout`` s); None
-        when there is no local model here or it failed to load."""
+    def _start_speech(self) -> None:
+        from talkie.errors import EngineError
+        from talkie.session.character import DEFAULT_VOICE
+        from talkie.session.voices import start_speech_service
+
+        try:
+            self._speech = start_speech_service((DEFAULT_VOICE,))
+        except EngineError as exc:  # the node's sessions load their own speech models
+            self._speech_error = str(exc)
+
+    def shared(self, timeout: float) -> SharedModels:
+        """The node's models once ready (waits up to ``timeout`` s for each)."""
         from talkie.brain.local.brain import node_engine
 
-        return node_engine(timeout)
+        deadline = time.monotonic() + timeout
+        llm = node_engine(timeout)
+        self._speech_thread.join(max(0.0, deadline - time.monotonic()))
+        if self._speech_error:
+            log.warning("no speech service on this node: %s", self._speech_error)
+        return SharedModels(llm=llm, speech=self._speech)
 
 
 class RaySession:
@@ -161,9 +200,10 @@ class RaySession:
         ).remote()  # fmt: skip
         try:
             self.node = await self._actor.node.remote()
-            llm = await self._host.node_llm(self.node["node_id"])
-            sdp, kind = await self._actor.start.remote(self._spec, offer_sdp, offer_type, llm)
+            models = await self._host.node_models(self.node["node_id"])
+            sdp, kind = await self._actor.start.remote(self._spec, offer_sdp, offer_type, models)
             self.node["llm"] = await self._actor.llm.remote()
+            self.node["speech"] = await self._actor.speech.remote()
         except ray.exceptions.RayTaskError as exc:
             cause = exc.cause if isinstance(getattr(exc, "cause", None), Exception) else exc
             self._finish(f"the session could not start ({type(cause).__name__})")
@@ -287,13 +327,14 @@ class RayHost:
             ).remote()  # fmt: skip
         return actor
 
-    async def node_llm(self, node_id: str) -> Any:
-        """The endpoint of the local LLM on ``node_id`` for a session there (None: without
-        ``models``, no local model there, or it failed: the session's brain decides)."""
+    async def node_models(self, node_id: str) -> SharedModels | None:
+        """The shared models on ``node_id`` for a session there (None: without ``models``, or
+        the node's models actor failed: the session loads its own)."""
         if not self.models:
             return None
         try:
-            return await self._models_on(node_id).llm.remote(LLM_WAIT)
+            shared: SharedModels = await self._models_on(node_id).shared.remote(LLM_WAIT)
+            return shared
         except self.ray.exceptions.RayError as exc:
             log.warning("the shared models of node %s are unavailable: %s", node_id[:8], exc)
             self._node_models.pop(node_id, None)  # started again for the next session there

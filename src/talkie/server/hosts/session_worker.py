@@ -47,6 +47,9 @@ class WarmUp:
     # the web process's local LLM (talkie.brain.local.engine.EngineEndpoint): sessions use it
     # instead of loading the model in every worker (~1 GB and ~10 CPU-seconds each)
     llm: Any = None
+    # the machine's speech service (talkie.worker.ServiceEndpoint, talkie.session.voices):
+    # sessions call its recognizer and voices instead of starting model processes of their own
+    speech: Any = None
 
     def __call__(self) -> SessionWorker:
         return SessionWorker(self)
@@ -66,9 +69,10 @@ class _ModelWarmUp:
             from talkie.session.character import DEFAULT_VOICE
             from talkie.session.parts import warm_up_models
 
-            # Each worker has its own model processes (``talkie.session.voices`` keeps them per
-            # process); loading and warming them here keeps them off the session's start (0.8
-            # -> 0.3 s offer to answer, bench/session_hosts.py) and its first answer.
+            # The speech models (the machine's service, else this worker's own model processes,
+            # talkie.session.voices) and the turn models: loading and warming them here keeps
+            # them off the session's start (0.8 -> 0.3 s offer to answer,
+            # bench/session_hosts.py) and its first answer.
             start_local_llm()  # loads in the background when the local LLM is the brain
             warm_up_models(DEFAULT_VOICE)
         except BaseException as exc:  # reported by wait(), in the worker's start
@@ -91,6 +95,10 @@ class SessionWorker:
             from talkie.brain.local.brain import attach_engine
 
             attach_engine(warm_up.llm)
+        if warm_up.speech is not None:
+            from talkie.session.voices import use_speech_service
+
+            use_speech_service(warm_up.speech)
         # The models load in their own processes: start them first, and import the WebRTC
         # stack meanwhile (the warm-up took 7.4 s instead of 8.9 s, medians of six; noisy:
         # bench/session_hosts.py --hosts warm-up).

@@ -1,0 +1,33 @@
+"""A small object served by ``talkie.worker.serve_endpoint`` in the model-service tests
+(importable by the spawned service process)."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+
+from talkie.errors import InvalidInputError
+from talkie.worker import ServiceEndpoint, serve_endpoint
+
+
+class Words:
+    def __init__(self) -> None:
+        self._secret = "not for callers"
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def words(self, text: str, pause: float = 0.0) -> Iterator[str]:
+        for word in text.split():
+            time.sleep(pause)
+            yield word
+
+    def shout(self, text: str) -> str:
+        if not text:
+            raise InvalidInputError("nothing to shout")
+        return text.upper()
+
+    def serve_connection(self, conn: Connection, endpoint: ServiceEndpoint) -> None:
+        serve_endpoint(self, conn, endpoint)
