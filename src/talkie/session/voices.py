@@ -21,6 +21,7 @@ import functools
 import logging
 import os
 import secrets
+import shutil
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -30,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from talkie.errors import EngineError
+from talkie.errors import EngineError, TalkieError
 from talkie.hearing.asr import AsrResult, WhisperAsr, WhisperOptions
 from talkie.hearing.process import ProcessRecognizer
 from talkie.messages import SpeechClip
@@ -182,12 +183,13 @@ class SpeechService:
             log.error("the speech service stopped (exit code %s): restarting it", proc.exitcode)
             try:
                 self._start()
-            except EngineError:
+            except TalkieError:
                 log.exception("the speech service could not be restarted")
 
     def close(self) -> None:
         with self._lock:
             self._stop()
+        shutil.rmtree(Path(self.endpoint.address).parent, ignore_errors=True)
 
     def _stop(self) -> None:
         if self._conn is not None:

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from talkie.brain.local.brain import node_engine
-from talkie.errors import EngineError, InvalidInputError
+from talkie.errors import EngineError, InvalidInputError, TalkieError
 from talkie.server.hosts.base import (
     HostKind,
     SessionAnswer,
@@ -349,7 +349,7 @@ class ProcessHost:
             return
         try:
             self._speech = start_speech_service((DEFAULT_VOICE,))
-        except EngineError as exc:  # the workers load their own models instead
+        except TalkieError as exc:  # the workers load their own models instead
             log.warning("no shared speech service (%s): each worker loads its own models", exc)
             self._speech = None
 

@@ -150,13 +150,13 @@ class NodeModels:
         self._speech_thread.start()
 
     def _start_speech(self) -> None:
-        from talkie.errors import EngineError
+        from talkie.errors import TalkieError
         from talkie.session.character import DEFAULT_VOICE
         from talkie.session.voices import start_speech_service
 
         try:
             self._speech = start_speech_service((DEFAULT_VOICE,))
-        except EngineError as exc:  # the node's sessions load their own speech models
+        except TalkieError as exc:  # the node's sessions load their own speech models
             self._speech_error = str(exc)
 
     def shared(self, timeout: float) -> SharedModels:
