@@ -107,6 +107,7 @@ class SpeechModels:
     loaded and warmed once; every session worker of the machine calls these methods."""
 
     def __init__(self, *, voices: tuple[str, ...] = ()) -> None:
+        _few_malloc_arenas()
         self._lock = threading.Lock()
         self._voices: dict[str, TextToSpeech] = {}
         self._recognizer = WhisperAsr(options=WhisperOptions())
@@ -137,6 +138,17 @@ class SpeechModels:
 
     def serve_connection(self, conn: Connection, endpoint: ServiceEndpoint) -> None:
         serve_endpoint(self, conn, endpoint)
+
+
+def _few_malloc_arenas(arenas: int = 2) -> None:
+    """Each caller is served by a thread of its own, and glibc gives new threads new malloc
+    arenas (up to 8 per core): the service's memory grew in steps of ~25 MB as sessions came
+    and went (bench/speech_service_churn.py). Two arenas are plenty for a few model calls."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to do
+        import ctypes
+
+        m_arena_max = -8  # glibc's malloc.h
+        ctypes.CDLL("libc.so.6").mallopt(m_arena_max, arenas)
 
 
 class SpeechService:
