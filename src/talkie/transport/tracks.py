@@ -31,11 +31,10 @@ VIDEO_TIME_BASE = fractions.Fraction(1, VIDEO_CLOCK_RATE)
 FailureHandler = Callable[[str], None]
 
 # H.264 frames are taken this long before their time, encoded, then sent on time: aiortc sends
-# what recv() returns at once, so encoding after the frame's moment made every frame late by
-# the encoder's time, and its jitter (12 ms median, 25 ms p95 at 720p on one talking session
-# here) made 3-4 % of them more than a frame late (bench/sessions.py). Below the answer's start
-# margin (SessionOptions.start_margin, 60 ms), so the first mouth frames are still re-rendered
-# when an answer is placed.
+# what recv() returns at once, so encoding after the frame's moment sent every frame late by
+# the encoder's time and jitter (16 ms median, 30 ms p95 at 720p; 1.1 and 2.2 ms with the lead:
+# bench/video_lead.py). Below the answer's start margin (SessionOptions.start_margin, 60 ms),
+# so the first mouth frames are still re-rendered when an answer is placed.
 ENCODE_LEAD_S = 0.04
 
 
