@@ -129,10 +129,7 @@ def _video_metrics(log: list[tuple[float, int, int, int]], t0: float, t1: float)
         for a, x in zip(arrivals, lateness, strict=True)
         if x > LATE_S
     ][:50]
-    late_per_s = [0] * (int(t1 - t0) + 1)  # late frames in each second of the window
-    for a, x in zip(arrivals, lateness, strict=True):
-        if x > LATE_S:
-            late_per_s[int(a - t0)] += 1
+    per_s = _by_second(arrivals, lateness, t0, t1)
     span_frames = round(ts_s[-1] * FPS) + 1  # frames the RTP timestamps cover
     gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
     due = FPS * (t1 - t0)
@@ -145,10 +142,10 @@ def _video_metrics(log: list[tuple[float, int, int, int]], t0: float, t1: float)
         "late": late,
         "late_pct": round(100 * late / len(frames), 2),
         "late_at": late_at,  # [seconds into the window, lateness ms]
-        "late_per_s": late_per_s,
-        # the delay every frame shares, per second of the window (ms above the best): a level
+        "late_per_s": [sum(1 for x in v if x > LATE_S) for v in per_s],
+        # the delay most frames share, per second of the window (ms above the best): a level
         # that falls once (the server catching up) makes every earlier frame "late"
-        "delay_p10_per_s_ms": _delay_floor_per_s(arrivals, lateness, t0, t1),
+        "delay_p10_per_s_ms": [round(1000 * _quantile(v, 0.1), 1) if v else -1.0 for v in per_s],
         "lateness_ms": {
             "p50": round(1000 * statistics.median(lateness), 1),
             "p95": round(1000 * _quantile(lateness, 0.95), 1),
@@ -162,13 +159,14 @@ def _video_metrics(log: list[tuple[float, int, int, int]], t0: float, t1: float)
     }
 
 
-def _delay_floor_per_s(
+def _by_second(
     arrivals: list[float], lateness: list[float], t0: float, t1: float
-) -> list[float]:
+) -> list[list[float]]:
+    """The frames' lateness grouped by the second of the window they arrived in."""
     per_s: list[list[float]] = [[] for _ in range(int(t1 - t0) + 1)]
     for a, x in zip(arrivals, lateness, strict=True):
         per_s[int(a - t0)].append(x)
-    return [round(1000 * _quantile(v, 0.1), 1) if v else -1.0 for v in per_s]
+    return per_s
 
 
 def _quantile(values: list[float], q: float) -> float:
