@@ -261,3 +261,29 @@ def test_second_knowledge_text(question: str, must_contain: str) -> None:
     reply = brain.answer([], question)
     assert must_contain in reply, reply
     assert "#" not in reply
+
+
+SPACE = """The Moon is about three hundred eighty four thousand kilometres from the Earth.
+The Sun is a star, about one hundred fifty million kilometres away from the Earth.
+Mars is the fourth planet from the Sun, and a day there lasts about twenty four hours."""
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "How far away is the Moon?",
+        # How people ask out loud: "us", and a preamble before the question (a two-breath
+        # question arrives as one turn with both parts). Each used to get "I don't know".
+        "How far away is the Moon from us?",
+        "So I wanted to ask, how far away is the Moon from us?",
+        "I was wondering, how far is the Moon from us?",
+        "Can I ask you something? How far away is the Moon?",
+    ],
+)
+def test_spoken_preambles_do_not_hide_the_question(question: str) -> None:
+    brain = BuiltinBrain(
+        persona=Persona(name="Nova", system_prompt="x", greeting="Hi.", knowledge=SPACE)
+    )
+    reply = brain.answer([], question)
+    assert "three hundred eighty four thousand kilometres" in reply, reply
+    assert "Sun" not in reply  # the Moon's distance only

@@ -58,6 +58,7 @@ STOP_WORDS = _wordset(
     er oh yeah yes sure one way
     how when where much many does say said see look bit lot any goes went gets getting come
     comes came done doing take takes took make makes
+    us ask asks asked asking wonder wonders wondered wondering curious
     """
 )
 
