@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -51,6 +52,22 @@ _UNTRAINED_JOE = str.maketrans({"ɒ": "ɑ", "r": "ɹ", "ʉ": "u"})
 
 _MODELS: dict[str, _Model] = {}
 _MODELS_LOCK = threading.Lock()
+# ONNX Runtime threads per synthesis (TALKIE_PIPER_THREADS; 0: ONNX's default, every core).
+# One, like Whisper's: with every core, a voice synthesising an answer took both cores for
+# 1-3 s and the other sessions' frames came late in bursts (two talking sessions: 15-32 % bad
+# frames, against 0.4 % with one thread; bench/README.md "Piper threads"). A clause then takes
+# ~1.5x the time (0.30 s for 3 s of speech, against 0.19 s) for 14 % less CPU.
+PIPER_THREADS_ENV = "TALKIE_PIPER_THREADS"
+
+
+def piper_threads(env: dict[str, str] | os._Environ[str] = os.environ) -> int:
+    """The configured ONNX Runtime intra-op thread count (0: ONNX's default)."""
+    raw = env.get(PIPER_THREADS_ENV, "1").strip() or "1"
+    if not raw.isdigit() or int(raw) > 64:
+        raise InvalidInputError(
+            f"{PIPER_THREADS_ENV}={raw!r} is not a thread count: use 1..64, or 0 for every core"
+        )
+    return int(raw)
 
 
 def default_voice_paths() -> tuple[Path, Path]:
@@ -169,6 +186,7 @@ class PiperTTS:
         self._untrained = _UNTRAINED_JOE if model_path is None else None
         stem = model.name.removesuffix(".onnx")
         self.name: str = "piper" if model_path is None else f"piper:{stem}"
+        self._threads = piper_threads()  # a wrong setting fails here, not at the first answer
         self._model: _Model | None = None
         self._load_lock = threading.Lock()
 
@@ -269,6 +287,8 @@ class PiperTTS:
             # starved 24 fps rendering.
             opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
             opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+            if self._threads:
+                opts.intra_op_num_threads = self._threads
             opts.log_severity_level = 3
             session = onnxruntime.InferenceSession(
                 model_bytes, sess_options=opts, providers=["CPUExecutionProvider"]
