@@ -75,9 +75,14 @@ def renice_threads(pid: int, niceness: int) -> None:
 
 def _serve(factory: Callable[[], Any], conn: Connection, niceness: int) -> None:
     if niceness:
-        # Model work yields to the latency-critical frame loop when the cores are contended,
-        # and still runs at full speed when they are not.
-        os.nice(niceness)
+        # A positive level: model work yields to the latency-critical frame loop when the cores
+        # are contended, and still runs at full speed when they are not. A negative one (the
+        # speech models, whose short bursts are the wait the user feels) needs root or
+        # CAP_SYS_NICE; without it the process stays at normal priority.
+        try:
+            os.nice(niceness)
+        except PermissionError:
+            log.info("%s: nice %d is not permitted here; normal priority", factory, niceness)
         renice_threads(os.getpid(), os.getpriority(os.PRIO_PROCESS, 0))
     try:
         target = factory()

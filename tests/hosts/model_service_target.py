@@ -19,6 +19,9 @@ class Words:
     def pid(self) -> int:
         return os.getpid()
 
+    def priority(self) -> int:
+        return os.getpriority(os.PRIO_PROCESS, 0)
+
     def words(self, text: str, pause: float = 0.0) -> Iterator[str]:
         for word in text.split():
             time.sleep(pause)

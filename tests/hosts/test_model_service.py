@@ -101,3 +101,36 @@ def test_no_service_is_a_clear_error(tmp_path: Path) -> None:
     )
     with pytest.raises(EngineError, match="words service is not running"):
         caller.call_one("pid")
+
+
+_PRIORITY_PROBE = """
+import sys
+from model_service_target import Words
+from talkie.worker import WorkerProcess
+worker = WorkerProcess(factory=Words, name="words", niceness=-3)
+print(worker.call_one("priority"))
+worker.close()
+"""
+
+
+def test_a_model_process_runs_above_normal_priority_where_it_may() -> None:
+    # The speech models ask for a negative nice level (their bursts are the wait the user
+    # feels). With CAP_SYS_NICE they get it; without it (setpriv drops the capability) the
+    # process works at normal priority instead of failing to start.
+    import shutil
+    import subprocess
+    import sys
+
+    setpriv = shutil.which("setpriv")
+    if os.geteuid() != 0 or setpriv is None:
+        pytest.skip("needs root and util-linux's setpriv to run with and without CAP_SYS_NICE")
+    here = str(Path(__file__).parent)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([here, *sys.path])}
+    without = [setpriv, "--bounding-set", "-sys_nice", "--inh-caps", "-sys_nice"]
+    for prefix, expected in (([], -3), (without, 0)):
+        done = subprocess.run(
+            [*prefix, sys.executable, "-c", _PRIORITY_PROBE], env=env,
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert int(done.stdout.split()[-1]) == expected, (prefix, done.stdout, done.stderr[-500:])

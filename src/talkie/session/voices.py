@@ -43,11 +43,15 @@ from talkie.worker import RemoteWorker, ServiceEndpoint, WorkerProcess, serve_en
 log = logging.getLogger(__name__)
 
 # Speech models work in short bursts on the answer's critical path (the final transcript, then
-# the first clause's audio), so they run at the renderer's priority: niced (5), they waited for
-# the renderer and the encoder, and the answer came 0.22 s (ASR) + 0.22 s (voice) later at the
-# median; the page still showed 22 of 24 fps with the browser on the same 2 cores
-# (bench/conversation.py). TALKIE_SPEECH_NICENESS sets another nice level.
-SPEECH_NICENESS = int(os.environ.get("TALKIE_SPEECH_NICENESS", "0"))
+# the first clause's audio), so they run ABOVE the renderer's priority (nice -5) where that is
+# permitted (root or CAP_SYS_NICE; elsewhere at normal priority), each on one core (Whisper's
+# cpu_threads, TALKIE_PIPER_THREADS), so a burst takes at most one of the cores from video.
+# At the renderer's priority they waited for the renderer, the encoder and the browser: with
+# Chromium on the same 2 cores the ASR took 473-589 ms and the first clause 459-547 ms
+# (medians, 3 runs), against 316-329 and 283-359 ms at nice -5 (2 runs; bench/README.md,
+# turn_latency "2026-12-04").
+# TALKIE_SPEECH_NICENESS sets another nice level (positive: video first).
+SPEECH_NICENESS = int(os.environ.get("TALKIE_SPEECH_NICENESS", "-5"))
 SERVICE_START_TIMEOUT = 120.0
 _lock = threading.Lock()
 _voices: dict[str, ProcessTTS] = {}
