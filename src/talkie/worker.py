@@ -82,7 +82,8 @@ def _serve(factory: Callable[[], Any], conn: Connection, niceness: int) -> None:
         try:
             os.nice(niceness)
         except PermissionError:
-            log.info("%s: nice %d is not permitted here; normal priority", factory, niceness)
+            log.info("nice %d needs CAP_SYS_NICE: this model process runs at normal priority",
+                     niceness)  # fmt: skip
         renice_threads(os.getpid(), os.getpriority(os.PRIO_PROCESS, 0))
     try:
         target = factory()

@@ -60,9 +60,9 @@ _MODELS_LOCK = threading.Lock()
 PIPER_THREADS_ENV = "TALKIE_PIPER_THREADS"
 
 
-def piper_threads(env: dict[str, str] | os._Environ[str] = os.environ) -> int:
+def piper_threads() -> int:
     """The configured ONNX Runtime intra-op thread count (0: ONNX's default)."""
-    raw = env.get(PIPER_THREADS_ENV, "1").strip() or "1"
+    raw = os.environ.get(PIPER_THREADS_ENV, "1").strip() or "1"
     if not raw.isdigit() or int(raw) > 64:
         raise InvalidInputError(
             f"{PIPER_THREADS_ENV}={raw!r} is not a thread count: use 1..64, or 0 for every core"
