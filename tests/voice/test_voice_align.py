@@ -134,3 +134,20 @@ def test_integer_and_stereo_input(spoken: SpeechClip) -> None:
     stereo = np.stack([pcm, pcm], axis=1)
     words = align_words(AudioChunk(stereo, spoken.sample_rate), SENTENCE)
     assert len(words) == len(SENTENCE.split())
+
+
+def test_a_sound_heard_as_one_word_over_and_over_is_not_speech() -> None:
+    # Whisper's fallback temperatures sample: now and then a pure tone came back as
+    # "beep beep beep beep beep beep beep", which passed the compression-ratio test.
+    from types import SimpleNamespace
+
+    from talkie.voice.align import _one_word_over_and_over
+
+    def words(text: str) -> list[SimpleNamespace]:
+        return [SimpleNamespace(word=f" {w}") for w in text.split()]
+
+    assert _one_word_over_and_over(words("Beep beep, beep beep beep. Beep beep!"))
+    assert _one_word_over_and_over(words("la la la la la"))
+    assert not _one_word_over_and_over(words("Please remember to bring your big umbrella"))
+    assert not _one_word_over_and_over(words("I think, I think so"))
+    assert not _one_word_over_and_over(words("no no no"))  # too short to judge

@@ -188,6 +188,7 @@ def _recognise(audio16: np.ndarray, prompt: str | None) -> list[WordTiming]:
                 for segment in segments
                 if segment.compression_ratio <= _MAX_COMPRESSION
                 and segment.avg_logprob >= _MIN_LOGPROB
+                and not _one_word_over_and_over(segment.words or ())
                 for w in (segment.words or ())
             ]
         except Exception as exc:
@@ -313,6 +314,14 @@ def _refine(words: Sequence[WordTiming], mask: np.ndarray, duration: float) -> l
         cursor = end
     trimmed = [_trim_to_speech(w, mask) for w in ordered]
     return _smooth_runs(_extend_to_speech(trimmed, mask, duration))
+
+
+def _one_word_over_and_over(words: Sequence[Any]) -> bool:
+    """A sound that is not speech, sampled at a fallback temperature: "beep beep beep beep beep
+    beep beep" (a 440 Hz tone, once in a CI run) is too short for the compression-ratio test."""
+    said = [re.sub(r"\W", "", w.word.lower()) for w in words]
+    said = [w for w in said if w]
+    return len(said) >= 4 and max(said.count(w) for w in set(said)) > 0.6 * len(said)
 
 
 def _has_speech(word: WordTiming, mask: np.ndarray) -> bool:
