@@ -95,3 +95,43 @@ async def test_barge_in_closes_the_llm_stream(nova, fake_openai: FakeOpenAIServe
     assert outcomes[0].deltas_sent < len(words)
     assert pulled.audio_rms(cut + 0.05, cut + 0.5) < 0.002
     assert np.isfinite(pulled.audio_rms(0, cut))
+
+
+async def test_a_long_answer_is_voiced_as_it_plays_without_gaps(
+    nova, fake_openai: FakeOpenAIServer
+) -> None:  # type: ignore[no-untyped-def]
+    """The LLM sends a long answer at once; the voice makes each clause only when the speech
+    before it runs short (not the whole answer at its start, which took a core for seconds
+    and made every session's frames late), and the clauses still play back to back."""
+    sentences = [
+        "The Moon is about three hundred eighty four thousand kilometres away.",
+        "Light from it takes a little more than one second to reach us.",
+        "The Apollo astronauts needed about three days to get there.",
+        "Its gravity is about one sixth of what you feel on the Earth.",
+    ]
+    fake_openai.script(Stream([s + " " for s in sentences]))
+    conv = llm_conversation(nova, fake_openai.base_url)
+    assert conv.options.speech_ahead_s is not None
+    lead = conv.options.speech_ahead_s
+    synthesized_at: list[float] = []
+    real_synthesize = conv.synthesize
+
+    async def synthesize(text: str):  # type: ignore[no-untyped-def]
+        synthesized_at.append(conv.clock.now())
+        return await real_synthesize(text)
+
+    conv.synthesize = synthesize  # type: ignore[method-assign]
+    async with running(conv) as pulled:
+        conv.handle_client_event({"type": "text", "text": "Tell me about the Moon."})
+        await wait_for(pulled, lambda p: p.of_type("trace"), timeout=60)
+    clips = pulled.of_type("reply")
+    assert len(clips) == len(synthesized_at) >= 5, [c["text"] for c in clips]
+    ends = [c["start"] + c["duration"] for c in clips]
+    for clip, previous_end in zip(clips[1:], ends, strict=False):
+        assert clip["start"] == pytest.approx(previous_end, abs=0.02), "a gap in the voice"
+    for k in range(2, len(clips)):
+        # Clause k was made when at most ``lead`` of the speech before it was left to play
+        # (a poll step late at most), never long before it was needed.
+        left = ends[k - 1] - synthesized_at[k]
+        assert left <= lead + 0.05, (k, left)
+    assert synthesized_at[-1] - synthesized_at[0] > 0.5 * (ends[-2] - clips[0]["start"])

@@ -416,6 +416,7 @@ class Conversation:
                 speaker=self, trace=trace, spawn=self.spawn, brain=self.brain if brain else None,
                 user_text=user_text, history=history or [], text=text,
                 rewind_s=self.options.turns.resume_rewind_s,
+                speech_ahead_s=self.options.speech_ahead_s,
             )  # fmt: skip
             self._active = reply
             self.spawn(self._run_reply(reply, turn), f"turn{trace.turn}")

@@ -93,6 +93,10 @@ class SessionOptions:
     size: tuple[int, int] = (1280, 720)
     render_ahead: int = 3  # frames rendered ahead of the playout clock (latency vs. safety)
     start_margin: float = 0.06  # seconds between an answer being ready and it playing
+    # A reply's next clause is synthesised when less than this much of its speech is left to
+    # play (None: every clause as soon as its text is known). Synthesising a whole answer at
+    # once took a core for 1-3 s at every answer start, and every session's frames came late.
+    speech_ahead_s: float | None = 3.0
     hands_free: bool = True
     greet: bool = True
     seed: int | None = None

@@ -76,6 +76,7 @@ class Reply:
         history: Sequence[Turn] = (),
         text: str = "",
         rewind_s: float = 0.05,
+        speech_ahead_s: float | None = None,
     ) -> None:
         self.speaker = speaker
         self.trace = trace
@@ -90,6 +91,7 @@ class Reply:
         self.placed: list[ScheduledSpeech] = []
         self.first_audible: float | None = None
         self._rewind_s = rewind_s
+        self._speech_ahead_s = speech_ahead_s
         self._cuts: dict[int, float] = {}  # id(placed item) -> where it was cut
         self._ready: deque[Clip] = deque()
         # A short first clause at a natural break: its synthesis is the first sound's wait.
@@ -261,6 +263,9 @@ class Reply:
         if not text.strip() or self.state == "cancelled":
             return
         clock = self.speaker.clock
+        await self._until_speech_runs_short()
+        if self.state == "cancelled":
+            return
         self.trace.mark("first_clause", clock.now())
         try:
             clips = await self.speaker.synthesize(text)
@@ -272,6 +277,34 @@ class Reply:
             return
         self._ready.extend(clips)
         self._flush()
+
+    async def _until_speech_runs_short(self) -> None:
+        """Wait while more than ``speech_ahead_s`` of this reply is made and not yet heard.
+
+        The voice then works a clause at a time while the answer plays, instead of taking a
+        core for the whole answer at its start (when every session's frames came late). The
+        margin covers a clause's synthesis on a busy machine (~0.3 s for 3 s of speech alone,
+        a few times that with other sessions answering)."""
+        ahead_s = self._speech_ahead_s
+        if ahead_s is None:
+            return
+        clock = self.speaker.clock
+        while self.state != "cancelled":
+            now = clock.now()
+            wait = self._speech_left(now) - ahead_s
+            if wait <= 0:
+                return
+            # Polled: a pause, a resume or a cut changes what is left at any time.
+            await clock.sleep_until(now + min(wait, 0.25))
+
+    def _speech_left(self, now: float) -> float:
+        """Seconds of this reply's speech made and not yet heard: the rest of what is placed
+        (and not cut) plus the clips waiting to be placed."""
+        placed_end = max(
+            (item.end for item in self.placed if id(item) not in self._cuts), default=now
+        )
+        waiting = sum(clip.duration for clip, _ in self._ready)
+        return max(0.0, placed_end - now) + waiting
 
     def _flush(self) -> None:
         while self.state == "playing" and self._ready:
