@@ -122,7 +122,10 @@ def test_in_a_meeting_only_the_question_by_name_is_answered(nova, models) -> Non
     asked = track.say("Nova, how far away is the Moon?", end + 3.0, voice=VOICES[3])
     out = run_group(nova, models, track, asked + 9.0)
     (turn,) = out.turns()
-    assert turn["user_text"].lower().startswith("how far away is the moon"), turn["user_text"]
+    # The name is taken off the question (Whisper tiny hears the rest of this Scottish voice
+    # as "how far away is the Moon" or "how far are we in the Moon", by its earlier calls).
+    asked_text = turn["user_text"].lower()
+    assert asked_text.startswith("how far") and "moon" in asked_text, turn["user_text"]
     assert "kilometres" in turn["said"]
     overheard = " ".join(e["text"] for e in out.of_type("overheard")).lower()
     # heard, not answered (Whisper tiny hears "rain" or "remain" depending on its earlier calls)
