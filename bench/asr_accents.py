@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    .venv/bin/python bench/asr_accents.py [--beams 1,5] [--snr 20] \
+    .venv/bin/python bench/asr_accents.py [--beams 1,3,5] [--snr 20] \
         [--out bench/results/asr_accents.json]
 
 Eighteen everyday questions (not the character's test questions only) are said by seven espeak-ng
@@ -73,18 +73,10 @@ def utterances(snr_db: float) -> list[tuple[str, str, np.ndarray]]:
 
 def character_prompt() -> str:
     """The recogniser's prompt in a session of the astronaut (as ``Conversation`` builds it)."""
-    from talkie.hearing.vocabulary import Hotwords, salient_terms
     from talkie.session import CharacterLibrary
+    from talkie.session.conversation import character_hotwords
 
-    character = CharacterLibrary().get("astronaut")
-    persona = character.persona
-    terms = salient_terms(
-        [persona.name, persona.system_prompt, persona.knowledge, persona.greeting]
-    )
-    vocabulary = getattr(character.knowledge, "vocabulary", None)
-    if callable(vocabulary):
-        terms += [t for t in vocabulary() if t not in terms]
-    return Hotwords([persona.name, *terms]).prompt()
+    return character_hotwords(CharacterLibrary().get("astronaut")).prompt()
 
 
 def measure(beam: int, clips: list[tuple[str, str, np.ndarray]], prompt: str) -> dict[str, object]:
@@ -117,7 +109,7 @@ def measure(beam: int, clips: list[tuple[str, str, np.ndarray]], prompt: str) ->
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--beams", default="1,5", help="beam sizes to compare, comma-separated")
+    ap.add_argument("--beams", default="1,3,5", help="beam sizes to compare, comma-separated")
     ap.add_argument("--snr", type=float, default=20.0, help="white noise, dB below the speech")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "asr_accents.json")
     args = ap.parse_args()

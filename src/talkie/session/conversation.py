@@ -82,6 +82,20 @@ _TURN: contextvars.ContextVar[TurnTrace | None] = contextvars.ContextVar("turn",
 _MAX_EVENTS = 256
 
 
+
+def character_hotwords(character: Character) -> Hotwords:
+    """The words the recogniser is told to expect in a session of ``character``: its name,
+    then the salient terms of its persona and of its knowledge base."""
+    persona = character.persona
+    terms = salient_terms(
+        [persona.name, persona.system_prompt, persona.knowledge, persona.greeting]
+    )
+    vocabulary = getattr(character.knowledge, "vocabulary", None)
+    if callable(vocabulary):
+        with contextlib.suppress(Exception):  # hotwords are an aid, never a failure
+            terms += [t for t in vocabulary() if t not in terms]
+    return Hotwords([persona.name, *terms])
+
 class Conversation:
     """Implements ``talkie.session.contract.LiveConversation`` for one character, with the
     product's parts (``build_parts``) unless ``parts`` are given."""
@@ -132,15 +146,7 @@ class Conversation:
         self._closed = False
         self._state = ""
         self._discarded: set[int] = set()  # ids of replies dropped without a record
-        terms = salient_terms(
-            [character.persona.name, character.persona.system_prompt,
-             character.persona.knowledge, character.persona.greeting]
-        )  # fmt: skip
-        vocabulary = getattr(character.knowledge, "vocabulary", None)
-        if callable(vocabulary):
-            with contextlib.suppress(Exception):  # hotwords are an aid, never a failure
-                terms += [t for t in vocabulary() if t not in terms]
-        self.hotwords = Hotwords([character.persona.name, *terms])
+        self.hotwords = character_hotwords(character)
         self.vision = SessionVision(
             ConversationEyes(self, opts.vision), options=opts.vision,
             keep_image=accepts_images(self.brain),
