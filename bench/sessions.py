@@ -576,6 +576,7 @@ class TreeSampler:
     def __init__(self, client_pid: int | None = None, period: float = 5.0) -> None:
         self.client_pid = client_pid
         self.rows: list[list[float]] = []
+        self.by_pid: dict[int, list[tuple[float, float, int]]] = {}  # pid -> (t, RSS MB, threads)
         self._stop = threading.Event()
         self._period = period
         self._thread = threading.Thread(target=self._run, name="bench-tree", daemon=True)
@@ -585,17 +586,23 @@ class TreeSampler:
         me = os.getpid()
         while True:
             own = _proc_status(me) or (0.0, 0, 0)
-            rest = [_proc_status(p) for p in _descendants(me, skip={self.client_pid})]
+            now = time.monotonic()
+            pids = _descendants(me, skip={self.client_pid})
+            rest = [_proc_status(p) for p in pids]
             alive = [r for r in rest if r is not None]
+            for pid, r in zip(pids, rest, strict=True):
+                if r is not None:
+                    self.by_pid.setdefault(pid, []).append((now, round(r[0], 1), r[1]))
             self.rows.append([
-                time.monotonic(), round(own[0], 1), own[1], own[2],
+                now, round(own[0], 1), own[1], own[2],
                 round(sum(r[0] for r in alive), 1), sum(r[1] for r in alive),
                 sum(r[2] for r in alive), len(alive),
             ])  # fmt: skip
             if self._stop.wait(self._period):
                 return
 
-    def window(self, t0: float, t1: float) -> dict[str, Any]:
+    def window(self, t0: float, t1: float, roles: dict[int, str] | None = None) -> dict[str, Any]:
+        """The window's figures; ``roles``: a name for some processes (pid -> role)."""
         rows = [r for r in self.rows if t0 <= r[0] < t1]
         if not rows:
             return {}
@@ -609,6 +616,28 @@ class TreeSampler:
             out[name] = {"first_minute": first, "last_minute": last,
                          "max": max(r[i] for r in rows)}  # fmt: skip
         out["series"] = [[round(r[0] - t0, 1), *r[1:]] for r in rows]
+        out["processes"] = self._processes(t0, t1, roles or {})
+        return out
+
+    def _processes(self, t0: float, t1: float, roles: dict[int, str]) -> list[dict[str, Any]]:
+        """Each process alive in the window: its role, RSS and threads in the first and last
+        minute (medians), so growth is pinned on a process (a leak) rather than on one more
+        process (a pool refilling)."""
+        out = []
+        for pid, samples in self.by_pid.items():
+            rows = [r for r in samples if t0 <= r[0] < t1]
+            if not rows:
+                continue
+            first = [r for r in rows if r[0] < rows[0][0] + 60] or rows[:1]
+            last = [r for r in rows if r[0] >= rows[-1][0] - 60] or rows[-1:]
+            out.append({
+                "pid": pid, "role": roles.get(pid, "model or pooled worker"),
+                "seen_s": [round(rows[0][0] - t0, 1), round(rows[-1][0] - t0, 1)],
+                "rss_mb": [statistics.median(r[1] for r in first),
+                           statistics.median(r[1] for r in last)],
+                "threads": [statistics.median(r[2] for r in first),
+                            statistics.median(r[2] for r in last)],
+            })  # fmt: skip
         return out
 
     def stop(self) -> None:
@@ -623,6 +652,7 @@ async def _counters(server: Any) -> list[dict[str, Any]]:
         out.append(
             {
                 "id": hosted.session_id,
+                "pid": stats.get("pid"),  # the session's worker process (process host)
                 "frames_sent": int(stats.get("video_frames") or 0),
                 "late_frames": int(stats.get("late_frames") or 0),
                 "encode_ms_p95": stats.get("encode_ms_p95"),
@@ -754,7 +784,8 @@ def measure(
     result["profile"] = _profile_window(s0["t"], s1["t"])
     result["worker_peak_pct_100ms"] = sampler.peaks(s0["t"], s1["t"])
     result["server_lag"] = probe.window(s0["t"], s1["t"])
-    result["memory"] = tree.window(s0["t"], s1["t"])
+    roles = {c["pid"]: f"session {c['id'][:8]}" for c in c1 if c.get("pid")}
+    result["memory"] = tree.window(s0["t"], s1["t"], roles)
     # Where the late frames fall: within -0.3..+0.6 s of an answer starting in ANY session?
     starts = [t for m in result["sessions"] for t in m.get("speaking_at", [])]
     near = elsewhere = 0
@@ -959,6 +990,10 @@ def main(argv: list[str] | None = None) -> int:
                 f"{k} {v['first_minute']} -> {v['last_minute']}"
                 for k, v in mem.items() if isinstance(v, dict)
             ))  # fmt: skip
+            for proc in mem.get("processes", []):
+                print(f"        pid {proc['pid']} ({proc['role']}, seen {proc['seen_s']} s): "
+                      f"RSS {proc['rss_mb'][0]} -> {proc['rss_mb'][1]} MB, "
+                      f"threads {proc['threads'][0]} -> {proc['threads'][1]}")  # fmt: skip
         print(
             f"      model workers CPU % {r['cpu']['workers_pct']}, peak over 100 ms "
             f"{r['worker_peak_pct_100ms']}; late frames near an answer start "
