@@ -118,6 +118,16 @@ def test_a_session_runs_in_its_own_worker_and_its_turns_reach_the_store(
                 ),
                 15, "the worker's frame counters",
             )  # fmt: skip
+
+            # ... and its CPU, which the web process's own CPU time does not include
+            def worker_cpu() -> float:
+                samples = registry_sessions(process_server.registry, lambda _: False)
+                cpu = [s.cpu_seconds for s in samples if s.session_id == session.session_id]
+                return cpu[0] if cpu and cpu[0] is not None else -1.0
+
+            await _await(lambda: worker_cpu() > 0, 15, "the worker's CPU time")
+            first = worker_cpu()
+            await _await(lambda: worker_cpu() > first, 15, "the worker's CPU time to grow")
             return session, hosted.pid
         finally:
             await session.close()

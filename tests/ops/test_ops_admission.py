@@ -12,7 +12,7 @@ from prometheus_client import REGISTRY, generate_latest
 
 from talkie.server.errors import ApiError
 from talkie.server.ops.admission import Admission, AdmissionOptions
-from talkie.server.ops.metrics import HttpMetrics, TalkieMetrics
+from talkie.server.ops.metrics import HttpMetrics, OpsCollector, TalkieMetrics
 from talkie.server.ops.monitor import MachineCpu, Monitor, SessionCost, SessionSample
 
 
@@ -77,6 +77,36 @@ def test_costs_of_idle_and_talking_sessions_are_learned_from_samples() -> None:
     assert m.cost.talking == pytest.approx(0.6, abs=1e-3)
     assert m.history[-1].live == 2 and m.history[-1].talking == 1
     assert m.history[-1].cpu_cores == pytest.approx(0.75)
+
+
+def test_sessions_in_their_own_processes_count_their_own_cpu() -> None:
+    """On the process host the web process barely works: a session's cost is the CPU its
+    worker reports, counted from its second report (the first holds the worker's start-up)."""
+    box = Box()
+    m = box.monitor()
+    for _ in range(3):  # the server alone: 0.1 cores
+        box.run(2.0, cores=0.1)
+        m.sample()
+    worker_cpu = 5.0  # the model loading of a warm worker, before the session
+    box.sessions = {"a": SessionSample("a", 0, 0, True, cpu_seconds=worker_cpu)}
+    for _ in range(20):  # the web process: 0.12 cores; the talking session's worker: 0.55
+        box.run(2.0, cores=0.12)
+        worker_cpu += 0.55 * 2.0
+        a = box.sessions["a"]
+        box.sessions["a"] = SessionSample("a", a.frames, 0, True, cpu_seconds=worker_cpu)
+        m.sample()
+    assert m.cost.talking == pytest.approx(0.12 + 0.55 - 0.1, abs=1e-3)
+    assert m.history[-1].cpu_cores == pytest.approx(0.67)
+    # from its second report on: not the start-up, nor the first interval, which it cannot tell
+    assert m.session_cpu_total == pytest.approx(19 * 0.55 * 2.0)
+    metrics = TalkieMetrics()
+    metrics.registry.register(
+        OpsCollector(
+            monitor=m, counts=dict, capacity=lambda: 1, max_sessions=lambda: 1, refused=dict
+        )  # fmt: skip
+    )
+    text = generate_latest(metrics.registry).decode()
+    assert f"talkie_session_cpu_seconds_total {m.session_cpu_total}" in text
 
 
 def test_cost_estimates_start_unknown_and_never_go_negative() -> None:

@@ -22,6 +22,7 @@ import contextlib
 import logging
 import signal
 import threading
+import time
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -182,7 +183,9 @@ async def run_session(conn: Connection, spec: SessionSpec, offer_sdp: str, offer
 
     async def report_stats() -> None:
         while True:
-            send(("stats", peer.stats()))
+            # the worker's own CPU (every thread): the session's cost, which the web
+            # process cannot see in its own CPU time (talkie.server.ops.monitor)
+            send(("stats", {**peer.stats(), "cpu_seconds": time.process_time()}))
             await asyncio.sleep(STATS_EVERY)
 
     reporter = loop.create_task(report_stats())

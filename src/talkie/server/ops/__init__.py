@@ -110,11 +110,13 @@ def registry_sessions(registry: Any, activity: Callable[[str], bool]) -> list[Se
     for peer in registry.peers():
         stats = peer.stats()
         late = stats.get("late_frames") or 0
+        cpu = stats.get("cpu_seconds")
         samples.append(
             SessionSample(
                 session_id=peer.session_id, frames=int(stats.get("video_frames") or 0),
                 late_frames=int(late) if isinstance(late, int | float) else 0,
                 talking=activity(peer.session_id),
+                cpu_seconds=float(cpu) if isinstance(cpu, int | float) else None,
             )
         )  # fmt: skip
     return samples

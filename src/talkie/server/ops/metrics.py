@@ -16,7 +16,8 @@ Names (all prefixed ``talkie_``):
   else).
 - ``video_frames_total``, ``video_late_frames_total``: frames handed out by every session, and
   those late or skipped (frame pacing).
-- ``process_cpu_cores``: this process's CPU use (cores) over the last sample;
+- ``process_cpu_cores``: CPU use (cores) over the last sample of this process and of the
+  sessions in their own worker processes;
   ``machine_cpu_busy_ratio``; ``session_cpu_cores{activity}``: measured CPU cost of ONE idle
   session and of one talking session (above the server's own ``server_cpu_cores``);
   ``session_cpu_seconds_total``: CPU of sessions that run in their own process.
@@ -196,7 +197,8 @@ class OpsCollector(Collector):
         )  # fmt: skip
         last = m.history[-1] if m.history else None
         yield GaugeMetricFamily(
-            "talkie_process_cpu_cores", "CPU cores this process used over the last sample",
+            "talkie_process_cpu_cores",
+            "CPU cores used over the last sample (this process and sessions in their own)",
             value=last.cpu_cores if last else 0.0,
         )  # fmt: skip
         if last is not None and last.machine_busy is not None:
@@ -221,12 +223,10 @@ class OpsCollector(Collector):
         yield GaugeMetricFamily(
             "talkie_process_threads", "Threads of this process", value=threading.active_count()
         )
-        own = [s.cpu_seconds for s in latest if s.cpu_seconds is not None]
-        if own:
-            yield CounterMetricFamily(
-                "talkie_session_cpu_seconds", "CPU of live sessions in their own processes",
-                value=sum(own),
-            )  # fmt: skip
+        yield CounterMetricFamily(
+            "talkie_session_cpu_seconds", "CPU of sessions in their own processes",
+            value=m.session_cpu_total,
+        )  # fmt: skip
 
 
 class HttpMetrics:

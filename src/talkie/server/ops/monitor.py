@@ -1,7 +1,9 @@
 """What the machine and the live sessions are doing, sampled every two seconds.
 
 Every sample reads the live sessions' frame counters (frames handed out, frames late or
-skipped), whether each is idle or in a turn, and the CPU time this process used. From these it
+skipped), whether each is idle or in a turn, and the CPU time this process used plus that of
+the sessions that run in their own worker process (which this process's CPU time cannot see:
+without it, a session on the default process host would seem to cost nothing). From these it
 keeps
 
 - the frame pacing of the last seconds (the share of late frames: the first sign that the
@@ -51,7 +53,7 @@ class Sample:
     limit: int  # sessions admission would allow now
     frames: int  # frames handed out since the previous sample (all sessions)
     late_frames: int
-    cpu_cores: float  # this process's CPU use since the previous sample, in cores
+    cpu_cores: float  # CPU use (this process and the sessions' own) since the previous sample
     machine_busy: float | None  # share of the whole machine's CPU in use (0..1)
 
     @property
@@ -120,7 +122,8 @@ class MachineCpu:
 
 @dataclass
 class Monitor:
-    """Samples the live sessions (``sessions()``) and this process's CPU time.
+    """Samples the live sessions (``sessions()``) and the CPU time of this process and of the
+    sessions' own processes.
 
     ``sessions`` returns the live sessions' counters (see ``SessionSample``); ``limit`` says
     how many sessions admission would allow now (plotted as capacity). ``cpu_time`` and
@@ -137,6 +140,9 @@ class Monitor:
     cost: SessionCost = field(default_factory=SessionCost)
     frames_total: int = 0  # every frame handed out by any session of this server
     late_frames_total: int = 0
+    # CPU seconds of sessions in their own processes, counted between two of their reports
+    # (a worker's first report also holds its start-up: that is not the session's cost)
+    session_cpu_total: float = 0.0
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -144,6 +150,7 @@ class Monitor:
         # (frames, late) of each live session at its recent samples, oldest first: pacing is
         # judged on the sessions live now (one that ended is no evidence of overload)
         self._windows: dict[str, deque[tuple[int, int]]] = {}
+        self._session_cpu = 0.0  # session_cpu_total at the previous sample
         self._last_cpu = self.cpu_time()
         self._last_at = self.clock()
         self.machine.read()
@@ -160,6 +167,8 @@ class Monitor:
                 self.late_frames_total += max(
                     0, s.late_frames - (before.late_frames if before else 0)
                 )
+                if s.cpu_seconds is not None and before and before.cpu_seconds is not None:
+                    self.session_cpu_total += max(0.0, s.cpu_seconds - before.cpu_seconds)
             self._seen = {s.session_id: s for s in current}
             self.latest = current
         return current
@@ -170,8 +179,9 @@ class Monitor:
         current = self.count_frames()
         now, cpu = self.clock(), self.cpu_time()
         elapsed = max(1e-6, now - self._last_at)
-        cores = max(0.0, (cpu - self._last_cpu) / elapsed)
-        self._last_at, self._last_cpu = now, cpu
+        sessions_cpu = self.session_cpu_total - self._session_cpu
+        cores = max(0.0, (cpu - self._last_cpu + sessions_cpu) / elapsed)
+        self._last_at, self._last_cpu, self._session_cpu = now, cpu, self.session_cpu_total
         for s in current:
             window = self._windows.setdefault(
                 s.session_id, deque([(0, 0)], maxlen=PACING_WINDOW + 1)
