@@ -34,6 +34,7 @@ from multiprocessing.connection import Client, Connection, Listener
 from typing import Any
 
 from talkie.errors import EngineError, InvalidInputError, MissingDependencyError, TalkieError
+from talkie.heap import trim_heap_if_due
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,7 @@ def serve_requests(
                 conn.send(("error", type(exc).__name__, str(exc)))
         except (BrokenPipeError, EOFError, OSError):
             return  # the caller went away (closed or stopped this worker): stop quietly
+        trim_heap_if_due()  # what the answer freed goes back to the system (talkie.heap)
 
 
 def _exchange(conn: Connection, method: str, args: Any, kwargs: Any) -> Iterator[Any]:

@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from talkie import __version__
 from talkie.brain.tools import WebhookOptions
 from talkie.errors import InvalidInputError, NoFaceFoundError, TalkieError
+from talkie.heap import trim_heap_forever
 from talkie.server import (
     routes_admin,
     routes_characters,
@@ -182,12 +183,15 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         start_local_llm()
         sweeper = asyncio.create_task(_expire_pending(svc), name="talkie-pending-sweep")
+        # sessions of the in-process host free big buffers here (talkie.heap)
+        trimmer = asyncio.create_task(trim_heap_forever(), name="talkie-heap-trim")
         svc.ops.start()
         await svc.host.prepare()  # e.g. start the warm pool of session workers
         try:
             yield
         finally:
             sweeper.cancel()
+            trimmer.cancel()
             await svc.ops.stop()
             # Graceful drain: every session hangs up with a reason, then the host's workers stop.
             meetings = getattr(app.state, "meetings", None)

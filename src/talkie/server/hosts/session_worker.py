@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+from talkie.heap import trim_heap_forever
 from talkie.server.hosts.base import SessionSpec
 
 log = logging.getLogger(__name__)
@@ -189,8 +190,10 @@ async def run_session(conn: Connection, spec: SessionSpec, offer_sdp: str, offer
             await asyncio.sleep(STATS_EVERY)
 
     reporter = loop.create_task(report_stats())
+    trimmer = loop.create_task(trim_heap_forever())
     reason = await ended
     reporter.cancel()
+    trimmer.cancel()
     with contextlib.suppress(Exception):  # the pipe may be closed already
         loop.remove_reader(conn.fileno())
     send(("closed", reason))
