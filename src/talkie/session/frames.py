@@ -5,7 +5,8 @@ Motion comes in 4-frame steps; the renderer draws frame k once the clock is with
 ``render_ahead`` frames of showing it. When speech is placed sooner than the frames already
 rendered, or cut, those frames are produced again (``rewind_unseen``: the motion rewinds to the
 first frame not yet shown). A frame whose moment has passed is skipped rather than shown late,
-so the picture stays on the voice's clock; both count as late frames.
+so the picture stays on the voice's clock; both count as late frames, from the first frame
+handed out on (before it, the viewer is still connecting).
 """
 
 from __future__ import annotations
@@ -59,17 +60,13 @@ class VideoLine:
                 self._frame_ready.clear()
                 await self._frame_ready.wait()
                 continue
+            self._drop_stale()
             frame = self._frames[0]
-            # Behind the clock by more than a frame (the machine was busy): skip to catch up.
-            if frame.pts + self.period < self.clock.now() and len(self._frames) > 1:
-                self._frames.popleft()
-                self.late_frames += 1
-                continue
             await self.clock.sleep_until(frame.pts - lead)
             if not self._frames or self._frames[0] is not frame:
                 continue  # barge-in or a new answer replaced the frames meanwhile
             self._frames.popleft()
-            if self.clock.now() - frame.pts > self.period:
+            if self.frames_sent and self.clock.now() - frame.pts > self.period:
                 self.late_frames += 1  # handed out more than a frame after its time
             self._shown = frame.index
             self.frames_sent += 1
@@ -97,7 +94,8 @@ class VideoLine:
             if face.pts + period < self.clock.now():
                 # Overloaded: this frame's moment has passed. Skip it rather than render it late,
                 # so the picture stays on the audio's clock instead of drifting behind the voice.
-                self.late_frames += 1
+                if self.frames_sent:
+                    self.late_frames += 1
                 self.next_render = face.index + 1
                 continue
             epoch = self._epoch
@@ -107,7 +105,20 @@ class VideoLine:
                 continue  # rendered for a future that was rewritten while we rendered
             self._frames.append(VideoFrame(image, face.pts, face.index, face.generation))
             self.next_render = face.index + 1
+            self._drop_stale()  # nobody takes frames yet (connecting) or the taker stalled
             self._frame_ready.set()
+
+    def _drop_stale(self) -> None:
+        """Drop the frames whose moment has passed, but the newest: behind the clock, the
+        picture catches up instead of playing late (and frames nobody takes do not pile up).
+        They count as late once frames are being watched; before the first one is handed out
+        (the viewer is still connecting, ~1 s) nobody missed them, and counting them made
+        every session start with 15-20 late frames, which admission read as a full machine."""
+        now = self.clock.now()
+        while len(self._frames) > 1 and self._frames[0].pts + self.period < now:
+            self._frames.popleft()
+            if self.frames_sent:
+                self.late_frames += 1
 
     def rewind_unseen(self) -> None:
         """Drop frames rendered ahead but not shown; they will be rendered again (from the
