@@ -111,9 +111,8 @@ class VideoLine:
     def _drop_stale(self) -> None:
         """Drop the frames whose moment has passed, but the newest: behind the clock, the
         picture catches up instead of playing late (and frames nobody takes do not pile up).
-        They count as late once frames are being watched; before the first one is handed out
-        (the viewer is still connecting, ~1 s) nobody missed them, and counting them made
-        every session start with 15-20 late frames, which admission read as a full machine."""
+        They count as late once frames are being taken; before the first one is handed out
+        nobody missed them (admission reads late frames as a full machine)."""
         now = self.clock.now()
         while len(self._frames) > 1 and self._frames[0].pts + self.period < now:
             self._frames.popleft()
