@@ -204,8 +204,9 @@ def run_condition(name: str, items: list[Item], folder: Path) -> dict[str, Any]:
                 page.wait_playing(timeout=60, frames=5)
             except Exception:
                 refused = dict(server.app.state.services.ops.admission.refused)
-                print(f"[{name}] the measured page did not start; admission refused: {refused}; "
-                      f"the page says: {page.page.inner_text('body')[:400]!r}", flush=True)
+                says = page.page.inner_text("body")[:400]
+                print(f"[{name}] the measured page did not start; admission refused: "
+                      f"{refused}; the page says: {says!r}", flush=True)  # fmt: skip
                 raise
             page.page.wait_for_function(
                 INSTRUMENT_JS, arg={"worklet": WORKLET_JS, "box": [0, 0, 8, 8], "width": 1280},
