@@ -82,7 +82,6 @@ _TURN: contextvars.ContextVar[TurnTrace | None] = contextvars.ContextVar("turn",
 _MAX_EVENTS = 256
 
 
-
 def character_hotwords(character: Character) -> Hotwords:
     """The words the recogniser is told to expect in a session of ``character``: its name,
     then the salient terms of its persona and of its knowledge base."""
@@ -95,6 +94,7 @@ def character_hotwords(character: Character) -> Hotwords:
         with contextlib.suppress(Exception):  # hotwords are an aid, never a failure
             terms += [t for t in vocabulary() if t not in terms]
     return Hotwords([persona.name, *terms])
+
 
 class Conversation:
     """Implements ``talkie.session.contract.LiveConversation`` for one character, with the
