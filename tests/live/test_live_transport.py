@@ -80,6 +80,28 @@ def test_encoder_rejects_bad_frames_and_fixes_timestamps() -> None:
     assert packet.pts == 101
 
 
+def test_encoder_spends_bits_on_change_and_stays_under_its_ceiling() -> None:
+    """Constant quality under a bitrate cap: a still picture costs few bits once sharp (an
+    average-bitrate encoder keeps filling its budget), and noise, the worst case, cannot push
+    the rate over the cap."""
+    still = _frames(1)[0]
+    sent: dict[str, int] = {}
+    for mode, crf in (("quality", EncoderOptions().crf), ("average", None)):
+        enc = X264Encoder(options=EncoderOptions(crf=crf))
+        sizes = [sum(p.size for p in enc.encode(still, i * 3750)) for i in range(120)]
+        sent[mode] = sum(sizes[96:])  # the fifth second (the second keyframe was at 3 s)
+    assert EncoderOptions().crf is not None
+    assert sent["quality"] < 0.1 * sent["average"], sent
+
+    cap = 1_000_000
+    enc = X264Encoder(options=EncoderOptions(bitrate=cap))
+    noise = np.random.default_rng(0).integers(0, 256, (72, 720, 1280, 3), dtype=np.uint8)
+    sizes = [sum(p.size for p in enc.encode(img, i * 3750)) for i, img in enumerate(noise)]
+    # After the first second's buffer (1 s of VBV at the cap), each second stays under the cap.
+    assert 8 * sum(sizes[24:48]) <= 1.1 * cap and 8 * sum(sizes[48:]) <= 1.1 * cap, sizes
+    assert sum(sizes[24:]) > 0.5 * 2 * cap / 8  # it does use the room it has
+
+
 def test_encoder_follows_congestion_down_and_recovers() -> None:
     opts = EncoderOptions(bitrate=2_000_000, min_bitrate=600_000, bitrate_change_interval=0.0)
     enc = X264Encoder(options=opts)
