@@ -144,3 +144,41 @@ def test_head_motion_leaves_no_holes_and_the_background_still(
 def test_rejects_absurd_output_sizes(astronaut_rig: CharacterRig) -> None:
     with pytest.raises(ValueError, match="outside"):
         MeshWarpRenderer(astronaut_rig, options=RenderOptions(size=(10, 10)))
+
+
+def test_a_face_that_barely_moved_is_the_last_frame_drawn_again(
+    astronaut_rig: CharacterRig,
+) -> None:
+    """An idle face drifts a fraction of a pixel a frame: such a frame is not drawn again. Any
+    visible change (a step, a blink, the tongue) is drawn, and every frame is its caller's own."""
+    r = MeshWarpRenderer(astronaut_rig, options=RenderOptions(size=(640, 360)))
+    rest = r.deformed_vertices(FaceParams())
+    # head_dx in steps measured in output pixels for this rig and size
+    px_per_dx = float(np.abs(r.deformed_vertices(FaceParams(head_dx=0.01)) - rest).max()) / 0.01
+    tiny = 0.5 * r.options.still_px / px_per_dx  # half the threshold
+    first = r.render(FaceParams(head_dx=0.02))
+    drifted = r.render(FaceParams(head_dx=0.02 + tiny))
+    assert r.frames_reused == 1
+    assert np.array_equal(drifted, first) and drifted is not first
+    drifted[:] = 0  # the caller's own copy: the next reused frame is untouched
+    assert np.array_equal(r.render(FaceParams(head_dx=0.02 - tiny)), first)
+    assert r.frames_reused == 2
+    # What drawing it would have given differs by less than a grey level on average.
+    exact = MeshWarpRenderer(astronaut_rig, options=RenderOptions(size=(640, 360), still_px=0))
+    drawn = exact.render(FaceParams(head_dx=0.02 + tiny))
+    assert exact.frames_reused == 0
+    assert float(np.abs(drawn.astype(np.int16) - first.astype(np.int16)).mean()) < 0.5
+
+    # Small steps add up: measured from the last frame drawn, not the previous one.
+    r.render(FaceParams(head_dx=0.02 + 3 * tiny))
+    assert r.frames_reused == 2
+    for changed in (FaceParams(head_dx=0.02 + 3 * tiny, blink_left=0.5),
+                    FaceParams(head_dx=0.02 + 3 * tiny, blink_left=0.5, tongue=0.8)):  # fmt: skip
+        before = r.frames_reused
+        frame = r.render(changed)
+        assert r.frames_reused == before, changed
+    assert not np.array_equal(frame, first)
+    # Reuse off: every frame is drawn.
+    for _ in range(3):
+        exact.render(FaceParams(head_dx=0.02 + tiny))
+    assert exact.frames_reused == 0

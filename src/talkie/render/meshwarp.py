@@ -39,6 +39,11 @@ class RenderOptions:
     # triangle-id maps: "spans" (vectorised) or "polygons" (one cv2 call per triangle, the
     # reference it is tested against; see talkie.render.raster)
     rasteriser: str = "spans"
+    # A frame whose mesh moved less than this many output pixels since the last frame drawn
+    # (and whose blinks and tongue did not change) is that frame again. An idle or listening
+    # face drifts 0.07-0.27 px a frame, so about half of its frames are not drawn again: a
+    # quarter-pixel step is not visible. 0 draws every frame.
+    still_px: float = 0.25
 
 
 class MeshWarpRenderer:
@@ -82,6 +87,9 @@ class MeshWarpRenderer:
         self.triangles = tris[moving][order]
         self.rest_tris = self.rest[self.triangles]  # (T, 3, 2)
         self._lock = threading.Lock()
+        # the last frame drawn: its mesh, the paint-only parameters, the image
+        self._last: tuple[np.ndarray, tuple[float, float, float], np.ndarray] | None = None
+        self.frames_reused = 0
 
     def render(self, params: FaceParams) -> np.ndarray:
         """One RGB uint8 frame of ``size`` for ``params``."""
@@ -95,8 +103,23 @@ class MeshWarpRenderer:
     # ---------------------------------------------------------------------------------------
 
     def _render(self, params: FaceParams) -> np.ndarray:
-        frame = self.stage.canvas.copy()
         verts = self.deformer.deform(params)
+        painted = (params.blink_left, params.blink_right, params.tongue)
+        last = self._last
+        if last is not None and self.options.still_px > 0:
+            last_verts, last_painted, last_frame = last
+            if (
+                float(np.abs(verts - last_verts).max()) < self.options.still_px
+                and max(abs(a - b) for a, b in zip(painted, last_painted, strict=True)) < 0.01
+            ):
+                self.frames_reused += 1
+                return last_frame.copy()  # callers own their frames
+        frame = self._draw(verts, params)
+        self._last = (verts, painted, frame.copy())
+        return frame
+
+    def _draw(self, verts: np.ndarray, params: FaceParams) -> np.ndarray:
+        frame = self.stage.canvas.copy()
         dst_tris = verts[self.triangles]
         roi = self._roi(dst_tris)
         if roi is None:
