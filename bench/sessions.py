@@ -270,19 +270,22 @@ def client_main(url: str, n: int, seconds: float, ask_every: float) -> int:
 
 # ================================================================================== server side
 
-PROFILE: dict[str, list[tuple[float, float, float]]] = {"render": [], "encode": []}
+# (when, wall s, CPU s, whether the renderer showed its last frame again instead of drawing)
+PROFILE: dict[str, list[tuple[float, float, float, bool]]] = {"render": [], "encode": []}
 
 
 def _profile(name: str, fn: Any) -> Any:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        reused_before = getattr(args[0], "frames_reused", 0)
         c0, w0 = time.thread_time(), time.perf_counter()
         try:
             return fn(*args, **kwargs)
         finally:
-            PROFILE[name].append(
-                (time.monotonic(), time.perf_counter() - w0, time.thread_time() - c0)
-            )
+            PROFILE[name].append((
+                time.monotonic(), time.perf_counter() - w0, time.thread_time() - c0,
+                getattr(args[0], "frames_reused", 0) > reused_before,
+            ))  # fmt: skip
 
     return wrapper
 
@@ -689,6 +692,7 @@ def _profile_window(t0: float, t1: float) -> dict[str, Any]:
             "cpu_ms_p50": round(statistics.median(cpu), 2),
             "cpu_pct": round(100 * sum(r[2] for r in sel) / (t1 - t0), 1),
             "wall_pct": round(100 * sum(r[1] for r in sel) / (t1 - t0), 1),
+            "reused_pct": round(100 * sum(r[3] for r in sel) / len(sel), 1),
         }
     return out
 
@@ -976,7 +980,7 @@ def main(argv: list[str] | None = None) -> int:
         prof = r["profile"]
         parts = [
             f"{k} {v['calls_per_s']}/s p50 {v['wall_ms_p50']} ms p95 {v['wall_ms_p95']} ms "
-            f"(CPU {v['cpu_pct']} %)"
+            f"(CPU {v['cpu_pct']} %, {v['reused_pct']} % shown again)"
             for k, v in prof.items()
             if k in ("render", "encode")
         ]
