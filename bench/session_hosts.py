@@ -148,8 +148,16 @@ def main(argv: list[str] | None = None) -> int:
         "--hosts", default="inprocess,process-cold,process-warm", help="comma-separated"
     )
     ap.add_argument("--gap", type=float, default=2.0, help="process-burst: seconds between")
+    ap.add_argument(
+        "--start-method", choices=("forkserver", "spawn"), default="forkserver",
+        help="how the process host starts workers (ProcessHost(start_method=...))",
+    )  # fmt: skip
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "session_hosts.json")
     args = ap.parse_args(argv)
+    from talkie.server.hosts.process import ProcessHost
+
+    assert ProcessHost.__init__.__kwdefaults__ is not None
+    ProcessHost.__init__.__kwdefaults__["start_method"] = args.start_method
     results = []
     for kind in args.hosts.split(","):
         if kind == "warm-up":
@@ -170,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": platform.platform(),
         "conversation": "real" if args.real else "fake (tests/live/live_fakes.py)",
         "preload_models": args.preload_models,
+        "start_method": args.start_method,
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,10 @@ The child builds its object once (``factory``, a picklable top-level callable), 
 back as they come. One request at a time (a lock); the process is restarted on next use if it
 dies. User-fixable errors raised in the child are raised again in the parent with the same type.
 Processes are spawned (not forked), so a script that starts one needs the usual
-``if __name__ == "__main__":`` guard.
+``if __name__ == "__main__":`` guard. Workers started often (one per session) can come from a
+*fork server* instead (``start_method="forkserver"``, ``preload_fork_server``): a clean process
+that imported their modules once, started before anything else and forked for each worker, so
+a worker skips ~2 s of imports.
 
 A worker can also be *handed over* (``hand_over``): its object, built and warm, takes the pipe
 for a protocol of its own (``serve_connection(conn, *args)``) and the process ends when that
@@ -65,6 +68,27 @@ def warm_once(model: Any, warm_up: Callable[[Any], object]) -> None:
         _warmed.add(model)
 
 
+def preload_fork_server(modules: tuple[str, ...]) -> None:
+    """Start this process's fork server now, with ``modules`` imported in it (in the
+    background), for ``WorkerProcess(start_method="forkserver")``.
+
+    The server is a fresh interpreter (not a fork of this process, whose ONNX Runtime and
+    OpenCV pools must not be forked): it only imports, so what it forks has no thread pool
+    in use. Only the first call's ``modules`` count (one server per process); a module that
+    fails to import there is imported again, with its error, in the worker."""
+    from multiprocessing import forkserver
+
+    with _fork_server_lock:
+        if not _fork_server_started:
+            mp.get_context("forkserver").set_forkserver_preload(list(modules))
+            forkserver.ensure_running()
+            _fork_server_started.append(True)
+
+
+_fork_server_lock = threading.Lock()
+_fork_server_started: list[bool] = []
+
+
 def renice_threads(pid: int, niceness: int) -> None:
     """Set ``niceness`` on every thread of process ``pid`` (Linux nice levels are per thread:
     ``os.nice`` leaves the threads that already exist, e.g. BLAS pools started by imports)."""
@@ -74,7 +98,18 @@ def renice_threads(pid: int, niceness: int) -> None:
                 os.setpriority(os.PRIO_PROCESS, int(task), niceness)
 
 
-def _serve(factory: Callable[[], Any], conn: Connection, niceness: int) -> None:
+def _serve(
+    factory: Callable[[], Any], conn: Connection, niceness: int,
+    context: tuple[dict[str, str], str] | None = None,
+) -> None:  # fmt: skip
+    if context is not None:
+        # Forked from the fork server, which has the environment and directory of when it
+        # started: take the parent's current ones, as a spawned process would.
+        environment, directory = context
+        os.environ.clear()
+        os.environ.update(environment)
+        with contextlib.suppress(OSError):
+            os.chdir(directory)
     if niceness:
         # A positive level: model work yields to the latency-critical frame loop when the cores
         # are contended, and still runs at full speed when they are not. A negative one (the
@@ -206,8 +241,12 @@ class WorkerProcess(_Caller):
         start_timeout: float = 60.0,
         niceness: int = 5,
         daemon: bool = True,
+        start_method: str = "spawn",
     ) -> None:
+        if start_method not in ("spawn", "forkserver"):
+            raise InvalidInputError(f"start_method must be spawn or forkserver, not {start_method}")
         self.name = name
+        self._start_method = start_method
         # A daemonic process cannot start processes of its own; a session worker must (its
         # conversation's speech models run in model processes), and ends on its own when its
         # parent goes away (its pipe closes).
@@ -263,12 +302,14 @@ class WorkerProcess(_Caller):
         if self._conn is not None and self._proc is not None and self._proc.is_alive():
             return self._conn
         self._stop()
-        # spawn, not fork: the parent has ONNX/OpenCV thread pools that must not be forked.
-        ctx = mp.get_context("spawn")
+        # spawn or the fork server, never fork: this process has ONNX/OpenCV thread pools that
+        # must not be forked.
+        ctx: Any = mp.get_context(self._start_method)  # a SpawnContext or a ForkServerContext
+        context = (dict(os.environ), os.getcwd()) if self._start_method == "forkserver" else None
         parent, child = ctx.Pipe()
         proc = ctx.Process(
             target=_serve,
-            args=(self._factory, child, self._niceness),
+            args=(self._factory, child, self._niceness, context),
             name=f"talkie-{self.name}",
             daemon=self._daemon,
         )

@@ -34,3 +34,18 @@ class Words:
 
     def serve_connection(self, conn: Connection, endpoint: ServiceEndpoint) -> None:
         serve_endpoint(self, conn, endpoint)
+
+
+class StartProbe:
+    """What a worker process had when its object was built (the fork-server test)."""
+
+    def __init__(self) -> None:
+        import sys
+
+        self.preloaded = "aiortc" in sys.modules  # this module never imports it
+        self.parent = os.getppid()
+        self.marker = os.environ.get("TALKIE_TEST_START_MARKER")
+        self.directory = os.getcwd()
+
+    def seen(self) -> tuple[bool, int, str | None, str]:
+        return self.preloaded, self.parent, self.marker, self.directory

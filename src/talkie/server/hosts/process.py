@@ -5,7 +5,8 @@ event loop, so a GIL-heavy render or a bug in one session stalls or kills all of
 API). In its own process a session can only hurt itself: if its worker dies, that session ends
 ("the session's worker process stopped") and the others keep streaming.
 
-Workers are ``talkie.worker.WorkerProcess``es (spawned, not forked) built around
+Workers are ``talkie.worker.WorkerProcess``es (forked from a fork server that imported their
+modules once, never from this process) built around
 ``session_worker.SessionWorker``; a **warm pool** keeps ``warm`` of them started (imports done,
 optionally models loaded) so a new session takes one and answers at once, and a replacement is
 started in the background. Signalling and events go over the worker's pipe (see
@@ -41,7 +42,7 @@ from talkie.server.hosts.session_worker import WarmUp
 from talkie.session.character import DEFAULT_VOICE
 from talkie.session.events import SessionEvent
 from talkie.session.voices import start_speech_service
-from talkie.worker import ServiceEndpoint, WorkerProcess, renice_threads
+from talkie.worker import ServiceEndpoint, WorkerProcess, preload_fork_server, renice_threads
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,15 @@ CLOSE_GRACE = 10.0  # a worker asked to end has this long before it is killed
 POOL_NICENESS = 10  # a pooled worker loads at this nice level, so it never slows live sessions
 LLM_WAIT = 120.0  # a pooled worker waits this long for the web process's local LLM
 RIGS_PREPARED = 2  # pooled workers prepare the images of the last characters talked to
+# What the fork server imports once for every worker it forks (~2 s of a spawned worker's start;
+# bench/session_hosts.py --hosts process-cold): the worker's own module, the WebRTC stack and
+# the conversation with its engines.
+WORKER_IMPORTS = (
+    "talkie.server.hosts.session_worker",
+    "aiortc",
+    "talkie.transport.webrtc",
+    "talkie.session.conversation",
+)
 
 
 class ProcessSession:
@@ -226,10 +236,17 @@ class ProcessHost:
     def __init__(
         self, *, warm: int = 1, knowledge_path: Path | None = None,
         warm_up: WarmUp | None = None, start_timeout: float = WORKER_START_TIMEOUT,
+        start_method: str = "forkserver",
     ) -> None:  # fmt: skip
         if warm < 0:
             raise InvalidInputError("the warm pool size cannot be negative")
         self.warm = warm
+        # "forkserver": workers are forked from a process that imported WORKER_IMPORTS once
+        # (a pool's replacement or a burst's extra worker starts without them); "spawn":
+        # each worker imports everything itself.
+        self.start_method = start_method
+        if start_method == "forkserver":
+            preload_fork_server(WORKER_IMPORTS)
         self._knowledge_path = knowledge_path
         self._warm_up = warm_up or WarmUp()
         self._start_timeout = start_timeout
@@ -340,6 +357,7 @@ class ProcessHost:
         return WorkerProcess(
             factory=warm_up, name=f"session-worker-{self._count}",
             start_timeout=self._start_timeout, niceness=niceness, daemon=False,
+            start_method=self.start_method,
         )  # fmt: skip
 
     def _ensure_speech_service(self) -> None:
