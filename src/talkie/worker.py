@@ -12,8 +12,8 @@ dies. User-fixable errors raised in the child are raised again in the parent wit
 Processes are spawned (not forked), so a script that starts one needs the usual
 ``if __name__ == "__main__":`` guard. Workers started often (one per session) can come from a
 *fork server* instead (``start_method="forkserver"``, ``preload_fork_server``): a clean process
-that imported their modules once, started before anything else and forked for each worker, so
-a worker skips ~2 s of imports.
+that imported their modules once and forks one worker per request, so a worker skips ~2 s of
+imports.
 
 A worker can also be *handed over* (``hand_over``): its object, built and warm, takes the pipe
 for a protocol of its own (``serve_connection(conn, *args)``) and the process ends when that
@@ -49,6 +49,7 @@ _ERRORS: dict[str, type[TalkieError]] = {
 
 
 HAND_OVER = "serve_connection"
+START_METHODS = ("spawn", "forkserver")  # never "fork": see WorkerProcess._ensure
 
 
 # Models warmed up in this process (the shared ones live as long as it does).
@@ -78,15 +79,16 @@ def preload_fork_server(modules: tuple[str, ...]) -> None:
     fails to import there is imported again, with its error, in the worker."""
     from multiprocessing import forkserver
 
+    global _fork_server_started
     with _fork_server_lock:
         if not _fork_server_started:
             mp.get_context("forkserver").set_forkserver_preload(list(modules))
             forkserver.ensure_running()
-            _fork_server_started.append(True)
+            _fork_server_started = True
 
 
 _fork_server_lock = threading.Lock()
-_fork_server_started: list[bool] = []
+_fork_server_started = False
 
 
 def renice_threads(pid: int, niceness: int) -> None:
@@ -243,7 +245,7 @@ class WorkerProcess(_Caller):
         daemon: bool = True,
         start_method: str = "spawn",
     ) -> None:
-        if start_method not in ("spawn", "forkserver"):
+        if start_method not in START_METHODS:
             raise InvalidInputError(f"start_method must be spawn or forkserver, not {start_method}")
         self.name = name
         self._start_method = start_method

@@ -10,7 +10,7 @@ import pytest
 from model_service_target import StartProbe
 
 from talkie.errors import InvalidInputError
-from talkie.server.hosts.process import WORKER_IMPORTS
+from talkie.server.hosts.process import WORKER_IMPORTS, ProcessHost
 from talkie.worker import WorkerProcess, preload_fork_server
 
 
@@ -46,3 +46,5 @@ def test_a_forked_worker_starts_with_its_imports_done_and_the_parents_environmen
 def test_an_unknown_start_method_is_refused() -> None:
     with pytest.raises(InvalidInputError, match="start_method"):
         WorkerProcess(factory=StartProbe, name="probe", start_method="fork")
+    with pytest.raises(InvalidInputError, match="start_method"):
+        ProcessHost(start_method="fork")

@@ -42,7 +42,13 @@ from talkie.server.hosts.session_worker import WarmUp
 from talkie.session.character import DEFAULT_VOICE
 from talkie.session.events import SessionEvent
 from talkie.session.voices import start_speech_service
-from talkie.worker import ServiceEndpoint, WorkerProcess, preload_fork_server, renice_threads
+from talkie.worker import (
+    START_METHODS,
+    ServiceEndpoint,
+    WorkerProcess,
+    preload_fork_server,
+    renice_threads,
+)
 
 log = logging.getLogger(__name__)
 
@@ -244,6 +250,8 @@ class ProcessHost:
         # "forkserver": workers are forked from a process that imported WORKER_IMPORTS once
         # (a pool's replacement or a burst's extra worker starts without them); "spawn":
         # each worker imports everything itself.
+        if start_method not in START_METHODS:
+            raise InvalidInputError(f"start_method must be spawn or forkserver, not {start_method}")
         self.start_method = start_method
         if start_method == "forkserver":
             preload_fork_server(WORKER_IMPORTS)
