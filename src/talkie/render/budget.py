@@ -1,9 +1,10 @@
 """What video a new session can afford on this machine: full 720p24, or less when the CPU is
 already spoken for.
 
-A talking 720p24 session costs about 0.45 of a core here (render, H.264, WebRTC, ears; measured
-by bench/sessions.py: the server and its model workers used 87 % of a core for two talking
-sessions). When the cores are busy, a session started at full quality would make every
+A talking 720p24 session costs about 0.75 of a core on the 2-core reference machine (render,
+H.264, WebRTC, ears; bench/sessions.py on 2026-12-04: 75 % of a core for one talking session
+in-process, 139-164 % for two on the process host; 0.45 was an older, faster host's figure).
+When the cores are busy, a session started at full quality would make every
 session's frames late (video is paced by the clock: late frames are skipped, the picture
 stutters for everyone). Instead, a NEW session gets the best step of a ladder (smaller frames,
 then fewer of them) that fits in what is left; sessions already running keep theirs. Audio is
@@ -148,7 +149,7 @@ class VideoBudget:
     takes (see the module docstring); ``headroom``: the share of the cores sessions may fill
     (the rest absorbs speech synthesis bursts, which take a core for ~0.2 s per clause)."""
 
-    full_cost: float = 0.45
+    full_cost: float = 0.75
     headroom: float = 0.9
     load: MachineLoad | None = None
 
