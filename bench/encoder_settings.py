@@ -47,6 +47,13 @@ SETTINGS: dict[str, tuple[str, str, float | None]] = {
 
 
 def frames_for(seconds: float) -> np.ndarray:
+    renderer, params = talking(seconds)
+    return np.stack([renderer.render(p) for p in params])
+
+
+def talking(seconds: float) -> tuple[Any, list[Any]]:
+    """The real renderer of the astronaut (every frame drawn) and ``seconds`` of its face
+    parameters: a second of idle life, the sentence, then idle again."""
     from skimage import data
 
     from talkie.motion import MotionGenerator, product_motion_options
@@ -58,13 +65,13 @@ def frames_for(seconds: float) -> np.ndarray:
     rig = build_rig(data.astronaut())
     clip = synthesize(load_tts("piper"), TEXT)
     motion = MotionGenerator(fps=FPS, seed=0, options=product_motion_options())
-    motion.push(clip, start=1.0)  # a second of idle life, then the sentence, then idle again
+    motion.push(clip, start=1.0)
     n = int(seconds * FPS)
     faces: list[Any] = []
     while len(faces) < n:
         faces.extend(motion.next_step())
     renderer = MeshWarpRenderer(rig, options=RenderOptions(size=(1280, 720), still_px=0))
-    return np.stack([renderer.render(f.params) for f in faces[:n]])
+    return renderer, [f.params for f in faces[:n]]
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -217,6 +217,8 @@ def test_the_warm_pool_refills_after_a_session_takes_a_worker(process_server: Li
             fresh = host._pool[0]
             state = await asyncio.to_thread(fresh.call_one, "warm_state")
             assert state["prepared_stages"] == 1
+            # one session per process: OpenCV's per-core pool only adds hand-offs there
+            assert state["opencv_threads"] == 1
             if can_raise_priority():  # the pool loads niced; a session runs at normal priority
                 assert _nice_levels(fresh.pid) == {POOL_NICENESS}
                 assert _nice_levels(hosted.stats()["pid"]) == {0}

@@ -136,3 +136,27 @@ def portable(spec: SessionSpec, knowledge_path: Path | None) -> SessionSpec:
         documents = DocumentsAt(knowledge_path, character.id) if knowledge_path else None
         character = dataclasses.replace(character, knowledge=documents)
     return dataclasses.replace(spec, character=character)
+
+
+def one_session_process_threads() -> None:
+    """Thread pools for a process that runs one session (a process or Ray worker).
+
+    OpenCV's pool (one thread per core) splits each remap, resize and colour conversion; with
+    every session in a process of its own the sessions are the parallelism, and the pool's
+    hand-offs are pure cost: a talking 720p frame (render + H.264) took 14.4 ms of CPU with
+    one thread against 17.2 ms with two (medians of three interleaved rounds; 1.4 ms longer
+    in wall time, of a 41.7 ms frame; bench/opencv_threads.py), ~7 % of a core per session.
+    ``TALKIE_OPENCV_THREADS`` sets another size (0: OpenCV's own choice).
+    """
+    import os
+
+    import cv2
+
+    raw = os.environ.get("TALKIE_OPENCV_THREADS", "1").strip() or "1"
+    try:
+        threads = int(raw)
+    except ValueError:
+        log.warning("TALKIE_OPENCV_THREADS=%r is not a number: using 1", raw)
+        threads = 1
+    if threads > 0:
+        cv2.setNumThreads(threads)

@@ -38,6 +38,7 @@ from talkie.server.hosts.base import (
     SessionHostError,
     SessionListener,
     SessionSpec,
+    one_session_process_threads,
     portable,
 )
 from talkie.session.events import SessionEvent
@@ -63,6 +64,7 @@ class SessionActor:
     """One live session inside a Ray actor (async: it runs its own event loop there)."""
 
     def __init__(self) -> None:
+        one_session_process_threads()
         self._queue: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
         self._peer: Any = None
         self._ended = False

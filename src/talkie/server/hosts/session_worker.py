@@ -28,7 +28,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from talkie.heap import trim_heap_forever
-from talkie.server.hosts.base import SessionSpec
+from talkie.server.hosts.base import SessionSpec, one_session_process_threads
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,7 @@ class SessionWorker:
         # Ctrl-C in a terminal reaches the whole process group: the web process drains its
         # sessions (graceful shutdown); a worker killed by the same signal would cut them off.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        one_session_process_threads()
         if warm_up.llm is not None:  # before the warm-up, which would load an LLM of its own
             from talkie.brain.local.brain import attach_engine
 
@@ -125,12 +126,19 @@ class SessionWorker:
         return "ready"
 
     def warm_state(self) -> dict[str, Any]:
-        """What this worker has ready: characters' images (``WarmUp.rigs``) and whose local
-        LLM its sessions use ("attached": the web process's; "own"; None: not loaded)."""
+        """What this worker has ready: characters' images (``WarmUp.rigs``), whose local
+        LLM its sessions use ("attached": the web process's; "own"; None: not loaded) and the
+        size of OpenCV's thread pool (``one_session_process_threads``)."""
+        import cv2
+
         from talkie.brain.local.brain import engine_kind
         from talkie.render.meshwarp import prepared_stages
 
-        return {"prepared_stages": prepared_stages(), "llm": engine_kind()}
+        return {
+            "prepared_stages": prepared_stages(),
+            "llm": engine_kind(),
+            "opencv_threads": cv2.getNumThreads(),
+        }
 
     def serve_connection(self, conn: Connection, spec: SessionSpec, sdp: str, kind: str) -> None:
         """Run the session until it closes (called by ``talkie.worker`` on hand-over)."""
