@@ -34,15 +34,14 @@ TEXT = (
     "Hello! I'm Nova. I can answer questions about the Moon, the planets and how astronauts "
     "train, and you can interrupt me whenever you like."
 )
-# name -> (preset, more x264 params, CRF or None for a 2 Mbps average)
-SETTINGS: dict[str, tuple[str, str, float | None]] = {
-    "superfast, 2 Mbps": ("superfast", "", None),
-    "ultrafast, 2 Mbps": ("ultrafast", "", None),
-    "ultrafast + deblock, 2 Mbps": ("ultrafast", "deblock=0,0", None),
-    "ultrafast + deblock, CRF 20": ("ultrafast", "deblock=0,0", 20.0),
-    "ultrafast + deblock, CRF 23 (default)": ("ultrafast", "deblock=0,0", 23.0),
-    "ultrafast + deblock, CRF 26": ("ultrafast", "deblock=0,0", 26.0),
-    "veryfast, 2 Mbps": ("veryfast", "", None),
+# name -> (preset, more x264 params, CRF or None for a 2 Mbps average, constant QP or None)
+SETTINGS: dict[str, tuple[str, str, float | None, int | None]] = {
+    "ultrafast + deblock, 2 Mbps": ("ultrafast", "deblock=0,0", None, None),
+    "ultrafast + deblock, CRF 23": ("ultrafast", "deblock=0,0", 23.0, None),
+    "ultrafast + deblock, QP 22": ("ultrafast", "deblock=0,0", None, 22),
+    "ultrafast + deblock, QP 24 (default)": ("ultrafast", "deblock=0,0", None, 24),
+    "ultrafast + deblock, QP 27": ("ultrafast", "deblock=0,0", None, 27),
+    "superfast, 2 Mbps": ("superfast", "", None, None),
 }
 
 
@@ -79,12 +78,14 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return 99.0 if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
-def run(frames: np.ndarray, preset: str, params: str, crf: float | None) -> dict[str, Any]:
+def run(
+    frames: np.ndarray, preset: str, params: str, crf: float | None, qp: int | None
+) -> dict[str, Any]:
     import av
 
     from talkie.transport.encoder import EncoderOptions, X264Encoder
 
-    options = EncoderOptions(preset=preset, x264_params=params, crf=crf)
+    options = EncoderOptions(preset=preset, x264_params=params, crf=crf, qp=qp)
     encoder = X264Encoder(options=options)
     packets: list[Any] = list(encoder.encode(frames[0], 0))  # opens the codec, untimed
     cpu: list[float] = []
@@ -105,7 +106,7 @@ def run(frames: np.ndarray, preset: str, params: str, crf: float | None) -> dict
         scores.append(psnr(ref, shown))
     size = sum(p.size for p in packets[1:])  # after the first keyframe
     worst = int(np.argmin(scores))
-    name = f"{preset}-{params or 'preset'}-crf{crf}-worst.png".replace(",", "_")
+    name = f"{preset}-{params or 'preset'}-crf{crf}-qp{qp}-worst.png".replace(",", "_")
     shot = Path("/tmp/talkie-encoder") / name
     shot.parent.mkdir(exist_ok=True)
     cv2.imwrite(str(shot), cv2.cvtColor(decoded[worst], cv2.COLOR_RGB2BGR))  # to look at
@@ -113,6 +114,7 @@ def run(frames: np.ndarray, preset: str, params: str, crf: float | None) -> dict
         "preset": preset,
         "x264_params": params,
         "crf": crf,
+        "qp": qp,
         "frames": len(cpu),
         "cpu_ms_median": round(statistics.median(cpu), 2),
         "cpu_ms_mean": round(statistics.fmean(cpu), 2),
@@ -136,8 +138,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(frames)} frames rendered", flush=True)
     rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in SETTINGS}
     for _ in range(args.rounds):
-        for name, (preset, params, crf) in SETTINGS.items():
-            rounds[name].append(run(frames, preset, params, crf))
+        for name, (preset, params, crf, qp) in SETTINGS.items():
+            rounds[name].append(run(frames, preset, params, crf, qp))
     results = {}
     for name, runs in rounds.items():
         best = min(runs, key=lambda r: r["cpu_ms_median"])  # the least disturbed round
@@ -154,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         "processor": platform.processor(),
         "size": "1280x720",
         "fps": FPS,
-        "bitrate_bps": 2_000_000,  # the average, or the CRF rows' VBV cap
+        "bitrate_bps": 2_000_000,  # the average, or the CRF rows' VBV cap (QP rows: none)
         "results": results,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)

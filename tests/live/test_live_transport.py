@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import fractions
+from dataclasses import replace
 from typing import Any, cast
 
 import av
@@ -81,20 +82,26 @@ def test_encoder_rejects_bad_frames_and_fixes_timestamps() -> None:
 
 
 def test_encoder_spends_bits_on_change_and_stays_under_its_ceiling() -> None:
-    """Constant quality under a bitrate cap: a still picture costs few bits once sharp (an
-    average-bitrate encoder keeps filling its budget), and noise, the worst case, cannot push
-    the rate over the cap."""
+    """Constant QP (the default) or constant quality under a bitrate cap: a still picture
+    costs few bits once sharp (an average-bitrate encoder keeps filling its budget), and
+    noise, the worst case, cannot push the capped quality mode's rate over the cap."""
     still = _frames(1)[0]
     sent: dict[str, int] = {}
-    for mode, crf in (("quality", EncoderOptions().crf), ("average", None)):
-        enc = X264Encoder(options=EncoderOptions(crf=crf))
+    modes = {
+        "qp": EncoderOptions(),
+        "quality": EncoderOptions(qp=None),
+        "average": EncoderOptions(qp=None, crf=None),
+    }
+    for mode, options in modes.items():
+        enc = X264Encoder(options=options)
         sizes = [sum(p.size for p in enc.encode(still, i * 3750)) for i in range(120)]
         sent[mode] = sum(sizes[96:])  # the fifth second (the second keyframe was at 3 s)
-    assert EncoderOptions().crf is not None
+    assert EncoderOptions().qp is not None
+    assert sent["qp"] < 0.1 * sent["average"], sent
     assert sent["quality"] < 0.1 * sent["average"], sent
 
     cap = 1_000_000
-    enc = X264Encoder(options=EncoderOptions(bitrate=cap))
+    enc = X264Encoder(options=EncoderOptions(qp=None, bitrate=cap))
     noise = np.random.default_rng(0).integers(0, 256, (72, 720, 1280, 3), dtype=np.uint8)
     sizes = [sum(p.size for p in enc.encode(img, i * 3750)) for i, img in enumerate(noise)]
     # After the first second's buffer (1 s of VBV at the cap), each second stays under the cap.
@@ -102,8 +109,48 @@ def test_encoder_spends_bits_on_change_and_stays_under_its_ceiling() -> None:
     assert sum(sizes[24:]) > 0.5 * 2 * cap / 8  # it does use the room it has
 
 
+def test_constant_qp_steps_coarser_over_its_ceiling_and_back_when_there_is_room() -> None:
+    """x264 runs without rate control in constant-QP mode: the encoder keeps the stream under
+    its ceiling itself, a QP step (a keyframe) at a time, and comes back when there is room."""
+    options = EncoderOptions(bitrate=1_000_000, bitrate_change_interval=0.0)
+    assert options.qp is not None
+    options = replace(options, max_qp=options.qp + 8)
+    enc = X264Encoder(options=options)
+    rng = np.random.default_rng(0)
+    qps, keyframe_at_change = [enc.qp], []
+    for i in range(70):  # noise: far over 1 Mbps at any QP
+        img = rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8)
+        before = enc.qp
+        (packet,) = enc.encode(img, i * 3750)
+        if enc.qp != before:
+            qps.append(enc.qp)
+            keyframe_at_change.append(packet.is_keyframe)
+    first = options.qp
+    # one step per half second of frames, up to max_qp
+    assert qps == [first, first + 3, first + 6, first + 8], qps
+    assert all(keyframe_at_change)
+    # a still picture: far under half the ceiling -> back, step by step, to the configured QP
+    still = _frames(1)[0]
+    for i in range(70, 150):
+        enc.encode(still, i * 3750)
+    assert enc.qp == first
+    # the receiver reports congestion below what a moving picture costs at QP 24: coarser
+    moving = _frames(60)
+    enc = X264Encoder(options=replace(options, min_bitrate=10_000))
+    for i, img in enumerate(moving[:30]):
+        enc.encode(img, i * 3750)
+    rate = enc.send_rate()
+    enc.set_target_bitrate(int(rate * 2))
+    enc.set_target_bitrate(int(rate * 0.5))  # it fell: congestion
+    for i, img in enumerate(moving[30:], start=30):
+        enc.encode(img, i * 3750)
+    assert enc.bitrate < rate and enc.qp is not None and enc.qp > first, (rate, enc.bitrate, enc.qp)
+
+
 def test_encoder_follows_congestion_down_and_recovers() -> None:
-    opts = EncoderOptions(bitrate=2_000_000, min_bitrate=600_000, bitrate_change_interval=0.0)
+    opts = EncoderOptions(
+        qp=None, bitrate=2_000_000, min_bitrate=600_000, bitrate_change_interval=0.0
+    )
     enc = X264Encoder(options=opts)
     frames = _frames(3)
     enc.encode(frames[0], 0)

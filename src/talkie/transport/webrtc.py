@@ -238,7 +238,9 @@ class WebRtcPeer:
             "video_frames": self._video.frames_sent,
             # Frames the conversation handed out late or skipped (its own count, if it keeps one).
             "late_frames": int(getattr(self.conversation, "late_frames", 0) or 0),
-            "video_bitrate": enc.bitrate if enc is not None else None,
+            "video_bitrate": enc.bitrate if enc is not None else None,  # its ceiling
+            "video_send_bps": round(enc.send_rate()) if enc is not None else None,
+            "video_qp": enc.qp if enc is not None else None,
             "encode_ms_median": encode_ms[len(encode_ms) // 2] if encode_ms else None,
             "encode_ms_p95": encode_ms[int(len(encode_ms) * 0.95)] if encode_ms else None,
             "mic_seconds": round(self.mic_seconds, 3),
