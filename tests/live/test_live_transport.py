@@ -79,6 +79,8 @@ def test_encoder_rejects_bad_frames_and_fixes_timestamps() -> None:
     enc.encode(np.zeros((720, 1280, 3), np.uint8), 100)
     (packet,) = enc.encode(np.zeros((720, 1280, 3), np.uint8), 100)  # same pts: bumped
     assert packet.pts == 101
+    with pytest.raises(ValueError, match="qp"):
+        X264Encoder(options=EncoderOptions(qp=45, max_qp=40))
 
 
 def test_encoder_spends_bits_on_change_and_stays_under_its_ceiling() -> None:

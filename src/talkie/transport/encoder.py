@@ -67,6 +67,11 @@ class X264Encoder:
 
     def __init__(self, *, options: EncoderOptions | None = None) -> None:
         self.options = options or EncoderOptions()
+        qp = self.options.qp
+        if qp is not None and not 0 <= qp <= self.options.max_qp <= 51:
+            raise ValueError(
+                f"qp {qp} and max_qp {self.options.max_qp}: need 0 <= qp <= max_qp <= 51"
+            )
         self._codec: av.VideoCodecContext | None = None
         self._size: tuple[int, int] | None = None
         self._bitrate = self._clamp(self.options.bitrate)
