@@ -149,6 +149,22 @@ def test_constant_qp_steps_coarser_over_its_ceiling_and_back_when_there_is_room(
     assert enc.bitrate < rate and enc.qp is not None and enc.qp > first, (rate, enc.bitrate, enc.qp)
 
 
+def test_encoder_keeps_two_seconds_of_send_history(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session may run for hours without a congestion report (the only other caller of
+    ``send_rate``): what the encoder remembers of its output must not grow with it."""
+    import talkie.transport.encoder as encoder_module
+
+    clock = [1000.0]
+    monkeypatch.setattr(encoder_module.time, "monotonic", lambda: clock[0])
+    enc = X264Encoder()
+    small = np.zeros((64, 64, 3), np.uint8)
+    for i in range(24 * 10):  # ten seconds at 24 fps
+        clock[0] += 1 / 24
+        enc.encode(small, i * 3750)
+    assert len(enc._sent) <= 2 * 24 + 1
+    assert enc.send_rate() > 0
+
+
 def test_encoder_follows_congestion_down_and_recovers() -> None:
     opts = EncoderOptions(
         qp=None, bitrate=2_000_000, min_bitrate=600_000, bitrate_change_interval=0.0

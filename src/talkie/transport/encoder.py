@@ -119,10 +119,12 @@ class X264Encoder:
 
     def send_rate(self, now: float | None = None) -> float:
         """Bits per second produced over the last two seconds."""
-        now = time.monotonic() if now is None else now
-        while self._sent and self._sent[0][0] < now - 2.0:
-            self._sent.popleft()
+        self._forget_sent_before((time.monotonic() if now is None else now) - 2.0)
         return sum(n for _, n in self._sent) * 8 / 2.0
+
+    def _forget_sent_before(self, t: float) -> None:
+        while self._sent and self._sent[0][0] < t:
+            self._sent.popleft()
 
     def encode(self, image: np.ndarray, pts: int) -> list[av.Packet]:
         """Encode one frame presented at ``pts`` (90 kHz ticks). Call from one thread at a time."""
@@ -152,7 +154,10 @@ class X264Encoder:
                 packet.pts = pts
             size += packet.size
         self.bytes += size
-        self._sent.append((time.monotonic(), size))
+        sent_at = time.monotonic()
+        self._sent.append((sent_at, size))
+        # kept to two seconds here: send_rate() may not be called for hours (no congestion)
+        self._forget_sent_before(sent_at - 2.0)
         self._since_open.append(size)
         self._frames_since_open += 1
         self.frames += 1
