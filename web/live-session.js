@@ -7,6 +7,9 @@
 // Media: the character's video and voice come in, the microphone goes out. The data channel
 // "events" carries JSON both ways, with a ping every second: the server takes a few seconds of
 // silence from a client that pings as a crash (closed tab, killed browser) and frees the slot.
+// What the microphone hears while connecting goes first on that channel (mic-preroll.js).
+
+import { MicPreroll, PREROLL_RATE } from "./mic-preroll.js";
 
 const ICE_GATHER_TIMEOUT_MS = 3000;
 const HEARTBEAT_MS = 1000;
@@ -86,12 +89,16 @@ export async function openMicrophone() {
  * channel), `connection(state)` (the peer connection's state), `closed()` (the data channel
  * closed by the other side), `peer(pc)` (the RTCPeerConnection before the offer: more tracks),
  * `queued({position, message})` (the server is full: the user's place in line, while it waits).
+ * With `preroll` (the default) what the microphone hears before the connection is up is recorded
+ * and sent once it is (`prerollSeconds` says how much), so words said while connecting are heard.
  */
 export class LiveSession {
-  constructor({ api, characterId, mic = null, handlers = {} }) {
+  constructor({ api, characterId, mic = null, handlers = {}, preroll = true }) {
     this.api = api;
     this.characterId = characterId;
     this.mic = mic;
+    this.recording = preroll && mic ? MicPreroll.start(mic) : Promise.resolve(null);
+    this.prerollSeconds = null; // sent: how many seconds (null: none promised)
     this.handlers = handlers;
     this.pc = null;
     this.dc = null;
@@ -130,6 +137,15 @@ export class LiveSession {
   get connectionState() { return this.pc ? this.pc.connectionState : "none"; }
 
   async start() {
+    try {
+      return await this.connect();
+    } catch (err) {
+      this.dropRecording(); // refused: nothing will carry what was recorded
+      throw err;
+    }
+  }
+
+  async connect() {
     const t0 = performance.now();
     const mark = (name) => { this.timings[name] = Math.round(performance.now() - t0); };
     const created = await this.createSession();
@@ -149,7 +165,19 @@ export class LiveSession {
       this.remote.addTrack(e.track);
       this.handlers.track?.(e.track, this.remote);
     };
-    dc.onopen = () => {
+    const recorder = await this.recording;
+    // Recording stops when the microphone's own stream starts flowing (the connection is up).
+    pc.addEventListener("connectionstatechange", () => {
+      if (pc.connectionState === "connected") recorder?.stop();
+    });
+    dc.onopen = async () => {
+      if (recorder) {
+        const pcm = await recorder.stop();
+        if (dc.readyState !== "open") return;
+        MicPreroll.send(dc, pcm);
+        this.prerollSeconds = pcm.length / PREROLL_RATE;
+        mark("preroll_sent");
+      }
       const ping = () => this.send({ type: "ping", t: performance.now() });
       ping();
       clearInterval(this.heartbeat);
@@ -176,7 +204,7 @@ export class LiveSession {
     try {
       body = await this.api(created.offer_url, {
         method: "POST", token: this.session.token,
-        json: { sdp: pc.localDescription.sdp, type: pc.localDescription.type },
+        json: { sdp: pc.localDescription.sdp, type: pc.localDescription.type, preroll: Boolean(recorder) },
       });
     } finally {
       clearTimeout(slow);
@@ -199,12 +227,17 @@ export class LiveSession {
     this.closed = true;
     this.handlers = {};
     this.wake?.(); // stop waiting in the server's line
+    this.dropRecording();
     clearInterval(this.heartbeat);
     if (this.dc) { this.dc.onclose = null; this.dc.onmessage = null; try { this.dc.close(); } catch { /* closed */ } }
     if (this.pc) { this.pc.onconnectionstatechange = null; this.pc.ontrack = null; try { this.pc.close(); } catch { /* closed */ } }
     this.deleteSession();
     this.dc = null;
     this.pc = null;
+  }
+
+  dropRecording() {
+    this.recording.then((recorder) => recorder?.close());
   }
 
   deleteSession() {

@@ -102,6 +102,45 @@ def test_real_character_is_live_and_answers(
         page.close()
 
 
+@pytest.fixture(scope="module")
+def at_once_browser(
+    playwright_instance: Any, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    wav = make_question_wav(
+        tmp_path_factory.mktemp("real") / "question-at-once.wav", "Hello there! What is your name?",
+        before=0.1, after=10.0,
+    )  # fmt: skip
+    yield from _browser_playing(playwright_instance, wav)
+
+
+def test_words_said_while_the_page_connects_are_heard(
+    real_server: LiveServer, at_once_browser: Any, artifacts: Path
+) -> None:
+    """The user speaks the moment they pick the character (the fake microphone starts on that
+    click), before the connection is up: the page records it, sends it once connected, and the
+    question is heard whole and answered."""
+    page = TalkiePage(at_once_browser, real_server.url).open(timeout=30)
+    try:
+        page.pick("astronaut")
+        page.wait_playing(timeout=60, frames=5)
+        turn = page.wait_event("e.type === 'turn' && /name/i.test(e.user_text)", timeout=60)
+        stats = [p.stats() for p in real_server.registry.peers()]
+        events = page.events()
+        heard = " ".join(e["user_text"] for e in events if e.get("type") == "turn").lower()
+        (artifacts / "real-at-once.json").write_text(json.dumps(events, indent=1))
+        print(f"\nsaid while connecting, heard as {turn['user_text']!r}, answered "
+              f"{turn['said']!r}; server {[(s['mic_preroll'], s['mic_preroll_s']) for s in stats]}")
+        # The recording covered the start of the question ("Hello" starts 0.1 s after the
+        # click; the connection took 0.4-2.4 s here) and the server heard all of it before the
+        # live audio: without it the question was lost whole, or began mid-word.
+        assert [s["mic_preroll"] for s in stats] == ["complete"], stats
+        assert stats[0]["mic_preroll_s"] > 0.2, stats
+        assert "hello" in heard, heard  # the first words, said ~0.1 s after the click
+        assert turn["said"], turn
+    finally:
+        page.close()
+
+
 TWO_BREATHS = [("I was reading about the Moon yesterday.", 0.9), ("How far away is it?", 0.0)]
 
 

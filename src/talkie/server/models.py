@@ -313,6 +313,13 @@ class SessionList(BaseModel):
 class Offer(Strict):
     sdp: str = Field(min_length=1, max_length=100_000)
     type: Literal["offer"]
+    preroll: bool = Field(
+        False,
+        description="The client will send what the microphone heard while it connected, first "
+        'thing on the events channel: {"type": "preroll", "sample_rate": 16000, "samples": N}, '
+        "then N 16-bit little-endian samples as binary messages. Until it has, the live "
+        "microphone is held back (at most a few seconds if it does not come).",
+    )
 
 
 class Answer(BaseModel):

@@ -109,7 +109,9 @@ async def send_offer(
                 character = dataclasses.replace(character, recall=memory.notes)
         spec = SessionSpec(
             session_id=session_id, character=character,
-            conversation_factory=svc.conversation_factory, webrtc=svc.options.webrtc,
+            conversation_factory=svc.conversation_factory,
+            webrtc=dataclasses.replace(svc.options.webrtc, mic_preroll=True) if body.preroll
+            else svc.options.webrtc,
             messages_per_minute=svc.options.messages_per_minute,
             message_burst=svc.options.message_burst,
         )  # fmt: skip

@@ -299,8 +299,9 @@ class Conversation:
         if not self.hands_free and not self._ptt_down:
             return
         # Stamp input with the conversation clock (arrival time minus the chunk's duration) unless
-        # the transport already mapped it onto our clock.
-        pts = chunk.pts if chunk.pts > 0 else max(0.0, self.clock.now() - chunk.duration)
+        # the transport already mapped it onto our clock (negative: said before the clock started,
+        # while the page connected; see talkie.transport.preroll).
+        pts = chunk.pts if chunk.pts != 0 else max(0.0, self.clock.now() - chunk.duration)
         self.hearing.push(AudioChunk(chunk.samples, chunk.sample_rate, pts))
 
     async def _hearing_loop(self) -> None:

@@ -197,11 +197,12 @@ class MicrophoneClock:
 
 async def pump_microphone(
     track: MediaStreamTrack,
-    conversation: LiveConversation,
+    push: Callable[[AudioChunk], None],
     clock: MicrophoneClock,
     on_chunk: Callable[[AudioChunk], None] | None = None,
 ) -> None:
-    """Feed the remote microphone into the conversation until the track ends.
+    """Feed the remote microphone to ``push`` (the conversation's ``push_audio``, or what
+    orders audio before it) until the track ends.
 
     Errors inside the conversation propagate (the peer logs them and closes the session): a media
     loop never swallows exceptions.
@@ -215,7 +216,7 @@ async def pump_microphone(
             continue
         samples = audio_frame_to_float(frame)
         chunk = AudioChunk(samples, frame.sample_rate, clock.pts(frame))
-        conversation.push_audio(chunk)
+        push(chunk)
         if on_chunk is not None:
             on_chunk(chunk)
 

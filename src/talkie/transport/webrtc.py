@@ -54,6 +54,7 @@ from talkie.session.contract import LiveConversation
 from talkie.session.events import SessionEvent
 from talkie.transport.encoder import EncoderOptions, X264Encoder
 from talkie.transport.lifetime import CHECK_INTERVAL, Ending, SessionLimits
+from talkie.transport.preroll import MicSplice
 from talkie.transport.tracks import (
     ConversationAudioTrack,
     ConversationVideoTrack,
@@ -90,6 +91,8 @@ class WebRtcOptions:
     connect_timeout: float = 20.0  # answer -> connected, else the session is closed
     close_timeout: float = 5.0  # bound on each teardown step
     limits: SessionLimits = field(default_factory=SessionLimits)
+    # The client promised the audio it recorded while connecting (see talkie.transport.preroll).
+    mic_preroll: bool = False
 
 
 class WebRtcPeer:
@@ -124,6 +127,9 @@ class WebRtcPeer:
         self._connected = False
         self._remote_audio: list[MediaStreamTrack] = []
         self._remote_video: list[MediaStreamTrack] = []  # the user's camera, then screen
+        self._splice = MicSplice(
+            conversation.push_audio, expected=self.options.mic_preroll, media_now=self._media_now
+        )
         self.video_codec = ""
         self.events_sent = 0
         self.mic_seconds = 0.0
@@ -192,6 +198,8 @@ class WebRtcPeer:
             self._spawn(self._connect_watchdog(), "connect-timeout")
             self._spawn(self._heartbeat_watchdog(), "heartbeat")
             self._spawn(self._limits_watchdog(), "limits")
+            if self._splice.waiting:
+                self._spawn(self._preroll_watchdog(), "preroll")
         except BaseException:
             await self.close("answer failed")
             raise
@@ -244,6 +252,8 @@ class WebRtcPeer:
             "encode_ms_median": encode_ms[len(encode_ms) // 2] if encode_ms else None,
             "encode_ms_p95": encode_ms[int(len(encode_ms) * 0.95)] if encode_ms else None,
             "mic_seconds": round(self.mic_seconds, 3),
+            "mic_preroll": self._splice.outcome,  # none, waiting, complete, empty, no header...
+            "mic_preroll_s": round(self._splice.heard_s, 3),
             "events_sent": self.events_sent,
             "age": round(time.monotonic() - self.created_at, 3),
         }
@@ -305,6 +315,19 @@ class WebRtcPeer:
                 self._schedule_close(f"client went silent (no heartbeat for {timeout:g} s)")
                 return
 
+    def _media_now(self) -> float:
+        return 0.0 if self._started_at is None else time.monotonic() - self._started_at
+
+    async def _preroll_watchdog(self) -> None:
+        """Stop holding the live microphone if the promised preroll does not come."""
+        while self._splice.waiting:
+            await asyncio.sleep(0.25)
+            self._splice.check()
+        log.info(
+            "session %s: preroll %s (%.2f s heard)",
+            self.session_id[:8], self._splice.outcome, self._splice.heard_s,
+        )  # fmt: skip
+
     async def _limits_watchdog(self) -> None:
         """Maximum length and idle timeout: tell the page, say goodbye, hang up."""
         limits = self.options.limits
@@ -350,6 +373,7 @@ class WebRtcPeer:
         log.debug("session %s: connection %s", self.session_id[:8], state)
         if state == "connected":
             self._connected = True
+            self._splice.connected()
         elif state in ("failed", "closed"):
             self._schedule_close(f"connection {state}")
 
@@ -365,7 +389,7 @@ class WebRtcPeer:
                 self._remote_video.append(track)
 
     async def _pump(self, track: MediaStreamTrack, clock: MicrophoneClock) -> None:
-        await pump_microphone(track, self.conversation, clock, self._count_mic)
+        await pump_microphone(track, self._splice.live, clock, self._count_mic)
 
     def _count_mic(self, chunk: AudioChunk) -> None:
         self.mic_seconds += chunk.duration
@@ -385,6 +409,12 @@ class WebRtcPeer:
 
     def _on_message(self, message: str | bytes) -> None:
         self._last_heard = time.monotonic()  # anything at all: the client is alive
+        if isinstance(message, bytes) and self._splice.takes_binary:
+            try:
+                self._splice.data(message)
+            except ValueError as exc:
+                self._send_error(str(exc))
+            return
         try:
             text = message.decode("utf-8") if isinstance(message, bytes) else message
         except UnicodeDecodeError:
@@ -404,6 +434,12 @@ class WebRtcPeer:
         if event["type"] == "ping":  # answered here: lets the client measure round trips
             self._heartbeat = True  # ...and from now on, its silence means it is gone
             self._send_text(json.dumps({"type": "pong", "t": event.get("t")}))
+            return
+        if event["type"] == "preroll":  # the microphone before the connection (preroll.py)
+            try:
+                self._splice.header(event)
+            except ValueError as exc:
+                self._send_error(str(exc))
             return
         try:
             self.conversation.handle_client_event(event)

@@ -1,0 +1,183 @@
+"""What the user said while the page was connecting, heard before the live microphone.
+
+WebRTC carries the microphone only once the connection is up: about a second after the click,
+20-40 s when a fresh session worker has to start. A user who says "Hi! How far away is the
+Moon?" as soon as they pick a character lost those words. So the page records the microphone
+from the moment it opens it until the connection is up, and sends that recording (the
+"preroll") on the events channel before anything else:
+
+1. the offer says one is coming (``"preroll": true`` in its body; ``WebRtcOptions.mic_preroll``);
+2. on the events channel, first a JSON header ``{"type": "preroll", "sample_rate": R,
+   "samples": N}``, then binary messages of 16-bit little-endian mono PCM, N samples in all
+   (N may be 0: nothing worth sending, e.g. only silence was recorded).
+
+``MicSplice`` sits between the live microphone and the conversation. While a promised preroll
+has not fully arrived it holds the live audio back (nothing is dropped); then the conversation
+hears the preroll, the held audio and, from then on, the live audio as it comes. If the client
+breaks its promise (no header within ``header_wait_s`` of the connection, or the data stops
+coming for ``data_wait_s``), what arrived is heard and the splice opens anyway, so the live
+microphone is never held for long.
+
+Timing: the preroll is stamped as ending where the live audio begins, so it usually starts
+before the conversation's clock did (at a negative media time: the clock starts when the offer
+is answered). That is the truth, and it matters: the character's greeting starts at time 0, and
+the echo gate must not take words said before it for its echo.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from talkie.messages import AudioChunk
+
+PREROLL_RATES = (8_000, 16_000, 24_000, 48_000)
+MAX_PREROLL_S = 30.0  # the page keeps at most this much (its newest part)
+MAX_HELD_S = 30.0  # live audio held back while a preroll arrives; older audio beyond this is heard
+_CHUNK_S = 0.2  # preroll audio is handed to the conversation in pieces of this length
+
+
+class MicSplice:
+    """Orders the preroll before the live microphone (see the module docstring).
+
+    ``push`` is the conversation's ``push_audio``; ``media_now`` its clock. Every method runs
+    on the event loop.
+    ``header`` and ``data`` raise ``ValueError`` with a message for the client when what it
+    sent breaks the protocol (the preroll is then given up; the live audio flows on).
+    """
+
+    def __init__(
+        self,
+        push: Callable[[AudioChunk], None],
+        *,
+        expected: bool,
+        header_wait_s: float = 3.0,
+        data_wait_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        media_now: Callable[[], float] = lambda: 0.0,
+    ) -> None:
+        self._push = push
+        self._clock = clock
+        self._media_now = media_now  # the conversation's clock (where live audio would begin)
+        self.header_wait_s = header_wait_s
+        self.data_wait_s = data_wait_s
+        self._open = not expected  # live audio passes straight through
+        self._held: list[AudioChunk] = []
+        self._held_s = 0.0
+        self._rate = 0
+        self._wanted = 0  # samples the header announced
+        self._parts: list[np.ndarray] = []
+        self._received = 0
+        self._connected_at: float | None = None
+        self._last_data: float | None = None
+        self.heard_s = 0.0  # preroll audio handed to the conversation
+        self.outcome = "none" if not expected else "waiting"
+
+    @property
+    def waiting(self) -> bool:
+        """Live audio is being held for a preroll."""
+        return not self._open
+
+    @property
+    def takes_binary(self) -> bool:
+        """A header came: binary messages are its samples (late ones, after the splice gave
+        up waiting, are dropped quietly)."""
+        return self._rate > 0
+
+    def connected(self) -> None:
+        """The connection is up: the header's wait starts now."""
+        if self._connected_at is None:
+            self._connected_at = self._clock()
+
+    def live(self, chunk: AudioChunk) -> None:
+        """Live microphone audio (in order)."""
+        if self._open:
+            self._push(chunk)
+            return
+        self._held.append(chunk)
+        self._held_s += chunk.duration
+        while self._held_s > MAX_HELD_S and len(self._held) > 1:
+            # A client that never finishes must not grow this without bound; the oldest held
+            # audio is heard now (out of order with a preroll that may still come, not lost).
+            oldest = self._held.pop(0)
+            self._held_s -= oldest.duration
+            self._push(oldest)
+
+    def header(self, event: dict[str, Any]) -> None:
+        """The client's ``{"type": "preroll", ...}`` event."""
+        if self._open or self._rate:
+            raise ValueError("a preroll can only come first, once, after the offer asked for it")
+        rate, samples = event.get("sample_rate"), event.get("samples")
+        if rate not in PREROLL_RATES:
+            self.give_up("bad header")
+            raise ValueError(f"preroll sample_rate must be one of {list(PREROLL_RATES)}")
+        if not isinstance(samples, int) or isinstance(samples, bool) or samples < 0:
+            self.give_up("bad header")
+            raise ValueError("preroll samples must be a whole number >= 0")
+        if samples > MAX_PREROLL_S * rate:
+            self.give_up("bad header")
+            raise ValueError(f"a preroll holds at most {MAX_PREROLL_S:g} s of audio")
+        self._rate, self._wanted = rate, samples
+        self._last_data = self._clock()
+        if samples == 0:
+            self._release("empty")
+
+    def data(self, payload: bytes) -> None:
+        """One binary message of the preroll's samples (16-bit little-endian)."""
+        if not self._rate:
+            raise ValueError("binary data is only accepted for a preroll, after its header")
+        if self._open:
+            return  # too late: the live audio already went on
+        if len(payload) % 2:
+            self.give_up("bad data")
+            raise ValueError("preroll data must be whole 16-bit samples")
+        samples = np.frombuffer(payload, dtype="<i2")
+        if self._received + len(samples) > self._wanted:
+            self.give_up("bad data")
+            raise ValueError(f"the preroll sent more than the {self._wanted} samples it announced")
+        self._parts.append(samples)
+        self._received += len(samples)
+        self._last_data = self._clock()
+        if self._received == self._wanted:
+            self._release("complete")
+
+    def check(self) -> None:
+        """Open the splice if the client let its promise lapse (call every few hundred ms)."""
+        if self._open:
+            return
+        now = self._clock()
+        if self._rate == 0:
+            if self._connected_at is not None and now - self._connected_at > self.header_wait_s:
+                self._release("no header")
+        elif self._last_data is not None and now - self._last_data > self.data_wait_s:
+            self._release("incomplete")
+
+    def give_up(self, why: str) -> None:
+        """Stop waiting: what arrived of the preroll is heard, then the live audio."""
+        if not self._open:
+            self._release(why)
+
+    def _release(self, outcome: str) -> None:
+        self._open = True
+        self.outcome = outcome
+        if self._parts:
+            audio = np.concatenate(self._parts).astype(np.float32) / 32768.0
+            self._parts = []
+            self._hear_preroll(audio)
+        held, self._held, self._held_s = self._held, [], 0.0
+        for chunk in held:
+            self._push(chunk)
+
+    def _hear_preroll(self, audio: np.ndarray) -> None:
+        rate = self._rate
+        duration = len(audio) / rate
+        # It ends where the live audio begins (see the module docstring).
+        live_from = self._held[0].pts if self._held else self._media_now()
+        start = live_from - duration
+        step = max(1, int(_CHUNK_S * rate))
+        for i in range(0, len(audio), step):
+            self._push(AudioChunk(audio[i : i + step], rate, start + i / rate))
+        self.heard_s = duration
