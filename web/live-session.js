@@ -18,6 +18,7 @@ const HEARTBEAT_MS = 1000;
 const QUEUE_RECHECK_MAX_S = 5;
 // A started session answers in under a second; past this the user is told it is on its way.
 const SLOW_START_MS = 5000;
+const RECORDER_START_MS = 1000; // bound on starting the preroll recorder (mic-preroll.js)
 
 /** A refused /v1 call: `status` (HTTP), `code` (the server's error code), the server's words. */
 export class ApiError extends Error {
@@ -165,7 +166,9 @@ export class LiveSession {
       this.remote.addTrack(e.track);
       this.handlers.track?.(e.track, this.remote);
     };
-    const recorder = await this.recording;
+    // The recorder starts in a few ms; a browser that takes longer gets no preroll.
+    const recorder = await Promise.race([this.recording, sleep(RECORDER_START_MS, null)]);
+    if (!recorder) this.dropRecording();
     // Recording stops when the microphone's own stream starts flowing (the connection is up).
     pc.addEventListener("connectionstatechange", () => {
       if (pc.connectionState === "connected") recorder?.stop();
@@ -248,6 +251,10 @@ export class LiveSession {
     this.api(`/v1/sessions/${encodeURIComponent(session.id)}`, { method: "DELETE", token: session.token, keepalive: true })
       .catch(() => {});
   }
+}
+
+function sleep(ms, value) {
+  return new Promise((done) => setTimeout(() => done(value), ms));
 }
 
 function iceGatheringComplete(pc) {

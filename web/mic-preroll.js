@@ -26,7 +26,9 @@ export class MicPreroll {
       const node = new AudioWorkletNode(context, "talkie-preroll");
       source.connect(node);
       node.connect(context.destination); // pulls the node; it outputs nothing (silence)
-      if (context.state === "suspended") await context.resume();
+      // Not awaited: without a user's gesture (a reconnect on its own) the browser may keep
+      // the context suspended, and resume() pending, for good; it then records nothing.
+      if (context.state === "suspended") context.resume().catch(() => {});
       return new MicPreroll(context, source, node);
     } catch {
       context?.close().catch(() => {});
