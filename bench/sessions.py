@@ -658,6 +658,7 @@ async def _counters(server: Any) -> list[dict[str, Any]]:
                 "pid": stats.get("pid"),  # the session's worker process (process host)
                 "frames_sent": int(stats.get("video_frames") or 0),
                 "late_frames": int(stats.get("late_frames") or 0),
+                "repeated_frames": int(stats.get("repeated_frames") or 0),
                 "encode_ms_p95": stats.get("encode_ms_p95"),
                 "bitrate": stats.get("video_bitrate"),
             }
@@ -770,14 +771,18 @@ def measure(
     before = {c["id"]: c for c in c0}
     server_rows = []
     for c in c1:
-        b = before.get(c["id"], {"frames_sent": 0, "late_frames": 0})
+        b = before.get(c["id"], {"frames_sent": 0, "late_frames": 0, "repeated_frames": 0})
         sent = c["frames_sent"] - b["frames_sent"]
         late = c["late_frames"] - b["late_frames"]
+        repeated = c["repeated_frames"] - b["repeated_frames"]
         server_rows.append(
             {
                 "frames_sent": sent,
                 "late_frames": late,
                 "late_pct": round(100 * late / max(1, sent + late), 2),
+                # shown again instead of drawn (on time, the renderer behind): motion at 12 fps
+                "repeated_frames": repeated,
+                "repeated_pct": round(100 * repeated / max(1, sent), 2),
                 "encode_ms_p95": c["encode_ms_p95"],
                 "bitrate": c["bitrate"],
             }
@@ -834,11 +839,13 @@ def report_row(r: dict[str, Any]) -> str:
     fps = [m["fps"] for m in r["sessions"]]
     late = [m.get("late_pct", 100.0) for m in r["sessions"]]
     srv = [s["late_pct"] for s in r["server"]]
+    rep = [s.get("repeated_pct", 0.0) for s in r["server"]]
     return (
         f"{r['n']:>2} {min(fps):7.2f} {statistics.median(fps):7.2f} {max(late):7.2f} "
         f"{max(srv) if srv else float('nan'):8.2f} {r['worst_bad_pct']:7.2f} "
         f"{r['cpu']['server_pct']:7.1f} {r['cpu']['client_pct']:7.1f} "
-        f"{r['cpu']['others_pct']:7.1f} {r['cpu'].get('steal_pct', 0.0):7.1f}  "
+        f"{r['cpu']['others_pct']:7.1f} {r['cpu'].get('steal_pct', 0.0):7.1f} "
+        f"{max(rep) if rep else float('nan'):7.2f}  "
         f"{'PASS' if r['pass'] else 'FAIL'}"
     )
 
@@ -916,7 +923,7 @@ def main(argv: list[str] | None = None) -> int:
         server.call(lambda: server.app.state.services.characters.load_async(CHARACTER), timeout=60)
         print(
             f"{'N':>2} {'fps min':>7} {'fps med':>7} {'late%':>7} {'srvlate%':>8} "
-            f"{'bad%':>7} {'srvCPU%':>7} {'cliCPU%':>7} {'other%':>7} {'steal%':>7}",
+            f"{'bad%':>7} {'srvCPU%':>7} {'cliCPU%':>7} {'other%':>7} {'steal%':>7} {'rep%':>7}",
             flush=True,
         )
         for n in [args.only] if args.only else range(1, args.max + 1):

@@ -33,7 +33,8 @@ SCRAPE_TOKEN = "scrape-secret-for-tests"
 
 class PacedConversation(FakeConversation):
     """The fake conversation, with the real one's ``late_frames`` counter: every
-    ``late_every``-th frame counts as late (``None``: none is)."""
+    ``late_every``-th frame counts as late (``None``: none is); and every 8th frame handed out
+    repeats the previous picture (``repeated_frames``)."""
 
     late_every: int | None = None
 
@@ -41,6 +42,10 @@ class PacedConversation(FakeConversation):
     def late_frames(self) -> int:
         every = type(self).late_every
         return self._video_index // every if every else 0
+
+    @property
+    def repeated_frames(self) -> int:
+        return self._video_index // 8
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +55,9 @@ def server() -> Iterator[LiveServer]:
         # 20 %: the other tests' sessions (an eighth of their frames late, plus what a loaded
         # CI box adds) must not close admission for the test after them; the admission test
         # makes half of its frames late.
-        admission=AdmissionOptions(max_late_ratio=0.2, min_frames=24, retry_after=7),
+        admission=AdmissionOptions(
+            max_late_ratio=0.2, max_repeat_ratio=0.2, min_frames=24, retry_after=7
+        ),
     )  # fmt: skip
     options = ServerOptions(max_sessions=3, ops=ops)
     with LiveServer(options=options, conversation_factory=PacedConversation) as live:
@@ -138,6 +145,8 @@ def test_metrics_and_spans_after_a_real_turn(server: LiveServer) -> None:
     print(f"\nmetrics: {frames:.0f} frames sent, {late:.0f} late")
     assert frames >= 24
     assert 0 < late <= frames / 8 + 2
+    repeated = m[("talkie_video_repeated_frames_total", ())]
+    assert 0 < repeated <= frames / 8 + 2
     post = (("method", "POST"), ("route", "/v1/sessions"), ("status", "201"))
     assert m[("talkie_http_requests_total", post)] >= 1
     offer = (("method", "POST"), ("route", "/v1/sessions/{session_id}/offer"), ("status", "200"))

@@ -24,16 +24,22 @@ class Box:
     cpu: float = 0.0
     now: float = 0.0
 
-    def run(self, seconds: float, cores: float, fps: float = 24.0, late_share: float = 0.0):
-        """``seconds`` pass; the process uses ``cores``; each session hands out frames."""
+    def run(
+        self, seconds: float, cores: float, fps: float = 24.0, late_share: float = 0.0,
+        repeat_share: float = 0.0,
+    ):  # fmt: skip
+        """``seconds`` pass; the process uses ``cores``; each session hands out frames (some
+        late, some on time but repeating the previous picture)."""
         self.now += seconds
         self.cpu += cores * seconds
         for sid, s in self.sessions.items():
             n = round(fps * seconds)
             late = round(n * late_share)
+            repeated = round(n * repeat_share)
             self.sessions[sid] = SessionSample(
-                sid, s.frames + n - late, s.late_frames + late, s.talking
-            )
+                sid, s.frames + n - late, s.late_frames + late, s.talking,
+                repeated_frames=s.repeated_frames + repeated,
+            )  # fmt: skip
 
     def monitor(self, machine_busy: float | None = None) -> Monitor:
         return Monitor(
@@ -154,6 +160,32 @@ def test_admission_refuses_on_late_frames_and_opens_when_pacing_recovers() -> No
         m.sample()
     assert gate.decide().admitted
     assert gate.limit() == 4
+
+
+def test_admission_refuses_while_sessions_repeat_frames_to_keep_up() -> None:
+    """Repeated frames come before late ones (the renderer is behind, the frames still on
+    time): past ``max_repeat_ratio`` of them the machine is full just the same."""
+    box = Box(sessions={k: SessionSample(k, 0, 0, True) for k in "ab"})
+    m = box.monitor()
+    gate = admission(box, m, min_frames=96, max_late_ratio=0.05, max_repeat_ratio=0.10)
+    box.run(4.0, cores=1.5, repeat_share=0.05)  # a few: room for one more
+    m.sample()
+    assert m.repeat_ratio()[0] == pytest.approx(0.05, abs=0.01)
+    assert gate.decide().admitted
+    box.run(4.0, cores=1.8, repeat_share=0.3)
+    m.sample()
+    decision = gate.decide()
+    assert not decision.admitted and decision.reason == "frames_repeated"
+    assert "repeat" in decision.message and gate.limit() == 2
+    assert m.late_ratio()[0] == 0.0 and m.repeated_frames_total == 2 * (5 + 29)
+    for _ in range(5):
+        box.run(2.0, cores=1.0)
+        m.sample()
+    assert gate.decide().admitted
+    # off: repeats alone never refuse
+    box.run(4.0, cores=1.8, repeat_share=0.5)
+    m.sample()
+    assert admission(box, m, min_frames=96, max_repeat_ratio=None).decide().admitted
 
 
 def test_late_frames_of_sessions_that_have_ended_refuse_nobody() -> None:

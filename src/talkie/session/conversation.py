@@ -157,6 +157,10 @@ class Conversation:
         return self.frames.late_frames
 
     @property
+    def repeated_frames(self) -> int:
+        return self.frames.frames_repeated
+
+    @property
     def frames_sent(self) -> int:
         return self.frames.frames_sent
 

@@ -7,6 +7,13 @@ rendered, or cut, those frames are produced again (``rewind_unseen``: the motion
 first frame not yet shown). A frame whose moment has passed is skipped rather than shown late,
 so the picture stays on the voice's clock; both count as late frames, from the first frame
 handed out on (before it, the viewer is still connecting).
+
+A busy machine makes the renderer fall behind in bursts (an answer starting: its frames are
+rendered again while the shared voice synthesises it). Before a frame would come late, the line
+shows the previous picture once more instead of drawing it (``repeat_when_behind``): motion
+drops to 12 fps for a moment, on time and in sync with the voice, and the time saved lets the
+next frame be drawn on time. Never two repeats in a row, so overload beyond that still shows as
+late frames (admission reads them as a full machine).
 """
 
 from __future__ import annotations
@@ -16,6 +23,8 @@ import collections
 import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any
+
+import numpy as np
 
 from talkie.messages import VideoFrame
 from talkie.motion import MotionGenerator
@@ -34,13 +43,16 @@ class VideoLine:
         fps: float,
         render_ahead: int,
         offload: Callable[..., Awaitable[Any]],
+        repeat_when_behind: bool = True,
     ) -> None:
         self.motion = motion
         self.clock = clock
         self.period = 1.0 / fps
         self.render_ahead = render_ahead
         self._offload = offload
+        self.repeat_when_behind = repeat_when_behind
         self.late_frames = 0
+        self.frames_repeated = 0  # shown again instead of drawn: the renderer was behind
         self.frames_sent = 0
         self.next_render = 0  # index of the next frame to render
         self._frames: collections.deque[VideoFrame] = collections.deque()
@@ -48,6 +60,11 @@ class VideoLine:
         self._rewound = asyncio.Event()
         self._epoch = 0  # bumped whenever frames rendered ahead become invalid
         self._shown = -1  # index of the last frame handed to the transport
+        self._shown_image: np.ndarray | None = None
+        self._shown_repeated = False
+        # the latest picture in presentation order: (frame index, image, was it a repeat)
+        self._previous: tuple[int, np.ndarray, bool] | None = None
+        self._lead = 0.0  # how long before its time the transport takes a frame
         self._closed = False
 
     async def next_frame(self, lead: float = 0.0) -> VideoFrame:
@@ -56,6 +73,7 @@ class VideoLine:
         while True:
             if self._closed:
                 raise asyncio.CancelledError
+            self._lead = lead
             if not self._frames:
                 self._frame_ready.clear()
                 await self._frame_ready.wait()
@@ -69,6 +87,8 @@ class VideoLine:
             if self.frames_sent and self.clock.now() - frame.pts > self.period:
                 self.late_frames += 1  # handed out more than a frame after its time
             self._shown = frame.index
+            self._shown_repeated = frame.image is self._shown_image  # a repeat is the same array
+            self._shown_image = frame.image
             self.frames_sent += 1
             return frame
 
@@ -98,15 +118,37 @@ class VideoLine:
                     self.late_frames += 1
                 self.next_render = face.index + 1
                 continue
-            epoch = self._epoch
-            image = await self._offload(renderer.render, face.params)
-            if epoch != self._epoch:
-                pending.clear()
-                continue  # rendered for a future that was rewritten while we rendered
+            repeat = self._repeatable(face.index, face.pts)
+            if repeat is not None:
+                image, repeated = repeat, True
+                self.frames_repeated += 1
+            else:
+                epoch = self._epoch
+                image = await self._offload(renderer.render, face.params)
+                if epoch != self._epoch:
+                    pending.clear()
+                    continue  # rendered for a future that was rewritten while we rendered
+                repeated = False
+            self._previous = (face.index, image, repeated)
             self._frames.append(VideoFrame(image, face.pts, face.index, face.generation))
             self.next_render = face.index + 1
             self._drop_stale()  # nobody takes frames yet (connecting) or the taker stalled
             self._frame_ready.set()
+
+    def _repeatable(self, index: int, pts: float) -> np.ndarray | None:
+        """The previous picture, when frame ``index`` should show it again instead of being
+        drawn: the transport takes the frame in less than a frame period (drawing it now would
+        likely make it late), the frame before it was drawn, not repeated, and a viewer is
+        watching (while connecting, nobody misses a frame)."""
+        previous = self._previous
+        if not self.repeat_when_behind or previous is None or not self.frames_sent:
+            return None
+        previous_index, image, repeated = previous
+        if repeated or previous_index >= index:
+            return None
+        if pts - self._lead - self.clock.now() >= self.period:
+            return None  # on schedule
+        return image
 
     def _drop_stale(self) -> None:
         """Drop the frames whose moment has passed, but the newest: behind the clock, the
@@ -124,6 +166,9 @@ class VideoLine:
         motion state they started from) with whatever was just scheduled or cut."""
         first_unseen = self._shown + 1
         self._frames.clear()
+        # what is on screen is the picture before the frames produced again
+        shown = self._shown_image
+        self._previous = None if shown is None else (self._shown, shown, self._shown_repeated)
         self._epoch += 1
         self._rewound.set()
         if self.next_render > first_unseen:

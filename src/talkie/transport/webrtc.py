@@ -246,6 +246,8 @@ class WebRtcPeer:
             "video_frames": self._video.frames_sent,
             # Frames the conversation handed out late or skipped (its own count, if it keeps one).
             "late_frames": int(getattr(self.conversation, "late_frames", 0) or 0),
+            # Frames that showed the previous picture again: the renderer was behind.
+            "repeated_frames": int(getattr(self.conversation, "repeated_frames", 0) or 0),
             "video_bitrate": enc.bitrate if enc is not None else None,  # its ceiling
             "video_send_bps": round(enc.send_rate()) if enc is not None else None,
             "video_qp": enc.qp if enc is not None else None,

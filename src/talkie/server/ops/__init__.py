@@ -57,11 +57,14 @@ class OpsOptions:
     @classmethod
     def from_env(cls) -> OpsOptions:
         """The defaults, with admission tuned by ``$TALKIE_ADMISSION_MAX_LATE`` (share of late
-        frames, e.g. ``0.05``, or ``off``), ``$TALKIE_ADMISSION_CPU`` (busy share of the
-        machine, e.g. ``0.85``, or ``off``) and ``$TALKIE_ADMISSION_RETRY_AFTER`` (seconds)."""
+        frames, e.g. ``0.05``, or ``off``), ``$TALKIE_ADMISSION_MAX_REPEATED`` (share of frames
+        that repeated the previous picture, e.g. ``0.1``), ``$TALKIE_ADMISSION_CPU`` (busy share
+        of the machine, e.g. ``0.85``, or ``off``) and ``$TALKIE_ADMISSION_RETRY_AFTER``
+        (seconds)."""
         base = AdmissionOptions()
         admission = AdmissionOptions(
             max_late_ratio=_share("TALKIE_ADMISSION_MAX_LATE", base.max_late_ratio),
+            max_repeat_ratio=_share("TALKIE_ADMISSION_MAX_REPEATED", base.max_repeat_ratio),
             min_frames=base.min_frames,
             cpu_limit=_share("TALKIE_ADMISSION_CPU", base.cpu_limit),
             retry_after=int(_number("TALKIE_ADMISSION_RETRY_AFTER", base.retry_after, 1, 3600)),
@@ -110,12 +113,14 @@ def registry_sessions(registry: Any, activity: Callable[[str], bool]) -> list[Se
     for peer in registry.peers():
         stats = peer.stats()
         late = stats.get("late_frames") or 0
+        repeated = stats.get("repeated_frames") or 0
         cpu = stats.get("cpu_seconds")
         samples.append(
             SessionSample(
                 session_id=peer.session_id, frames=int(stats.get("video_frames") or 0),
                 late_frames=int(late) if isinstance(late, int | float) else 0,
                 talking=activity(peer.session_id),
+                repeated_frames=int(repeated) if isinstance(repeated, int | float) else 0,
                 cpu_seconds=float(cpu) if isinstance(cpu, int | float) else None,
             )
         )  # fmt: skip
@@ -253,7 +258,7 @@ class Ops:
                 "admission": self.admission.decide().to_json(),
                 "waiting": len(self.admission.line), "held": self.admission.line.held(),
             },
-            "pacing": {"late_ratio": late, "frames": frames},
+            "pacing": {"late_ratio": late, "repeat_ratio": m.repeat_ratio()[0], "frames": frames},
             "cost": {"server_cores": m.cost.server, "idle_session_cores": m.cost.idle,
                      "talking_session_cores": m.cost.talking, "cores": m.cores},
             "samples": [p.to_json() for p in m.history],

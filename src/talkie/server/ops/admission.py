@@ -7,7 +7,10 @@ cores). So besides the cap, admission looks at what is measured (``Monitor``):
 1. **frame pacing**: when the live sessions already hand out more than ``max_late_ratio`` of
    their frames late, the machine is out of headroom: a new session would make every session
    worse. This is the signal that matters to users, and it is measured on this server's own
-   sessions, so other load on the box counts exactly as much as it hurts.
+   sessions, so other load on the box counts exactly as much as it hurts. A renderer that
+   falls behind first shows the previous picture again rather than come late (on time, at a
+   reduced frame rate): more than ``max_repeat_ratio`` of such frames is the same signal,
+   given before anyone sees a late frame.
 2. **CPU** (``cpu_limit``, off by default): refuse when the machine is busier than that share
    of its cores, or would be with one more talking session at its measured cost.
 
@@ -41,13 +44,16 @@ from talkie.server.ops.monitor import Monitor
 class AdmissionOptions:
     """``max_late_ratio``: refuse while this share of the live sessions' frames is late (over
     the last 10 s, judged on at least ``min_frames`` frames: 4 s of one session); ``None``
-    turns the check off. ``cpu_limit``: refuse above this busy share of the machine's cores
-    (``None``: off, the default: a shared machine's load is not ours to judge by).
+    turns the check off. ``max_repeat_ratio``: likewise for frames that repeated the previous
+    picture (the renderer behind). ``cpu_limit``: refuse above this busy share of the
+    machine's cores (``None``: off, the default: a shared machine's load is not ours to judge
+    by).
     ``retry_after``: seconds a refused client is told to wait. ``queue_size``: how many may
     wait in line (0: no line); ``queue_hold``: seconds a slot is kept for someone admitted from
     the line."""
 
     max_late_ratio: float | None = 0.05
+    max_repeat_ratio: float | None = 0.10
     min_frames: int = 96
     cpu_limit: float | None = None
     retry_after: int = 10
@@ -103,7 +109,7 @@ class WaitingLine:
 @dataclass(frozen=True)
 class Decision:
     admitted: bool
-    reason: str  # "ok", "max_sessions", "frames_late", "cpu"
+    reason: str  # "ok", "max_sessions", "frames_late", "frames_repeated", "cpu"
     message: str
     live: int  # sessions live or starting
     limit: int  # sessions that may be live now
@@ -163,11 +169,13 @@ class Admission:
             return self._refuse(
                 "max_sessions", f"Talkie is busy: all {cap} sessions are in use", live, cap
             )
-        late = self._pacing_exhausted()
-        if late is not None:
+        pacing = self._pacing_exhausted()
+        if pacing is not None:
+            reason, share = pacing
+            what = "drop" if reason == "frames_late" else "repeat"
             return self._refuse(
-                "frames_late",
-                f"Talkie is busy: the {live} live sessions already drop {late:.0%} of their "
+                reason,
+                f"Talkie is busy: the {live} live sessions already {what} {share:.0%} of their "
                 "video frames, a new one would make every session worse",
                 live, live,
             )  # fmt: skip
@@ -219,17 +227,24 @@ class Admission:
             headers={"Retry-After": str(seconds)}, details=details,
         )  # fmt: skip
 
-    def _pacing_exhausted(self) -> float | None:
-        """The late share if it is over the limit (on enough frames), else ``None``."""
-        limit = self.options.max_late_ratio
-        if limit is None or self.occupied() == 0:
+    def _pacing_exhausted(self) -> tuple[str, float] | None:
+        """("frames_late" or "frames_repeated", the share) when the live sessions' frames are
+        over a limit (judged on enough frames), else ``None``."""
+        if self.occupied() == 0:
             # No session left to spoil: the late frames were those of sessions that have ended
             # (a burst that is over), and refusing would turn the next visitor away for nothing.
             return None
-        ratio, frames = self.monitor.late_ratio()
-        if ratio is None or frames < self.options.min_frames or ratio <= limit:
-            return None
-        return ratio
+        checks = (
+            ("frames_late", self.options.max_late_ratio, self.monitor.late_ratio),
+            ("frames_repeated", self.options.max_repeat_ratio, self.monitor.repeat_ratio),
+        )
+        for reason, limit, measure in checks:
+            if limit is None:
+                continue
+            ratio, frames = measure()
+            if ratio is not None and frames >= self.options.min_frames and ratio > limit:
+                return reason, ratio
+        return None
 
     def _refuse(self, reason: str, message: str, live: int, limit: int) -> Decision:
         return Decision(False, reason, message, live, limit, self.options.retry_after)

@@ -15,7 +15,8 @@ Names (all prefixed ``talkie_``):
   ``tts``: speech synthesis; ``asr``: hearing; ``video``: the frames; ``session``: anything
   else).
 - ``video_frames_total``, ``video_late_frames_total``: frames handed out by every session, and
-  those late or skipped (frame pacing).
+  those late or skipped (frame pacing); ``video_repeated_frames_total``: those that showed the
+  previous picture again because the renderer was behind (on time, at a reduced frame rate).
 - ``process_cpu_cores``: CPU use (cores) over the last sample of this process and of the
   sessions in their own worker processes;
   ``machine_cpu_busy_ratio``; ``session_cpu_cores{activity}``: measured CPU cost of ONE idle
@@ -195,6 +196,11 @@ class OpsCollector(Collector):
             "talkie_video_late_frames", "Video frames late or skipped (their moment had passed)",
             value=m.late_frames_total,
         )  # fmt: skip
+        yield CounterMetricFamily(
+            "talkie_video_repeated_frames",
+            "Video frames that showed the previous picture again (the renderer was behind)",
+            value=m.repeated_frames_total,
+        )
         last = m.history[-1] if m.history else None
         yield GaugeMetricFamily(
             "talkie_process_cpu_cores",

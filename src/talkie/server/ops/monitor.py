@@ -41,6 +41,8 @@ class SessionSample:
     late_frames: int  # frames handed out late or skipped because their moment had passed
     talking: bool  # in a turn (the user speaking, the character thinking or speaking)
     cpu_seconds: float | None = None  # known when the session runs in its own process
+    # of ``frames``, those that showed the previous picture again (the renderer was behind)
+    repeated_frames: int = 0
 
 
 @dataclass(frozen=True)
@@ -140,6 +142,7 @@ class Monitor:
     cost: SessionCost = field(default_factory=SessionCost)
     frames_total: int = 0  # every frame handed out by any session of this server
     late_frames_total: int = 0
+    repeated_frames_total: int = 0
     # CPU seconds of sessions in their own processes, counted between two of their reports
     # (a worker's first report also holds its start-up: that is not the session's cost)
     session_cpu_total: float = 0.0
@@ -147,9 +150,9 @@ class Monitor:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._seen: dict[str, SessionSample] = {}  # last counters of each live session
-        # (frames, late) of each live session at its recent samples, oldest first: pacing is
-        # judged on the sessions live now (one that ended is no evidence of overload)
-        self._windows: dict[str, deque[tuple[int, int]]] = {}
+        # (frames, late, repeated) of each live session at its recent samples, oldest first:
+        # pacing is judged on the sessions live now (one that ended is no evidence of overload)
+        self._windows: dict[str, deque[tuple[int, int, int]]] = {}
         self._session_cpu = 0.0  # session_cpu_total at the previous sample
         self._last_cpu = self.cpu_time()
         self._last_at = self.clock()
@@ -166,6 +169,9 @@ class Monitor:
                 self.frames_total += max(0, s.frames - (before.frames if before else 0))
                 self.late_frames_total += max(
                     0, s.late_frames - (before.late_frames if before else 0)
+                )
+                self.repeated_frames_total += max(
+                    0, s.repeated_frames - (before.repeated_frames if before else 0)
                 )
                 if s.cpu_seconds is not None and before and before.cpu_seconds is not None:
                     self.session_cpu_total += max(0.0, s.cpu_seconds - before.cpu_seconds)
@@ -184,9 +190,9 @@ class Monitor:
         self._last_at, self._last_cpu, self._session_cpu = now, cpu, self.session_cpu_total
         for s in current:
             window = self._windows.setdefault(
-                s.session_id, deque([(0, 0)], maxlen=PACING_WINDOW + 1)
+                s.session_id, deque([(0, 0, 0)], maxlen=PACING_WINDOW + 1)
             )
-            window.append((s.frames, s.late_frames))
+            window.append((s.frames, s.late_frames, s.repeated_frames))
         live = {s.session_id for s in current}
         self._windows = {k: v for k, v in self._windows.items() if k in live}
         talking = sum(1 for s in current if s.talking)
@@ -205,10 +211,20 @@ class Monitor:
         samples (10 s), and how many frames that share is judged on."""
         frames = late = 0
         for window in self._windows.values():
-            (f0, l0), (f1, l1) = window[0], window[-1]
+            (f0, l0, _), (f1, l1, _) = window[0], window[-1]
             frames += max(0, f1 - f0) + max(0, l1 - l0)
             late += max(0, l1 - l0)
         return (late / frames if frames else None), frames
+
+    def repeat_ratio(self) -> tuple[float | None, int]:
+        """The share of frames handed out that repeated the previous picture (the renderer
+        was behind: on time, at a reduced frame rate), over the same window as ``late_ratio``."""
+        frames = repeated = 0
+        for window in self._windows.values():
+            (f0, _, r0), (f1, _, r1) = window[0], window[-1]
+            frames += max(0, f1 - f0)
+            repeated += max(0, r1 - r0)
+        return (repeated / frames if frames else None), frames
 
     def machine_busy(self, window: int = PACING_WINDOW) -> float | None:
         """The machine's mean busy share over the last samples (``None``: not measurable)."""
