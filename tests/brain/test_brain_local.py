@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import struct
 import time
 import zipfile
@@ -26,6 +27,7 @@ from talkie.brain.local.gguf import read_gguf_metadata
 from talkie.brain.local.install import _join
 from talkie.errors import InvalidInputError
 
+ROOT = Path(__file__).resolve().parents[2]
 PERSONA = Persona(
     name="Sam",
     system_prompt="You are Sam, the shop assistant of Spoke & Chain, a bike shop.",
@@ -232,6 +234,38 @@ async def test_fact_questions_go_to_the_model_only_when_something_known_covers_t
     # Small talk and statements are the model's whatever the knowledge says.
     fake_openai.script(Stream(["Take your time!"]))
     assert await say(brain, "I'm just browsing.") == "Take your time!"
+    await brain.aclose()
+
+
+class NoPassages:
+    """A knowledge base with no documents (a character known only by its persona)."""
+
+    def search(self, query: str, k: int = 3) -> list[Passage]:
+        return []
+
+
+@pytest.mark.asyncio
+async def test_a_question_in_two_breaths_is_grounded_by_the_persona_knowledge(
+    fake_openai: FakeOpenAIServer,
+) -> None:
+    # The persona's knowledge answers "How far away is it?" about the Moon named a breath
+    # earlier (the built-in brain's own answer finds it): the model may answer it too, rather
+    # than the whole question being judged unknown by its words taken together.
+    sample = json.loads((ROOT / "assets" / "samples" / "astronaut.json").read_text())
+    persona = Persona(
+        name="Nova", system_prompt="You are Nova, an astronaut.", greeting="Hi!",
+        knowledge=sample["knowledge"],
+    )  # fmt: skip
+    brain = LocalBrain(
+        engine=ScriptedEngine(fake_openai.base_url), persona=persona,  # type: ignore[arg-type]
+        retriever=NoPassages(),
+    )  # fmt: skip
+    fake_openai.script(Stream(["About 384,000 kilometres."]))
+    answer = await say(brain, "I was reading about the Moon yesterday. How far away is it?")
+    assert brain.last_route == "llm" and answer == "About 384,000 kilometres."
+    # and what nothing known covers is still the honest answer
+    assert "don't know" in await say(brain, "I was at the zoo today. How old is the oldest lion?")
+    assert brain.last_route == "builtin:ungrounded"
     await brain.aclose()
 
 

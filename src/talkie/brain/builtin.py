@@ -240,8 +240,15 @@ class BuiltinBrain:
         return [] if content else intents
 
     def knows_about(self, user_text: str) -> bool:
-        """Does the persona's own knowledge text have a sentence that answers ``user_text``?"""
-        return bool(self._search(user_text))
+        """Does the persona's own knowledge text have a sentence that answers ``user_text``?
+        A question said in several breaths is looked up as ``answer`` does: each part with the
+        rest as its context ("I was reading about the Moon. How far away is it?")."""
+        if self._search(user_text):
+            return True
+        parts = question_parts(user_text)
+        return len(parts) > 1 and any(
+            self._search(part, user_text) for part in parts if not self._greets_only(part)
+        )
 
     def sees(self, history: Sequence[Turn], user_text: str) -> str | None:
         """The answer when ``user_text`` asks what the character sees (its camera, the shared
