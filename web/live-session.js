@@ -19,6 +19,10 @@ const QUEUE_RECHECK_MAX_S = 5;
 // A started session answers in under a second; past this the user is told it is on its way.
 const SLOW_START_MS = 5000;
 const RECORDER_START_MS = 1000; // bound on starting the preroll recorder (mic-preroll.js)
+// The recording goes on this long after the connection is up: when exactly the microphone's
+// stream starts flowing is not known here, and a gap would lose syllables; the server cuts what
+// the live audio repeats of it (talkie.transport.preroll).
+const PREROLL_OVERLAP_MS = 300;
 
 /** A refused /v1 call: `status` (HTTP), `code` (the server's error code), the server's words. */
 export class ApiError extends Error {
@@ -169,13 +173,16 @@ export class LiveSession {
     // The recorder starts in a few ms; a browser that takes longer gets no preroll.
     const recorder = await Promise.race([this.recording, sleep(RECORDER_START_MS, null)]);
     if (!recorder) this.dropRecording();
-    // Recording stops when the microphone's own stream starts flowing (the connection is up).
+    // Recording stops once the microphone's own stream flows (shortly after the connection).
+    let recorded = null;
+    const stopRecording = () =>
+      (recorded ??= sleep(PREROLL_OVERLAP_MS).then(() => recorder.stop()));
     pc.addEventListener("connectionstatechange", () => {
-      if (pc.connectionState === "connected") recorder?.stop();
+      if (pc.connectionState === "connected" && recorder) stopRecording();
     });
     dc.onopen = async () => {
       if (recorder) {
-        const pcm = await recorder.stop();
+        const pcm = await stopRecording();
         if (dc.readyState !== "open") return;
         MicPreroll.send(dc, pcm);
         this.prerollSeconds = pcm.length / PREROLL_RATE;

@@ -1,9 +1,9 @@
 // What the microphone hears while the page connects (the server's side and the protocol:
 // src/talkie/transport/preroll.py). WebRTC carries the microphone only once the connection is
 // up, about a second after the click (20-40 s when the server has to start a worker): words said
-// before that were lost. So the page records from the moment it has the microphone, stops when
-// the connection is up, and sends the recording first thing on the events channel; the server
-// hears it before the live audio.
+// before that were lost. So the page records from the moment it has the microphone, stops just
+// after the connection is up, and sends the recording first thing on the events channel; the
+// server hears it before the live audio (and cuts off what the live audio repeats of it).
 
 export const PREROLL_RATE = 16000;
 const MAX_SECONDS = 20; // the newest part is kept (the server takes up to 30 s)

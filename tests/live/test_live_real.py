@@ -107,7 +107,8 @@ def at_once_browser(
     playwright_instance: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Any]:
     wav = make_question_wav(
-        tmp_path_factory.mktemp("real") / "question-at-once.wav", "Hello there! What is your name?",
+        tmp_path_factory.mktemp("real") / "question-at-once.wav",
+        "Hello there! I am reading about planets and stars and rockets. What is your name?",
         before=0.1, after=10.0,
     )  # fmt: skip
     yield from _browser_playing(playwright_instance, wav)
@@ -128,8 +129,9 @@ def test_words_said_while_the_page_connects_are_heard(
         events = page.events()
         heard = " ".join(e["user_text"] for e in events if e.get("type") == "turn").lower()
         (artifacts / "real-at-once.json").write_text(json.dumps(events, indent=1))
+        seams = [(s["mic_preroll"], s["mic_preroll_s"], s["mic_preroll_repeated_s"]) for s in stats]
         print(f"\nsaid while connecting, heard as {turn['user_text']!r}, answered "
-              f"{turn['said']!r}; server {[(s['mic_preroll'], s['mic_preroll_s']) for s in stats]}")
+              f"{turn['said']!r}; server (outcome, preroll s, repeat cut s) {seams}")
         # The recording covered the start of the question ("Hello" starts 0.1 s after the
         # click; the connection took 0.4-2.4 s here) and the server heard all of it before the
         # live audio: without it the question was lost whole, or began mid-word.

@@ -184,3 +184,99 @@ def test_bad_data_is_refused_and_what_came_is_heard() -> None:
     with pytest.raises(ValueError, match="more than the 100 samples"):
         splice.data(_pcm(np.zeros(60)))
     assert splice.heard_s == pytest.approx(60 / 16_000)
+
+
+# --- the seam: what the page recorded after the live stream began is heard once -------------
+
+
+@pytest.fixture(scope="module")
+def speech() -> np.ndarray:
+    """Real speech (the bundled Piper voice) at 16 kHz."""
+    from scipy import signal
+
+    from talkie.voice import load_tts
+
+    clips = list(load_tts("piper").synthesize("Hello there! What is your name?"))  # by sentence
+    audio = np.concatenate([np.asarray(c.audio, np.float64) for c in clips])
+    return signal.resample_poly(audio, 16_000, int(clips[0].sample_rate)).astype(np.float32)
+
+
+def _through_opus(audio16k: np.ndarray, pts: float) -> list[AudioChunk]:
+    """``audio16k`` as the server gets the live microphone: 48 kHz, Opus-coded, 20 ms chunks."""
+    import av
+    from scipy import signal
+
+    pcm = signal.resample_poly(audio16k.astype(np.float64), 3, 1)
+    encoder = av.CodecContext.create("libopus", "w")
+    encoder.sample_rate, encoder.layout, encoder.format = 48_000, "mono", "s16"
+    decoder = av.CodecContext.create("libopus", "r")
+    decoder.sample_rate, decoder.layout = 48_000, "mono"
+    chunks: list[AudioChunk] = []
+    whole = (np.clip(pcm, -1, 1) * 32767).astype(np.int16)
+    for i in range(0, len(whole) - 959, 960):
+        frame = av.AudioFrame.from_ndarray(whole[None, i : i + 960], format="s16", layout="mono")
+        frame.sample_rate, frame.pts = 48_000, i
+        for packet in encoder.encode(frame):
+            for out in decoder.decode(packet):
+                samples = out.to_ndarray().reshape(-1).astype(np.float32) / 32768.0
+                chunks.append(AudioChunk(samples, 48_000, pts + len(chunks) * 0.02))
+    return chunks
+
+
+def _spliced(
+    preroll: np.ndarray, live: list[AudioChunk], held: int | None = None
+) -> tuple[MicSplice, list[AudioChunk]]:
+    """The splice after the live chunks (the first ``held`` of them: the rest come after the
+    preroll) and the preroll arrived."""
+    pushed: list[AudioChunk] = []
+    splice = MicSplice(pushed.append, expected=True)
+    splice.connected()
+    held = len(live) if held is None else held
+    for chunk in live[:held]:
+        splice.live(chunk)
+    splice.header({"type": "preroll", "sample_rate": 16_000, "samples": len(preroll)})
+    splice.data(_pcm(preroll))
+    for chunk in live[held:]:
+        splice.live(chunk)
+    return splice, pushed
+
+
+@pytest.mark.parametrize("overlap_s", [0.08, 0.25, 0.6])
+def test_what_the_live_audio_repeats_of_the_preroll_is_cut(
+    speech: np.ndarray, overlap_s: float
+) -> None:
+    # The page stopped recording overlap_s after the live stream began, in mid-word.
+    seam = int(0.45 * 16_000)  # inside "Hello there"
+    preroll = speech[: seam + int(overlap_s * 16_000)]
+    live = _through_opus(speech[seam:], pts=2.0)
+    splice, pushed = _spliced(preroll, live)
+    # Opus delays its output by a few ms: the cut is exact to within that.
+    assert splice.repeated_s == pytest.approx(overlap_s, abs=0.01)
+    first = pushed[0]
+    assert splice.heard_s == pytest.approx(seam / 16_000, abs=0.01)
+    assert first.pts == pytest.approx(2.0 - splice.heard_s, abs=1e-6)  # still ends at the live
+
+
+def test_a_repeat_longer_than_the_live_audio_held_is_cut_whole(speech: np.ndarray) -> None:
+    # The preroll came 0.2 s after the live stream began, and the page recorded 0.3 s past it
+    # (as in Chromium): all the live audio held lies inside the preroll's end.
+    seam = int(0.45 * 16_000)
+    live = _through_opus(speech[seam:], pts=2.0)
+    splice, pushed = _spliced(speech[: seam + 4800], live, held=10)
+    assert splice.repeated_s == pytest.approx(0.3, abs=0.01)
+    heard = np.concatenate([c.samples for c in pushed if c.sample_rate == 16_000])
+    assert len(heard) == pytest.approx(seam, abs=160)
+
+
+def test_a_seam_without_a_repeat_or_in_silence_cuts_nothing(speech: np.ndarray) -> None:
+    seam = int(0.45 * 16_000)
+    # contiguous: the live audio starts where the recording stopped
+    splice, _ = _spliced(speech[:seam], _through_opus(speech[seam:], pts=2.0))
+    assert splice.repeated_s == 0.0
+    # a gap of 0.2 s between them (a recording that stopped too soon): nothing matches
+    splice, _ = _spliced(speech[:seam], _through_opus(speech[seam + 3200 :], pts=2.0))
+    assert splice.repeated_s == 0.0
+    # both sides silent at the seam: nothing to match, nothing cut (silence twice is harmless)
+    quiet = np.concatenate([speech, np.zeros(16_000, np.float32)])
+    splice, _ = _spliced(quiet, _through_opus(np.zeros(16_000, np.float32), pts=2.0))
+    assert splice.repeated_s == 0.0

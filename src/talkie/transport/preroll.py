@@ -18,6 +18,13 @@ breaks its promise (no header within ``header_wait_s`` of the connection, or the
 coming for ``data_wait_s``), what arrived is heard and the splice opens anyway, so the live
 microphone is never held for long.
 
+The seam: the page cannot know the moment its microphone's stream started flowing, so it goes on
+recording a little after the connection is up (a gap would lose syllables), and the server finds
+where the live audio's beginning repeats the preroll's end (cross-correlation of the two,
+``repeated_tail``) and cuts that much off the preroll. Heard twice, "Hello there" became "the
+long mirror". Where the two cannot be matched (silence at the seam) nothing is cut: silence
+heard twice is harmless.
+
 Timing: the preroll is stamped as ending where the live audio begins, so it usually starts
 before the conversation's clock did (at a negative media time: the clock starts when the offer
 is answered). That is the truth, and it matters: the character's greeting starts at time 0, and
@@ -26,11 +33,13 @@ the echo gate must not take words said before it for its echo.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from scipy import signal
 
 from talkie.messages import AudioChunk
 
@@ -38,6 +47,10 @@ PREROLL_RATES = (8_000, 16_000, 24_000, 48_000)
 MAX_PREROLL_S = 30.0  # the page keeps at most this much (its newest part)
 MAX_HELD_S = 30.0  # live audio held back while a preroll arrives; older audio beyond this is heard
 _CHUNK_S = 0.2  # preroll audio is handed to the conversation in pieces of this length
+SEAM_SEARCH_S = 1.0  # the longest repeat looked for where the preroll meets the live audio
+SEAM_MIN_S = 0.03  # shorter repeats cannot be told from chance
+SEAM_MATCH = 0.6  # normalised correlation a repeat must reach
+SEAM_QUIET_RMS = 0.002  # (of the differentiated signal) below this, the seam is silence
 
 
 class MicSplice:
@@ -74,6 +87,7 @@ class MicSplice:
         self._connected_at: float | None = None
         self._last_data: float | None = None
         self.heard_s = 0.0  # preroll audio handed to the conversation
+        self.repeated_s = 0.0  # cut off its end: the live audio's beginning repeated it
         self.outcome = "none" if not expected else "waiting"
 
     @property
@@ -173,6 +187,10 @@ class MicSplice:
 
     def _hear_preroll(self, audio: np.ndarray) -> None:
         rate = self._rate
+        repeated = repeated_tail(audio, self._held, rate)
+        if repeated:
+            audio = audio[: len(audio) - repeated]
+        self.repeated_s = repeated / rate
         duration = len(audio) / rate
         # It ends where the live audio begins (see the module docstring).
         live_from = self._held[0].pts if self._held else self._media_now()
@@ -181,3 +199,55 @@ class MicSplice:
         for i in range(0, len(audio), step):
             self._push(AudioChunk(audio[i : i + step], rate, start + i / rate))
         self.heard_s = duration
+
+
+def repeated_tail(preroll: np.ndarray, live: list[AudioChunk], rate: int) -> int:
+    """How many samples at the end of ``preroll`` (at ``rate``) the beginning of the ``live``
+    chunks repeats: the overlap where the two correlate best, if they clearly do (0 otherwise:
+    no overlap, silence at the seam, or no clear match).
+
+    For each overlap d up to ``SEAM_SEARCH_S``, the live audio's beginning is laid at d before
+    the preroll's end and the two are compared where they meet (d samples, or all the live
+    audio there is when less was held: it may lie wholly inside the preroll), normalised. Both
+    are differentiated first (a constant offset or hum matches anything); Opus, the codec
+    between the page and the server, keeps speech well above ``SEAM_MATCH``."""
+    if not live or len(preroll) < 2:
+        return 0
+    longest = int(SEAM_SEARCH_S * rate)
+    tail = np.diff(np.asarray(preroll[-(longest + 1) :], np.float64))
+    head = np.diff(_live_head(live, rate, longest + 1))
+    shortest = max(2, int(SEAM_MIN_S * rate))
+    t, m = len(tail), len(head)
+    if m < shortest or t < shortest:
+        return 0
+    # full[k] = sum(tail[i + k - (m - 1)] * head[i]): head[0] laid at tail[k - (m - 1)]
+    full = signal.correlate(tail, head, mode="full", method="fft")
+    d = np.arange(1, t + 1)  # head[0] at tail[t - d]: the last d samples of the preroll repeat
+    meet = np.minimum(d, m)  # how many samples the two have in common there
+    tail_cum = np.concatenate([[0.0], np.cumsum(tail**2)])
+    head_cum = np.concatenate([[0.0], np.cumsum(head**2)])
+    tail_energy = tail_cum[t - d + meet] - tail_cum[t - d]
+    head_energy = head_cum[meet]
+    quiet = SEAM_QUIET_RMS**2 * meet
+    usable = (meet >= shortest) & (tail_energy > quiet) & (head_energy > quiet)
+    score = np.where(
+        usable, full[t - d + m - 1] / np.sqrt(np.maximum(tail_energy * head_energy, 1e-20)), 0.0
+    )
+    best = int(np.argmax(score))
+    return best + 1 if score[best] >= SEAM_MATCH else 0
+
+
+def _live_head(live: list[AudioChunk], rate: int, samples: int) -> np.ndarray:
+    """The first ``samples`` of the live chunks (those at the first one's rate), at ``rate``."""
+    source = int(live[0].sample_rate)
+    parts, have, wanted = [], 0, math.ceil(samples * source / rate)
+    for chunk in live:
+        if chunk.sample_rate != source or have >= wanted:
+            break
+        parts.append(np.asarray(chunk.samples, np.float64))
+        have += len(parts[-1])
+    audio = np.concatenate(parts)
+    if source != rate:  # resampled as one piece: per-chunk filtering would ring at every seam
+        g = math.gcd(source, rate)
+        audio = signal.resample_poly(audio, rate // g, source // g)
+    return audio[:samples]

@@ -256,6 +256,8 @@ class WebRtcPeer:
             "mic_seconds": round(self.mic_seconds, 3),
             "mic_preroll": self._splice.outcome,  # none, waiting, complete, empty, no header...
             "mic_preroll_s": round(self._splice.heard_s, 3),
+            # cut off the preroll's end: the live audio's beginning repeated it
+            "mic_preroll_repeated_s": round(self._splice.repeated_s, 3),
             "events_sent": self.events_sent,
             "age": round(time.monotonic() - self.created_at, 3),
         }
