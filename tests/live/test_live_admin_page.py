@@ -23,11 +23,16 @@ from talkie.server.ops import OpsOptions
 
 
 class LateConversation(FakeConversation):
-    """Every 12th frame counts as late (the real conversation's ``late_frames`` counter)."""
+    """Every 12th frame counts as late (the real conversation's ``late_frames`` counter), and
+    every 24th repeated the previous picture (``repeated_frames``)."""
 
     @property
     def late_frames(self) -> int:
         return self._video_index // 12
+
+    @property
+    def repeated_frames(self) -> int:
+        return self._video_index // 24
 
 
 @pytest.fixture(scope="module")
@@ -113,6 +118,9 @@ def test_the_operations_page_plots_capacity_pacing_and_latency(
         assert rows.first.locator("td").first.text_content() == talker.session.session_id
         late = page.text_content("#f-late")
         assert late.endswith("%") and late != "0.0 %", late
+        frames = page.text_content("#f-frames")
+        assert "frames judged" in frames and frames.endswith("% repeated"), frames
+        assert "0.0 % repeated" not in frames, frames
         shot = artifacts / "ops-admin-page.png"
         page.screenshot(path=str(shot), full_page=True)
         for chart in ("c-capacity", "c-pacing", "c-latency"):

@@ -66,10 +66,12 @@ function render(d) {
   const adm = cap.admission;
   $("f-admission").textContent = adm.admitted
     ? `new sessions admitted (cap ${cap.max})`
-    : `refusing new sessions: ${adm.reason.replace("_", " ")}`;
+    : `refusing new sessions: ${adm.reason.replaceAll("_", " ")}`;
   $("f-admission").className = adm.admitted ? "sub" : "sub refused";
   $("f-late").textContent = pct(d.pacing.late_ratio);
-  $("f-frames").textContent = `${d.pacing.frames} frames judged`;
+  // repeated: shown again because the renderer was behind (on time, at a reduced frame rate)
+  const repeated = d.pacing.repeat_ratio == null ? "" : `, ${pct(d.pacing.repeat_ratio)} repeated`;
+  $("f-frames").textContent = `${d.pacing.frames} frames judged${repeated}`;
   const latencies = d.turns.map((t) => t.latency).filter((x) => x != null);
   const p50 = quantile(latencies, 0.5);
   const p95 = quantile(latencies, 0.95);
