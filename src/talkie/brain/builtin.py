@@ -243,12 +243,15 @@ class BuiltinBrain:
         """Does the persona's own knowledge text have a sentence that answers ``user_text``?
         A question said in several breaths is looked up as ``answer`` does: each part with the
         rest as its context ("I was reading about the Moon. How far away is it?")."""
-        if self._search(user_text):
-            return True
-        parts = question_parts(user_text)
-        return len(parts) > 1 and any(
-            self._search(part, user_text) for part in parts if not self._greets_only(part)
-        )
+        return any(self._search(query, context) for query, context in self._lookups(user_text))
+
+    def _lookups(self, text: str) -> list[tuple[str, str]]:
+        """(query, context) to look ``text`` up by, in order: said in several breaths, each part
+        but greetings with the whole as its context, then the whole; else just the whole."""
+        parts = question_parts(text)
+        if len(parts) < 2:
+            return [(text, "")]
+        return [(p, text) for p in parts if not self._greets_only(p)] + [(text, "")]
 
     def sees(self, history: Sequence[Turn], user_text: str) -> str | None:
         """The answer when ``user_text`` asks what the character sees (its camera, the shared
@@ -282,9 +285,7 @@ class BuiltinBrain:
             if not greet and any(self._greets_only(p) for p in parts):
                 greet = "Hi! "
             first = ""
-            for query, context in [(p, text) for p in parts if not self._greets_only(p)] + [
-                (text, "")
-            ]:
+            for query, context in self._lookups(text):
                 reply, known = self._respond(history, query, context=context)
                 if known:
                     return greet + reply.removeprefix("Hi! ")

@@ -42,6 +42,7 @@ import numpy as np
 from scipy import signal
 
 from talkie.messages import AudioChunk
+from talkie.session.timeline import resample
 
 PREROLL_RATES = (8_000, 16_000, 24_000, 48_000)
 MAX_PREROLL_S = 30.0  # the page keeps at most this much (its newest part)
@@ -244,10 +245,7 @@ def _live_head(live: list[AudioChunk], rate: int, samples: int) -> np.ndarray:
     for chunk in live:
         if chunk.sample_rate != source or have >= wanted:
             break
-        parts.append(np.asarray(chunk.samples, np.float64))
+        parts.append(np.asarray(chunk.samples, np.float32))
         have += len(parts[-1])
-    audio = np.concatenate(parts)
-    if source != rate:  # resampled as one piece: per-chunk filtering would ring at every seam
-        g = math.gcd(source, rate)
-        audio = signal.resample_poly(audio, rate // g, source // g)
-    return audio[:samples]
+    # resampled as one piece: per-chunk filtering would ring at every seam
+    return resample(np.concatenate(parts), source, rate)[:samples].astype(np.float64)
